@@ -1,0 +1,65 @@
+import type { RunResult } from '../kernel/kernel.ts';
+import { type RunSettings, replayLenient, type WorldBuilder } from './run-world.ts';
+
+/** A failing schedule before or after minimisation. */
+export interface Schedule {
+  readonly decisions: readonly number[];
+  readonly result: RunResult;
+}
+
+/** True when `a` is a simpler counterexample than `b`: fewer preemptions, then fewer steps. */
+function simpler(a: RunResult, b: RunResult): boolean {
+  return a.preemptions < b.preemptions || (a.preemptions === b.preemptions && a.steps < b.steps);
+}
+
+/**
+ * Shrinks a failing schedule: tries shorter decision prefixes (the rest runs without
+ * preemption) and drops single preemptions, keeping a candidate only when its replay fails with
+ * the same rule and is simpler. Every kept schedule is a real run, so its decisions replay
+ * exactly. `budget` caps the replays.
+ */
+export function minimise(
+  build: WorldBuilder,
+  failing: Schedule,
+  seed: number,
+  s: RunSettings,
+  budget = 400,
+): Schedule {
+  const rule = failing.result.bug?.rule;
+  let best = failing;
+  let spent = 0;
+  const attempt = (decisions: readonly number[]): boolean => {
+    if (spent >= budget) return false;
+    spent++;
+    const { result } = replayLenient(build, decisions, seed, s);
+    if (result.bug?.rule !== rule || !simpler(result, best.result)) return false;
+    best = { decisions: result.decisions, result };
+    return true;
+  };
+
+  // Shortest failing prefix by bisection (a heuristic: failure need not be monotone).
+  let lo = 0;
+  let hi = best.decisions.length;
+  while (lo < hi && spent < budget) {
+    const mid = (lo + hi) >> 1;
+    if (attempt(best.decisions.slice(0, mid))) hi = Math.min(mid, best.decisions.length);
+    else lo = mid + 1;
+  }
+
+  // Then turn preemptions into non-preemptive choices, one at a time, until none helps.
+  for (let improved = true; improved && spent < budget; ) {
+    improved = false;
+    const { preempting } = replayLenient(build, best.decisions, seed, s);
+    spent++;
+    for (let i = preempting.length - 1; i >= 0 && spent < budget; i--) {
+      if (!preempting[i]) continue;
+      const candidate = best.decisions.slice();
+      candidate[i] = -1;
+      if (attempt(candidate) || attempt(best.decisions.slice(0, i))) {
+        improved = true;
+        break;
+      }
+    }
+  }
+  return best;
+}
