@@ -3,6 +3,70 @@
  * @packageDocumentation
  */
 
+// Exploration.
+export {
+  type ExploreFailure,
+  type ExploreOptions,
+  type ExploreResult,
+  explore,
+  type ReplayResult,
+  replay,
+  runSeed,
+} from './check/explore.ts';
+export { decodeToken, encodeToken, type ReplayRecord } from './check/replay-token.ts';
+export type { WorldBuilder } from './check/run-world.ts';
+
+// The simulated-kernel runtime.
+export { type BugSite, isKernelBug, KernelBug, type KernelRule } from './kernel/bug.ts';
+export {
+  canSleep,
+  delay,
+  join,
+  mightSleep,
+  nonBlockEnd,
+  nonBlockStart,
+  preempt,
+  preemptDisable,
+  preemptEnable,
+  sleep,
+} from './kernel/context.ts';
+export {
+  current,
+  Kernel,
+  type KernelOptions,
+  kernel,
+  type RunResult,
+  type StepLimitPolicy,
+} from './kernel/kernel.ts';
+export { DfsStrategy } from './kernel/strategies/dfs.ts';
+export { PctStrategy } from './kernel/strategies/pct.ts';
+export { RandomStrategy } from './kernel/strategies/random.ts';
+export { ReplayDivergence, ReplayStrategy } from './kernel/strategies/replay.ts';
+export { TimedStrategy } from './kernel/strategies/timed.ts';
+export type { Strategy, StrategyKind } from './kernel/strategy.ts';
+export { Atomic } from './kernel/sync/atomic.ts';
+export { Completion } from './kernel/sync/completion.ts';
+export { Mutex } from './kernel/sync/mutex.ts';
+export { RwSemaphore } from './kernel/sync/rwsem.ts';
+export { SpinLock } from './kernel/sync/spinlock.ts';
+export { Srcu } from './kernel/sync/srcu.ts';
+export { WaitQueue } from './kernel/sync/wait-queue.ts';
+export type { Co, HeldLock, LockIdentity, Task, Waitable } from './kernel/task.ts';
+export type {
+  TraceBus,
+  TraceEvent,
+  TraceEventMap,
+  TraceEventOf,
+  TraceHeader,
+  TraceListener,
+} from './kernel/trace.ts';
+export {
+  type ChromeEvent,
+  type ChromeTraceOptions,
+  formatEvent,
+  TraceRecorder,
+  toChromeTrace,
+} from './kernel/trace-export.ts';
 export {
   checkIndex,
   ERRNO_CODES,

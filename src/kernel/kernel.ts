@@ -123,7 +123,7 @@ export class Kernel {
     this.runnable.push(task as Task);
     this.live++;
     this.strategy.onSpawn(task as Task);
-    if (this.trace.on) this.trace.emit('spawn', { name, parent: parent?.id ?? -1 });
+    if (this.trace.on) this.trace.emit('spawn', { id: task.id, name });
     return task;
   }
 
@@ -242,7 +242,7 @@ export class Kernel {
   }
 
   private switchTo(t: Task, prev: Task | null): void {
-    this.switches++;
+    if (prev !== null) this.switches++;
     const preempted = prev !== null && prev.state === RUNNABLE;
     if (preempted) this.preemptions++;
     if (this.trace.on) {

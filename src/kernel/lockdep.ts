@@ -19,6 +19,8 @@ export interface LockOrderProblem {
  * already exists is an inversion, reported at once even if this schedule does not deadlock.
  */
 export class Lockdep {
+  /** Off models a kernel without CONFIG_PROVE_LOCKING: inversions then show only as deadlocks. */
+  enabled = true;
   private readonly edges = new Map<string, Map<string, EdgeOrigin>>();
 
   /**
@@ -32,6 +34,7 @@ export class Lockdep {
     trylock: boolean,
   ): LockOrderProblem | null {
     for (const h of task.held) {
+      if (!this.enabled && h.lock !== lock) continue;
       if (h.lock === lock) {
         // Nested read of an rwsem is allowed here so that the writer-preference deadlock it
         // causes reproduces as a real deadlock.

@@ -15,7 +15,7 @@
 /** Payloads of the kernel layer's events, keyed by event type. */
 export interface TraceEventMap {
   /** A task was created. */
-  spawn: { name: string; parent: number };
+  spawn: { id: number; name: string };
   /** The scheduler switched from one task to another (`from` is -1 at the first step). */
   switch: { from: number; preempted: boolean };
   /** A task finished, returning or throwing. */
