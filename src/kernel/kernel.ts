@@ -61,6 +61,11 @@ export function current(): Task {
   return t;
 }
 
+/** Raises a kernel bug at the current site (see {@link Kernel.bug}); narrows like `throw`. */
+export function bug(rule: KernelRule, detail: string): never {
+  return kernel().bug(rule, detail);
+}
+
 const firstRunnable: Strategy = {
   kind: 'replay',
   timed: false,

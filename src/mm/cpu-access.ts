@@ -1,0 +1,104 @@
+/**
+ * CPU loads and stores by scenario threads: each page touched is one step; a missing or
+ * insufficient entry takes a page fault (mmap_lock for read, handle_mm_fault) and retries,
+ * as the MMU and the fault handler do.
+ */
+
+import { kernel } from '../kernel/kernel.ts';
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { hex, PAGE_SIZE, TASK_SIZE } from './constants.ts';
+import { handleMmFault, segv } from './fault.ts';
+import type { Mm } from './mm.ts';
+import type { PageData } from './page-data.ts';
+import { type Pte, pteGen, ptePfn, ptePresent } from './pte.ts';
+
+function checkRange(mm: Mm, addr: number, len: number): void {
+  if (!Number.isSafeInteger(addr) || addr < 0)
+    throw new Errno('EFAULT', `bad user address ${String(addr)}`);
+  if (!Number.isSafeInteger(len) || len < 0)
+    throw new Errno('EINVAL', `bad access length ${String(len)}`);
+  if (addr + len > TASK_SIZE)
+    throw new Errno('EFAULT', `access [${hex(addr)}, +${len}) goes past TASK_SIZE`);
+  if (mm.exited) throw new Errno('EFAULT', `mm${mm.id} has exited`);
+}
+
+/** The bytes behind a present entry: the frame's, or a device frame's. */
+function dataOf(mm: Mm, pte: Pte): PageData {
+  if (pte.kind === 'pfn') return mm.machine.deviceMemory(pte.pfn);
+  return pte.page!.data;
+}
+
+/** Resolves `addr` to a usable entry, faulting as needed. */
+function* translate(mm: Mm, addr: number, write: boolean): Co<Pte> {
+  for (let tries = 0; tries < 100; tries++) {
+    yield;
+    const pte = mm.pte(addr - (addr % PAGE_SIZE));
+    if (ptePresent(pte) && pte.readable && (!write || pte.writable)) return pte;
+    yield* mm.mmapLock.downRead();
+    try {
+      yield* handleMmFault(mm, addr, write);
+    } finally {
+      mm.mmapLock.upRead();
+    }
+  }
+  throw segv(addr, 'fault did not resolve after 100 tries');
+}
+
+function touched(mm: Mm, addr: number, pte: Pte, write: boolean): void {
+  pte.accessed = true;
+  if (write) {
+    pte.dirty = true;
+    // A write re-dirties a MADV_FREE page, which reclaim must then keep.
+    if (pte.page !== null) {
+      pte.page.dirty = true;
+      pte.page.lazyfree = false;
+    }
+  }
+  const k = kernel();
+  if (k.trace.on)
+    k.trace.emit('cpu-access', { mm: mm.id, addr, pfn: ptePfn(pte), gen: pteGen(pte), write });
+}
+
+/** Reads `len` bytes at user address `addr` (copy_from_user-like, but faulting as a CPU). */
+export function* cpuRead(mm: Mm, addr: number, len: number): Co<Uint8Array> {
+  checkRange(mm, addr, len);
+  const out = new Uint8Array(len);
+  for (let done = 0; done < len; ) {
+    const a = addr + done;
+    const within = a % PAGE_SIZE;
+    const n = Math.min(len - done, PAGE_SIZE - within);
+    const pte = yield* translate(mm, a, false);
+    dataOf(mm, pte).read(within, out, done, n);
+    touched(mm, a - within, pte, false);
+    done += n;
+  }
+  return out;
+}
+
+/** Writes `data` at user address `addr`. */
+export function* cpuWrite(mm: Mm, addr: number, data: Uint8Array): Co {
+  checkRange(mm, addr, data.length);
+  for (let done = 0; done < data.length; ) {
+    const a = addr + done;
+    const within = a % PAGE_SIZE;
+    const n = Math.min(data.length - done, PAGE_SIZE - within);
+    const pte = yield* translate(mm, a, true);
+    dataOf(mm, pte).write(within, data, done, n);
+    touched(mm, a - within, pte, true);
+    done += n;
+  }
+}
+
+/** Reads a little-endian 32-bit integer (signed) at `addr`. */
+export function* cpuReadU32(mm: Mm, addr: number): Co<number> {
+  const b = yield* cpuRead(mm, addr, 4);
+  return new DataView(b.buffer).getInt32(0, true);
+}
+
+/** Writes a little-endian 32-bit integer at `addr`. */
+export function* cpuWriteU32(mm: Mm, addr: number, value: number): Co {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, value | 0, true);
+  yield* cpuWrite(mm, addr, b);
+}

@@ -1,0 +1,57 @@
+/** Trace events of the mm layer (merged into the kernel's TraceEventMap). */
+declare module '../kernel/trace.ts' {
+  interface TraceEventMap {
+    /** A frame left the allocator. */
+    'page-alloc': { pfn: number; gen: number; kind: string };
+    /** A frame went back to the allocator. */
+    'page-free': { pfn: number; gen: number };
+    /** A CPU PTE was installed or changed: it now maps (pfn, gen) with these rights. */
+    'pte-set': {
+      mm: number;
+      addr: number;
+      pfn: number;
+      gen: number;
+      readable: boolean;
+      writable: boolean;
+    };
+    /** A CPU PTE stopped mapping a frame (cleared, or replaced by a swap or migration entry). */
+    'pte-clear': { mm: number; addr: number; pfn: number; gen: number };
+    /** A CPU TLB flush of [start, end) completed. */
+    'tlb-flush': { mm: number; start: number; end: number };
+    /** A CPU access touched a frame through a PTE. */
+    'cpu-access': { mm: number; addr: number; pfn: number; gen: number; write: boolean };
+    /** mmu_notifier_invalidate_range_start() begins for a range. */
+    'mmu-start': {
+      mm: number;
+      start: number;
+      end: number;
+      event: string;
+      blockable: boolean;
+      id: number;
+    };
+    /** The start finished: `ok` false when a non-blockable start failed with EAGAIN. */
+    'mmu-start-done': { mm: number; id: number; ok: boolean };
+    /** mmu_notifier_invalidate_range_end() for a range. */
+    'mmu-end': { mm: number; start: number; end: number; event: string; id: number };
+    /** mmu_notifier_release() at exit. */
+    'mmu-release': { mm: number };
+    /** A device established a translation from a snapshot of (pfn, gen). */
+    'dev-map': {
+      dev: string;
+      mm: number;
+      addr: number;
+      pfn: number;
+      gen: number;
+      writable: boolean;
+    };
+    /** A device dropped its translation of an address. */
+    'dev-unmap': { dev: string; mm: number; addr: number };
+    /** A device read or wrote through its translation. */
+    'dev-access': { dev: string; mm: number; addr: number; write: boolean };
+    /** An address space was created or destroyed (mm_count reached 0). */
+    'mm-create': { mm: number };
+    'mm-free': { mm: number };
+  }
+}
+
+export {};

@@ -1,0 +1,203 @@
+/**
+ * The CPU page-fault handler (handle_mm_fault()): anonymous first touch and the zero page,
+ * file faults from the page cache, swap-in, waiting on migration, COW (wp_page_copy) and
+ * write-upgrade of exclusive pages, and ->fault of driver VMAs. The caller holds mmap_lock
+ * for read.
+ */
+
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { hex, PAGE_SIZE } from './constants.ts';
+import type { Mm } from './mm.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import type { Page } from './page.ts';
+import type { Pte } from './pte.ts';
+import { flushTlbRange } from './tlb.ts';
+import type { Vma } from './vma.ts';
+
+/** A SIGSEGV-like EFAULT for an access the VMAs do not allow. */
+export function segv(addr: number, why: string): Errno {
+  return new Errno('EFAULT', `SIGSEGV at ${hex(addr)}: ${why}`);
+}
+
+function oom(addr: number): Errno {
+  return new Errno('ENOMEM', `VM_FAULT_OOM at ${hex(addr)}: no free frame after reclaim`);
+}
+
+/** Builds a present entry for a frame. */
+export function pageEntry(page: Page, writable: boolean, dirty: boolean): Pte {
+  return { kind: 'page', page, swap: 0, pfn: 0, readable: true, writable, dirty, accessed: true };
+}
+
+/** handle_mm_fault(): resolves a fault at `addr` (mmap_lock held for read by the caller). */
+export function* handleMmFault(mm: Mm, addr: number, write: boolean): Co {
+  const page = addr - (addr % PAGE_SIZE);
+  const vma = mm.findVma(page);
+  if (vma === undefined) throw segv(addr, 'no VMA maps this address');
+  if (write ? !vma.writable : !vma.readable)
+    throw segv(addr, `${write ? 'write' : 'read'} not permitted by ${vma}`);
+  for (let tries = 0; ; tries++) {
+    if (tries > 1000) throw new Errno('EAGAIN', `fault at ${hex(addr)} kept racing`);
+    if (yield* faultOnce(mm, vma, page, write)) return;
+  }
+}
+
+/** One attempt; false means "raced, retry". */
+function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
+  const pte = mm.pte(addr);
+  if (pte === undefined) return yield* doMissing(mm, vma, addr, write);
+  if (pte.kind === 'migration') {
+    yield* mm.machine.migrationWait.waitEvent(() => mm.pte(addr)?.kind !== 'migration');
+    return false;
+  }
+  if (pte.kind === 'swap') return yield* doSwapPage(mm, addr, pte, write);
+  if (!pte.readable) pte.readable = vma.readable;
+  if (write && !pte.writable) return yield* doWpPage(mm, vma, addr, pte);
+  pte.accessed = true;
+  if (write) pte.dirty = true;
+  return true;
+}
+
+function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
+  const ops = vma.ops;
+  if (ops?.fault !== undefined) {
+    const r = yield* ops.fault(vma, addr, write);
+    return yield* install(
+      mm,
+      addr,
+      undefined,
+      'page' in r
+        ? pageEntry(r.page, write && vma.writable, write)
+        : pfnEntry(r.pfn, r.writable && vma.writable),
+    );
+  }
+  if (vma.isIoOrPfnmap) throw segv(addr, `no page behind ${vma} (VM_IO/VM_PFNMAP without ->fault)`);
+  const machine = mm.machine;
+  if (vma.file === null) {
+    if (!write)
+      return yield* install(mm, addr, undefined, pageEntry(machine.phys.zeroPage, false, false));
+    const page = yield* machine.allocPage('anon');
+    if (page === null) throw oom(addr);
+    const ok = yield* install(mm, addr, undefined, pageEntry(page, true, true), page);
+    if (ok) machine.phys.lru.add(page);
+    return ok;
+  }
+  const index = vma.pageIndex(addr);
+  if (index * PAGE_SIZE >= vma.file.size)
+    throw new Errno('EFAULT', `SIGBUS at ${hex(addr)}: beyond the end of ${vma.file.name}`);
+  const cached = yield* vma.file.getPage(index);
+  if (cached === null) throw oom(addr);
+  if (vma.isShared || !write) {
+    machine.phys.get(cached);
+    if (write) cached.dirty = true;
+    const entry = pageEntry(cached, write && vma.isShared, write);
+    return yield* install(mm, addr, undefined, entry, cached);
+  }
+  // do_cow_fault(): a private write gets its own copy of the file page.
+  const copy = yield* machine.allocPage('anon');
+  if (copy === null) throw oom(addr);
+  copy.data.copyFrom(cached.data);
+  const ok = yield* install(mm, addr, undefined, pageEntry(copy, true, true), copy);
+  if (ok) machine.phys.lru.add(copy);
+  return ok;
+}
+
+function pfnEntry(pfn: number, writable: boolean): Pte {
+  return {
+    kind: 'pfn',
+    page: null,
+    swap: 0,
+    pfn,
+    readable: true,
+    writable,
+    dirty: false,
+    accessed: true,
+  };
+}
+
+/**
+ * Installs `entry` under the page-table lock if the slot still holds `expected` (pte_same());
+ * otherwise drops `ref` (the reference taken for the mapping) and reports a race.
+ */
+function* install(
+  mm: Mm,
+  addr: number,
+  expected: Pte | undefined,
+  entry: Pte,
+  ref?: Page,
+): Co<boolean> {
+  yield* mm.ptl.lock();
+  if (mm.pte(addr) !== expected) {
+    mm.ptl.unlock();
+    if (ref !== undefined) mm.machine.phys.put(ref);
+    return false;
+  }
+  mm.setPte(addr, entry);
+  mm.ptl.unlock();
+  return true;
+}
+
+/** do_swap_page(): reads the slot into a new frame and maps it. */
+function* doSwapPage(mm: Mm, addr: number, pte: Pte, write: boolean): Co<boolean> {
+  const machine = mm.machine;
+  const page = yield* machine.allocPage('anon');
+  if (page === null) throw oom(addr);
+  machine.swap.read(pte.swap, page.data);
+  yield* mm.ptl.lock();
+  if (mm.pte(addr) !== pte) {
+    mm.ptl.unlock();
+    machine.phys.put(page);
+    return false;
+  }
+  machine.swap.free(pte.swap);
+  mm.clearPte(addr);
+  mm.setPte(addr, pageEntry(page, write, write));
+  mm.ptl.unlock();
+  machine.phys.lru.add(page);
+  return true;
+}
+
+/**
+ * do_wp_page(): a write to a present, write-protected entry. Shared mappings and exclusive
+ * anonymous pages are made writable in place; anything else (the zero page, a page shared
+ * after fork, a page cache page in a private mapping, a pinned page) is copied: CLEAR
+ * invalidation of the page, clear and flush, new entry, end, then the old page is put.
+ */
+function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
+  const machine = mm.machine;
+  const old = pte.page;
+  if (pte.kind === 'pfn' || old === null) throw segv(addr, 'write to a read-only device mapping');
+  const reuse = vma.isShared || (old.isAnon && old.mapcount === 1 && old.refcount === 1);
+  if (reuse) {
+    yield* mm.ptl.lock();
+    const same = mm.pte(addr) === pte;
+    if (same) {
+      mm.protectPte(addr, pte, true, true);
+      pte.dirty = true;
+      old.dirty = true;
+    }
+    mm.ptl.unlock();
+    return same;
+  }
+  const copy = yield* machine.allocPage('anon');
+  if (copy === null) throw oom(addr);
+  copy.data.copyFrom(old.data);
+  const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
+  yield* invalidateRangeStart(range);
+  yield* mm.ptl.lock();
+  const same = mm.pte(addr) === pte;
+  if (same) {
+    mm.clearPte(addr);
+    flushTlbRange(mm, addr, addr + PAGE_SIZE);
+    mm.setPte(addr, pageEntry(copy, true, true));
+  }
+  mm.ptl.unlock();
+  yield* invalidateRangeEnd(range);
+  if (!same) {
+    machine.phys.put(copy);
+    return false;
+  }
+  machine.phys.lru.add(copy);
+  machine.phys.put(old);
+  return true;
+}

@@ -1,0 +1,44 @@
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { hex, pageAlign, pageAligned, TASK_SIZE } from './constants.ts';
+import type { Mm } from './mm.ts';
+import { removeVma, splitToRange } from './vma-split.ts';
+import { zapRange } from './zap.ts';
+
+/** Checks an (addr, len) pair as munmap/mprotect/madvise do; returns the page-aligned end. */
+export function checkUserRange(op: string, addr: number, len: number): number {
+  if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr)) {
+    throw new Errno('EINVAL', `${op}: address ${String(addr)} is not a page-aligned user address`);
+  }
+  if (!Number.isSafeInteger(len) || len < 0)
+    throw new Errno('EINVAL', `${op}: length ${String(len)} is not a non-negative integer`);
+  const end = addr + pageAlign(len);
+  if (end > TASK_SIZE)
+    throw new Errno('EINVAL', `${op}: range [${hex(addr)}, +${len}) goes past TASK_SIZE`);
+  return end;
+}
+
+/**
+ * do_vmi_munmap() with mmap_lock held for write: splits the edge VMAs, detaches the VMAs in
+ * [start, end), unmaps the range (one UNMAP invalidation), then removes them (->close).
+ * Holes are fine, as in Linux.
+ */
+export function* doMunmap(mm: Mm, start: number, end: number): Co {
+  if (mm.vmasIn(start, end).length === 0) return;
+  const vmas = yield* splitToRange(mm, start, end);
+  for (const v of vmas) mm.removeVma(v);
+  yield* zapRange(mm, vmas, start, end, 'UNMAP');
+  for (const v of vmas) yield* removeVma(v);
+}
+
+/** munmap(2). A zero length is EINVAL. */
+export function* munmap(mm: Mm, addr: number, len: number): Co {
+  const end = checkUserRange('munmap', addr, len);
+  if (len === 0) throw new Errno('EINVAL', 'munmap: length is 0');
+  yield* mm.mmapLock.downWrite();
+  try {
+    yield* doMunmap(mm, addr, end);
+  } finally {
+    mm.mmapLock.upWrite();
+  }
+}

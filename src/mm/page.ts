@@ -1,0 +1,75 @@
+import { PageData } from './page-data.ts';
+
+/** Who owns a frame's contents. */
+export type PageKind = 'free' | 'anon' | 'file' | 'zero' | 'kernel';
+
+/** One mapping of a frame: the reverse map entry (mm id, virtual address). */
+export interface RmapEntry {
+  readonly mm: RmapOwner;
+  readonly addr: number;
+}
+
+/** The part of an address space the reverse map needs (avoids an import cycle with Mm). */
+export interface RmapOwner {
+  readonly id: number;
+}
+
+/** What a file page belongs to. */
+export interface PageCacheOwner {
+  readonly name: string;
+}
+
+/**
+ * A physical frame (`struct page` / `struct folio` of order 0): reference and map counts, the
+ * reverse map, state bits, and its contents. `gen` counts allocations of this frame, so a
+ * stale reference (pfn, gen) to a freed or reused frame is detectable.
+ */
+export class Page {
+  readonly pfn: number;
+  /** Allocation generation: bumped each time the frame is allocated. */
+  gen = 0;
+  kind: PageKind = 'free';
+  /** page_ref_count(). */
+  refcount = 0;
+  /** page_mapcount(): PTEs mapping the frame (the zero page is not counted). */
+  mapcount = 0;
+  /** FOLL_PIN / FOLL_LONGTERM pins (pinned pages are not reclaimed or migrated). */
+  pins = 0;
+  dirty = false;
+  /** PG_referenced: second-chance bit for reclaim. */
+  referenced = false;
+  /** MADV_FREE'd: may be discarded by reclaim if still clean. */
+  lazyfree = false;
+  /** PG_locked. */
+  locked = false;
+  /** For file pages: the owning page cache and the page index in the file. */
+  mapping: PageCacheOwner | null = null;
+  index = 0;
+  /** Reverse map: every PTE that maps this frame. */
+  readonly rmap: RmapEntry[] = [];
+  readonly data = new PageData();
+
+  constructor(pfn: number) {
+    this.pfn = pfn;
+  }
+
+  /** page_anon(). */
+  get isAnon(): boolean {
+    return this.kind === 'anon';
+  }
+
+  /** Adds a reverse-map entry (page_add_*_rmap()). */
+  addRmap(mm: RmapOwner, addr: number): void {
+    this.rmap.push({ mm, addr });
+    this.mapcount++;
+  }
+
+  /** Removes a reverse-map entry (page_remove_rmap()). */
+  removeRmap(mm: RmapOwner, addr: number): void {
+    const i = this.rmap.findIndex((e) => e.mm === mm && e.addr === addr);
+    if (i >= 0) {
+      this.rmap.splice(i, 1);
+      this.mapcount--;
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { bug, kernel } from '../kernel/kernel.ts';
+import { Page, type PageKind } from './page.ts';
+
+/** Options of the simulated physical memory. */
+export interface PhysMemOptions {
+  /** Frames the allocator manages (default 65,536 = 256 MiB). */
+  readonly frames?: number;
+  /** Frames below which reclaim is worth running (the low watermark; default frames/16). */
+  readonly lowWatermark?: number;
+}
+
+/**
+ * Physical memory: the frames, the page allocator (a LIFO free list, so a freed frame is
+ * reused soon and stale references show up), the shared zero page and the LRU that reclaim
+ * scans. `frames` is a real limit: allocation fails when the free list is empty.
+ */
+export class PhysMem {
+  readonly frames: number;
+  readonly lowWatermark: number;
+  /** ZERO_PAGE(0): shared, never freed, never written. Not one of the allocatable frames. */
+  readonly zeroPage: Page;
+  private readonly pages: Page[] = [];
+  private readonly freeList: number[] = [];
+  /** Frames on the LRU (mapped user pages and page-cache pages), in insertion order. */
+  readonly lru = new Set<Page>();
+
+  constructor(options: PhysMemOptions = {}) {
+    this.frames = options.frames ?? 65_536;
+    this.lowWatermark = options.lowWatermark ?? Math.max(1, this.frames >> 4);
+    for (let i = this.frames - 1; i >= 0; i--) this.freeList.push(i + 1);
+    this.zeroPage = new Page(0);
+    this.zeroPage.kind = 'zero';
+    this.zeroPage.refcount = 1;
+  }
+
+  /** Free frames now. */
+  get freeFrames(): number {
+    return this.freeList.length;
+  }
+
+  /** Frames in use. */
+  get usedFrames(): number {
+    return this.frames - this.freeList.length;
+  }
+
+  /** The frame with this pfn (0 is the zero page), or undefined. */
+  page(pfn: number): Page | undefined {
+    return pfn === 0 ? this.zeroPage : this.pages[pfn];
+  }
+
+  /** alloc_page(): a zeroed frame with refcount 1, or null when memory is exhausted. */
+  alloc(kind: PageKind): Page | null {
+    const pfn = this.freeList.pop();
+    if (pfn === undefined) return null;
+    let page = this.pages[pfn];
+    if (page === undefined) {
+      page = new Page(pfn);
+      this.pages[pfn] = page;
+    }
+    page.gen++;
+    page.kind = kind;
+    page.refcount = 1;
+    page.mapcount = 0;
+    page.pins = 0;
+    page.dirty = false;
+    page.referenced = false;
+    page.lazyfree = false;
+    page.locked = false;
+    page.mapping = null;
+    page.index = 0;
+    page.data.clear();
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('page-alloc', { pfn, gen: page.gen, kind });
+    return page;
+  }
+
+  /** get_page(). */
+  get(page: Page): void {
+    if (page.kind === 'zero') return;
+    this.checkLive(page, 'get_page');
+    page.refcount++;
+  }
+
+  /** put_page(): drops a reference; the last one returns the frame to the allocator. */
+  put(page: Page): void {
+    if (page.kind === 'zero') return;
+    this.checkLive(page, 'put_page');
+    page.refcount--;
+    if (page.refcount > 0) return;
+    if (page.mapcount > 0 || page.pins > 0) {
+      bug(
+        'bad-page',
+        `freeing pfn ${page.pfn} with mapcount ${page.mapcount} and ${page.pins} pins`,
+      );
+    }
+    this.lru.delete(page);
+    page.kind = 'free';
+    page.data.clear();
+    this.freeList.push(page.pfn);
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('page-free', { pfn: page.pfn, gen: page.gen });
+  }
+
+  private checkLive(page: Page, op: string): void {
+    if (page.kind === 'free' || page.refcount <= 0) {
+      bug('use-after-free', `${op} on pfn ${page.pfn} which is free (refcount ${page.refcount})`);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import type { Page } from './page.ts';
+
+/**
+ * A page-table entry. `page` maps a frame; `swap` is a swap entry (not present); `migration`
+ * is a migration entry (not present; faults wait for the migration); `pfn` maps a device frame
+ * that has no struct page (VM_PFNMAP / VM_MIXEDMAP inserts).
+ */
+export interface Pte {
+  kind: 'page' | 'swap' | 'migration' | 'pfn';
+  /** The frame, for 'page' and 'migration' entries (the old frame while it migrates). */
+  page: Page | null;
+  /** Swap slot for 'swap' entries. */
+  swap: number;
+  /** Device frame number for 'pfn' entries. */
+  pfn: number;
+  /** User read access (false for PROT_NONE). */
+  readable: boolean;
+  writable: boolean;
+  dirty: boolean;
+  accessed: boolean;
+}
+
+/** True when the entry maps something the CPU can reach (pte_present()). */
+export function ptePresent(pte: Pte | undefined): pte is Pte {
+  return pte !== undefined && (pte.kind === 'page' || pte.kind === 'pfn');
+}
+
+/** The frame number a present entry maps (0 for the zero page). */
+export function ptePfn(pte: Pte): number {
+  return pte.kind === 'pfn' ? pte.pfn : (pte.page?.pfn ?? -1);
+}
+
+/** The allocation generation of the mapped frame (0 for device pfns). */
+export function pteGen(pte: Pte): number {
+  return pte.kind === 'pfn' ? 0 : (pte.page?.gen ?? 0);
+}

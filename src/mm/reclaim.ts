@@ -1,0 +1,103 @@
+/**
+ * Page reclaim (shrink_folio_list / kswapd / direct reclaim): ages LRU pages through the
+ * reverse map and the young notifiers, unmaps cold pages with a CLEAR invalidation per
+ * mapping (try_to_unmap_one), writes anonymous pages to swap and dirty file pages back, and
+ * frees them. Pinned, locked and shmem pages stay.
+ */
+import type { Co } from '../kernel/task.ts';
+import { PAGE_SIZE } from './constants.ts';
+import { File } from './file.ts';
+import type { Machine } from './machine.ts';
+import type { Mm } from './mm.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import type { Page } from './page.ts';
+import type { Pte } from './pte.ts';
+import { pageReferenced, rmapWalk } from './rmap.ts';
+import { flushTlbRange } from './tlb.ts';
+
+/** try_to_unmap(): unmaps every mapping of `page`; anonymous ones get swap entries. */
+export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | null): Co<boolean> {
+  let first = true;
+  yield* rmapWalk(page, function* (mm: Mm, addr: number) {
+    const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
+    yield* invalidateRangeStart(range);
+    yield* mm.ptl.lock();
+    const pte = mm.pte(addr);
+    if (pte !== undefined && pte.page === page && pte.kind === 'page') {
+      if (pte.dirty) page.dirty = true;
+      if (page.isAnon && swapSlot !== null) {
+        if (!first) machine.swap.dup(swapSlot);
+        first = false;
+        mm.replacePte(addr, swapEntry(swapSlot));
+      } else {
+        mm.clearPte(addr);
+      }
+      flushTlbRange(mm, addr, addr + PAGE_SIZE);
+      machine.phys.put(page);
+    }
+    mm.ptl.unlock();
+    yield* invalidateRangeEnd(range);
+  });
+  // No mapping took the slot (they all went away meanwhile): give it back.
+  if (first && swapSlot !== null) machine.swap.free(swapSlot);
+  return page.mapcount === 0;
+}
+
+function swapEntry(slot: number): Pte {
+  return {
+    kind: 'swap',
+    page: null,
+    swap: slot,
+    pfn: 0,
+    readable: false,
+    writable: false,
+    dirty: false,
+    accessed: false,
+  };
+}
+
+/** Tries to free one page; true when it went back to the allocator (or will, with its refs). */
+function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
+  if (page.locked || page.pins > 0 || page.kind === 'free') return false;
+  const file = page.mapping instanceof File ? page.mapping : null;
+  if (file?.shmem) return false;
+  page.locked = true;
+  try {
+    if (yield* pageReferenced(page)) return false;
+    let slot: number | null = null;
+    if (page.isAnon && page.mapcount > 0) {
+      const discard = page.lazyfree && !page.dirty;
+      if (!discard) {
+        slot = machine.swap.store(page.data);
+        if (slot === null) return false;
+      }
+    }
+    // Mappings already turned into swap entries keep the slot: the page is read-only
+    // wherever it is shared, so the copy stays right.
+    if (page.mapcount > 0 && !(yield* tryToUnmap(machine, page, slot))) return false;
+    if (file !== null) {
+      if (page.dirty) file.writeback(page);
+      file.dropPage(page);
+    }
+    return true;
+  } finally {
+    page.locked = false;
+  }
+}
+
+/**
+ * shrink_lru(): scans the LRU oldest first, up to two passes (the second finds the accessed
+ * bits the first cleared), until `target` frames were freed. Returns the frames freed.
+ */
+export function* shrinkMemory(machine: Machine, target: number): Co<number> {
+  const phys = machine.phys;
+  const before = phys.freeFrames;
+  for (let pass = 0; pass < 2 && phys.freeFrames - before < target; pass++) {
+    for (const page of [...phys.lru]) {
+      if (phys.freeFrames - before >= target) break;
+      if (!phys.lru.has(page)) continue;
+      if (yield* reclaimPage(machine, page)) phys.lru.delete(page);
+    }
+  }
+  return phys.freeFrames - before;
+}

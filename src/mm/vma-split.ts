@@ -1,0 +1,45 @@
+import type { Co } from '../kernel/task.ts';
+import { PAGE_SIZE } from './constants.ts';
+import type { Mm } from './mm.ts';
+import { Vma } from './vma.ts';
+
+/**
+ * __split_vma(): cuts `vma` at `addr`; the new VMA covers [addr, end) and, like a duplicate,
+ * gets ->open. Returns the upper part.
+ */
+export function* splitVma(vma: Vma, addr: number): Co<Vma> {
+  const upper = new Vma(
+    vma.mm,
+    addr,
+    vma.end,
+    vma.flags,
+    vma.file,
+    vma.pgoff + (addr - vma.start) / PAGE_SIZE,
+  );
+  upper.ops = vma.ops;
+  upper.privateData = vma.privateData;
+  vma.end = addr;
+  vma.mm.insertVma(upper);
+  vma.file?.mappings.add(upper);
+  if (upper.ops?.open !== undefined) yield* upper.ops.open(upper);
+  return upper;
+}
+
+/**
+ * Splits at `start` and `end` where they fall inside VMAs and returns the VMAs exactly
+ * covering [start, end) (vma_modify()'s splitting, or the first half of do_vmi_munmap()).
+ */
+export function* splitToRange(mm: Mm, start: number, end: number): Co<Vma[]> {
+  const first = mm.findVma(start);
+  if (first !== undefined && first.start < start) yield* splitVma(first, start);
+  const last = mm.findVma(end - 1);
+  if (last !== undefined && last.end > end) yield* splitVma(last, end);
+  return mm.vmasIn(start, end);
+}
+
+/** remove_vma(): unlinks the VMA from the mm (if still linked) and its file, then ->close. */
+export function* removeVma(vma: Vma): Co {
+  vma.mm.removeVma(vma);
+  vma.file?.mappings.delete(vma);
+  if (vma.ops?.close !== undefined) yield* vma.ops.close(vma);
+}
