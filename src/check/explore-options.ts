@@ -1,6 +1,7 @@
 import type { StepLimitPolicy } from '../kernel/kernel.ts';
 import { Errno } from '../lib/errors.ts';
 import type { ExploreOptions } from './explore.ts';
+import { checkMutants } from './mutants.ts';
 
 /** Explore options with defaults filled in and every value checked. */
 export interface CheckedExploreOptions {
@@ -56,7 +57,7 @@ export function checkExploreOptions(o: ExploreOptions): CheckedExploreOptions {
     depth: int(o.depth ?? 3, 'depth', 1, 64),
     preemptions: int(o.preemptions ?? 2, 'preemptions', 0, 3),
     timeBudgetMs: o.timeBudgetMs,
-    mutants: [...(o.mutants ?? [])],
+    mutants: checkMutants(o.mutants ?? []),
     minimise: o.minimise ?? true,
     world: o.world ?? '',
   };

@@ -5,6 +5,7 @@
  * for read.
  */
 
+import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE } from './constants.ts';
@@ -183,16 +184,20 @@ function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
   if (copy === null) throw oom(addr);
   copy.data.copyFrom(old.data);
   const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
-  yield* invalidateRangeStart(range);
+  // Mutant: the pre-2ec74c3 placement, notifying with the page-table spinlock held.
+  const underPtl = kernel().mutant('mm.notifier-under-ptl');
+  if (!underPtl) yield* invalidateRangeStart(range);
   yield* mm.ptl.lock();
+  if (underPtl) yield* invalidateRangeStart(range);
   const same = mm.pte(addr) === pte;
   if (same) {
     mm.clearPte(addr);
     flushTlbRange(mm, addr, addr + PAGE_SIZE);
     mm.setPte(addr, pageEntry(copy, true, true));
   }
+  if (underPtl) yield* invalidateRangeEnd(range);
   mm.ptl.unlock();
-  yield* invalidateRangeEnd(range);
+  if (!underPtl) yield* invalidateRangeEnd(range);
   if (!same) {
     machine.phys.put(copy);
     return false;

@@ -37,6 +37,8 @@ export class Machine {
   readonly mms: Mm[] = [];
   readonly files: File[] = [];
   readonly reclaimOnPressure: boolean;
+  /** Frames drivers hold as kernel memory (not leaks at quiescence while the driver lives). */
+  kernelFrames = 0;
   private nextRangeId = 1;
   private readonly devicePages = new Map<number, PageData>();
   private nextDevicePfn = 1 << 40;

@@ -13,6 +13,8 @@ export interface ItreeHooks {
   invEnd(): void;
   /** mn_itree_release(): the RELEASE invalidation of the whole address space at exit. */
   release(mm: Mm): import('../kernel/task.ts').Co;
+  /** Interval subscriptions in the tree or waiting to be inserted. */
+  subscriptionCount(): number;
 }
 
 /**

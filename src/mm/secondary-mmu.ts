@@ -1,0 +1,98 @@
+import { kernel } from '../kernel/kernel.ts';
+import { PAGE_SIZE } from './constants.ts';
+import type { Mm } from './mm.ts';
+import { type Pte, pteGen, ptePfn } from './pte.ts';
+
+/** One device translation: the frame (pfn and allocation generation) and the right to write. */
+export interface DeviceTranslation {
+  readonly pfn: number;
+  readonly gen: number;
+  readonly writable: boolean;
+}
+
+/** The frame a CPU entry maps, as a device would record it when it mirrors the entry. */
+export function snapshotPte(pte: Pte): DeviceTranslation {
+  return { pfn: ptePfn(pte), gen: pteGen(pte), writable: pte.writable };
+}
+
+/**
+ * The secondary-MMU reporting interface: a device page table that mirrors one or more
+ * address spaces. Every driver keeps its translations here (or reports through it), so the
+ * coherence oracle can watch any device without knowing the driver: `map` when the device
+ * commits a translation, `unmap` when it drops one, `access` when the device uses one.
+ */
+export class SecondaryMmu {
+  readonly name: string;
+  private readonly table = new Map<Mm, Map<number, DeviceTranslation>>();
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** Commits a translation of `addr` (page aligned) built from a CPU entry snapshot. */
+  map(mm: Mm, addr: number, t: DeviceTranslation): void {
+    let pages = this.table.get(mm);
+    if (pages === undefined) {
+      pages = new Map();
+      this.table.set(mm, pages);
+    }
+    pages.set(addr / PAGE_SIZE, t);
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('dev-map', {
+        dev: this.name,
+        mm: mm.id,
+        addr,
+        pfn: t.pfn,
+        gen: t.gen,
+        writable: t.writable,
+      });
+  }
+
+  /** The translation of `addr`, if any. */
+  lookup(mm: Mm, addr: number): DeviceTranslation | undefined {
+    return this.table.get(mm)?.get(Math.floor(addr / PAGE_SIZE));
+  }
+
+  /** Drops the translations in [start, end); returns how many there were. */
+  unmapRange(mm: Mm, start: number, end: number): number {
+    const pages = this.table.get(mm);
+    if (pages === undefined || pages.size === 0) return 0;
+    const first = Math.floor(start / PAGE_SIZE);
+    const last = Math.ceil(end / PAGE_SIZE);
+    const k = kernel();
+    let n = 0;
+    const drop = (vpn: number) => {
+      if (!pages.delete(vpn)) return;
+      n++;
+      if (k.trace.on)
+        k.trace.emit('dev-unmap', { dev: this.name, mm: mm.id, addr: vpn * PAGE_SIZE });
+    };
+    if (last - first <= pages.size) for (let v = first; v < last; v++) drop(v);
+    else
+      for (const v of [...pages.keys()].sort((a, b) => a - b)) if (v >= first && v < last) drop(v);
+    return n;
+  }
+
+  /** Drops every translation of `mm`. */
+  unmapAll(mm: Mm): number {
+    return this.unmapRange(mm, 0, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** The device reads or writes through its translation of `addr`. */
+  access(mm: Mm, addr: number, write: boolean): void {
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('dev-access', {
+        dev: this.name,
+        mm: mm.id,
+        addr: addr - (addr % PAGE_SIZE),
+        write,
+      });
+  }
+
+  /** Translations held for `mm`. */
+  count(mm: Mm): number {
+    return this.table.get(mm)?.size ?? 0;
+  }
+}
