@@ -83,6 +83,7 @@ export class CoherenceOracle {
           e.gen,
           `CPU ${e.write ? 'write' : 'read'} of mm${e.mm} ${hex(e.addr)}`,
         );
+        return;
       default:
     }
   };
