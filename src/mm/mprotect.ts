@@ -1,0 +1,126 @@
+/**
+ * mprotect(2) (mm/mprotect.c): do_mprotect_pkey() → mprotect_fixup() → change_protection().
+ * The VMA flags change under mmap_lock held for write; the present entries of each VMA are
+ * rewritten under the page-table lock inside one PROTECTION_VMA invalidation, and the TLB is
+ * flushed over the changed entries before the lock is dropped.
+ */
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import {
+  hex,
+  PAGE_SIZE,
+  PROT_MASK,
+  pageAlign,
+  pageAligned,
+  TASK_SIZE,
+  VM_EXEC,
+  VM_MAYEXEC,
+  VM_MAYREAD,
+  VM_MAYWRITE,
+  VM_READ,
+  VM_WRITE,
+} from './constants.ts';
+import type { Mm } from './mm.ts';
+import { protToVm } from './mmap.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import type { MmuNotifierRange } from './mmu-notifier-types.ts';
+import { ptePresent } from './pte.ts';
+import { flushTlbRange } from './tlb.ts';
+import type { Vma } from './vma.ts';
+import { splitToRange } from './vma-split.ts';
+
+const VM_ACCESS = VM_READ | VM_WRITE | VM_EXEC;
+
+/**
+ * Validates the arguments in do_mprotect_pkey()'s order. Returns the page-aligned end, or null
+ * for a zero length (success without effect, as in Linux, whatever `prot` is).
+ */
+function checkArgs(addr: number, len: number, prot: number): number | null {
+  if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr))
+    throw new Errno('EINVAL', `mprotect: address ${String(addr)} is not a page-aligned address`);
+  if (!Number.isSafeInteger(len) || len < 0)
+    throw new Errno('EINVAL', `mprotect: length ${String(len)} is not a non-negative integer`);
+  if (len === 0) return null;
+  const end = addr + pageAlign(len);
+  if (end > TASK_SIZE)
+    throw new Errno('ENOMEM', `mprotect: [${hex(addr)}, +${len}) goes past TASK_SIZE`);
+  if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0)
+    throw new Errno('EINVAL', `mprotect: unknown prot bits ${hex(prot)}`);
+  return end;
+}
+
+/**
+ * The rights a present entry gets under the new VMA flags. Read access follows VM_READ or
+ * VM_WRITE (x86 cannot map write-only); write access is only ever removed here: a private
+ * entry becomes writable through the write fault (COW or reuse), a shared one likewise.
+ */
+function entryRights(flags: number, writable: boolean): { readable: boolean; writable: boolean } {
+  return {
+    readable: (flags & (VM_READ | VM_WRITE)) !== 0,
+    writable: writable && (flags & VM_WRITE) !== 0,
+  };
+}
+
+/**
+ * change_protection() over [start, end) of one VMA: PROTECTION_VMA invalidation started only
+ * when the range holds a present entry (change_pmd_range() starts it at the first populated
+ * pmd), entries rewritten under the PTL, TLB flushed over the changed ones before the unlock,
+ * and the same range object ended.
+ */
+function* changeProtection(vma: Vma, start: number, end: number): Co {
+  const mm = vma.mm;
+  const addrs = mm.addressesIn(start, end).filter((a) => ptePresent(mm.pte(a)));
+  if (addrs.length === 0) return;
+  const range: MmuNotifierRange = rangeInit(mm, 'PROTECTION_VMA', start, end);
+  yield* invalidateRangeStart(range);
+  yield* mm.ptl.lock();
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = 0;
+  for (const addr of addrs) {
+    const pte = mm.pte(addr);
+    if (!ptePresent(pte)) continue;
+    const want = entryRights(vma.flags, pte.writable);
+    if (want.readable === pte.readable && want.writable === pte.writable) continue;
+    mm.protectPte(addr, pte, want.readable, want.writable);
+    lo = Math.min(lo, addr);
+    hi = Math.max(hi, addr + PAGE_SIZE);
+  }
+  if (hi > lo) flushTlbRange(mm, lo, hi);
+  mm.ptl.unlock();
+  yield* invalidateRangeEnd(range);
+}
+
+/**
+ * mprotect(2): sets the access rights of [addr, addr + len) to `prot`. Takes mmap_lock for
+ * write. Errors (nothing is changed): EINVAL for an unaligned address or unknown prot bits,
+ * ENOMEM when the range goes past TASK_SIZE or has a hole (Linux finds a hole while walking
+ * and keeps the changes made before it; the model checks first), EACCES when a VMA may not
+ * get the new rights (no VM_MAYWRITE: a shared mapping of a read-only file). Edge VMAs are
+ * split (->open on the new parts); adjacent VMAs are not merged back.
+ */
+export function* mprotect(mm: Mm, addr: number, len: number, prot: number): Co {
+  const end = checkArgs(addr, len, prot);
+  if (end === null) return;
+  const newAccess = protToVm(prot);
+  yield* mm.mmapLock.downWrite();
+  try {
+    if (!mm.covered(addr, end))
+      throw new Errno('ENOMEM', `mprotect: [${hex(addr)}, ${hex(end)}) is not fully mapped`);
+    for (const vma of mm.vmasIn(addr, end)) {
+      // mprotect_fixup(): each right asked for needs its VM_MAY* bit.
+      const may =
+        (vma.flags & VM_MAYREAD ? VM_READ : 0) |
+        (vma.flags & VM_MAYWRITE ? VM_WRITE : 0) |
+        (vma.flags & VM_MAYEXEC ? VM_EXEC : 0);
+      if ((newAccess & ~may) !== 0)
+        throw new Errno('EACCES', `mprotect: ${vma} may not get prot ${hex(prot)}`);
+    }
+    const vmas = yield* splitToRange(mm, addr, end);
+    for (const vma of vmas) {
+      vma.flags = (vma.flags & ~VM_ACCESS) | newAccess;
+      yield* changeProtection(vma, vma.start, vma.end);
+    }
+  } finally {
+    mm.mmapLock.upWrite();
+  }
+}
