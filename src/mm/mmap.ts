@@ -89,7 +89,7 @@ function checkArgs(a: MmapArgs): { addr: number; len: number; offset: number } {
 }
 
 /** get_unmapped_area(): the hint if it is free, else the highest free gap below mmap_base. */
-function unmappedArea(mm: Mm, hint: number, len: number): number {
+export function unmappedArea(mm: Mm, hint: number, len: number): number {
   const alignedHint = hint - (hint % PAGE_SIZE);
   if (
     hint !== 0 &&
