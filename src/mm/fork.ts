@@ -1,0 +1,191 @@
+/**
+ * fork()'s half of the mm (dup_mmap / copy_page_range): the child gets a copy of every VMA but
+ * VM_DONTCOPY ones, ->open runs on each copy, and the page tables are copied where the child
+ * could not fault the pages back in: COW mappings holding anonymous memory (write-protected in
+ * both, inside one PROTECTION_PAGE invalidation of the parent range) and VM_PFNMAP/VM_MIXEDMAP
+ * mappings. Shared mappings are left to fault from the page cache.
+ */
+import { bug } from '../kernel/kernel.ts';
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { VM_DONTCOPY, VM_LOCKED, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
+import { mmput } from './exit.ts';
+import type { Machine } from './machine.ts';
+import { noteMigrationEntryCopy } from './migrate.ts';
+import { Mm } from './mm.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import type { Page } from './page.ts';
+import type { Pte } from './pte.ts';
+import { flushTlbRange } from './tlb.ts';
+import { Vma } from './vma.ts';
+
+/**
+ * fork() for the address space (dup_mm → dup_mmap): takes the parent's mmap_lock for write and
+ * the child's (nested), copies the VMAs (->open on each copy before its entries are copied, as
+ * Linux does) and the page tables that need copying, and returns the child with mm_users 1.
+ * On failure (no memory for the copy of a pinned page) the half-built child is torn down and
+ * the parent is as it was, except for COW write protection already applied (harmless: the
+ * next write fault restores it).
+ */
+export function* fork(mm: Mm): Co<Mm> {
+  if (!(mm instanceof Mm)) throw new Errno('EINVAL', 'fork: expected an address space (Mm)');
+  if (mm.exited || mm.users <= 0)
+    throw new Errno('EINVAL', `fork: mm${mm.id} has exited (mm_users ${mm.users})`);
+  yield* mm.mmapLock.downWrite();
+  const child = mm.machine.createMm();
+  let parentLocked = true;
+  let childLocked = false;
+  try {
+    // mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING): another instance of the same class.
+    yield* child.mmapLock.downWrite();
+    childLocked = true;
+    if (mm.exited) throw new Errno('EINVAL', `fork: mm${mm.id} exited meanwhile`);
+    for (const src of [...mm.vmas]) {
+      if (src.flags & VM_DONTCOPY) continue;
+      const dst = new Vma(child, src.start, src.end, src.flags & ~VM_LOCKED, src.file, src.pgoff);
+      dst.ops = src.ops;
+      dst.privateData = src.privateData;
+      child.insertVma(dst);
+      src.file?.mappings.add(dst);
+      if (dst.ops?.open !== undefined) yield* dst.ops.open(dst);
+      if (needsCopy(src)) yield* copyPageRange(dst, src);
+    }
+    child.mmapLock.upWrite();
+    childLocked = false;
+    mm.mmapLock.upWrite();
+    parentLocked = false;
+    return child;
+  } catch (e) {
+    if (childLocked) child.mmapLock.upWrite();
+    if (parentLocked) mm.mmapLock.upWrite();
+    // copy_mm() failure: mmput() of the half-built child closes what was opened.
+    yield* mmput(child);
+    throw e;
+  }
+}
+
+/**
+ * vma_needs_copy(): entries a fault could not rebuild. PFN maps always; private mappings
+ * once they hold anonymous memory (an anon_vma exists): anonymous pages, swap entries, or
+ * migration entries of anonymous pages.
+ */
+function needsCopy(vma: Vma): boolean {
+  if (vma.flags & (VM_PFNMAP | VM_MIXEDMAP)) return true;
+  if (vma.isShared) return false;
+  const mm = vma.mm;
+  for (const addr of mm.addressesIn(vma.start, vma.end)) {
+    const pte = mm.pte(addr)!;
+    if (pte.kind === 'swap') return true;
+    if ((pte.kind === 'page' || pte.kind === 'migration') && pte.page?.isAnon) return true;
+  }
+  return false;
+}
+
+/** Anonymous pages of `vma` that are DMA-pinned: fork copies them at once for the child. */
+function pinnedAnonPages(vma: Vma): number {
+  const mm = vma.mm;
+  let n = 0;
+  for (const addr of mm.addressesIn(vma.start, vma.end)) {
+    const pte = mm.pte(addr)!;
+    if (pte.kind === 'page' && pte.page !== null && pte.page.isAnon && pte.page.pins > 0) n++;
+  }
+  return n;
+}
+
+/**
+ * copy_page_range() for one VMA. For a COW mapping: one PROTECTION_PAGE invalidation over the
+ * parent VMA, and under both page-table locks (parent, then child) each writable entry is
+ * write-protected in the parent and mapped read-only in the child; a pinned anonymous page is
+ * copied for the child instead (folio_needs_cow_for_dma(): the pin must keep seeing the
+ * parent's writes). Swap entries gain a reference; migration entries are copied (made
+ * read-only on both sides); the zero page and device pfns are shared as they are.
+ */
+function* copyPageRange(dst: Vma, src: Vma): Co {
+  const parent = src.mm;
+  const child = dst.mm;
+  const machine = parent.machine;
+  const cow = src.isCow;
+  // Pages for the pinned anonymous pages, allocated before any lock (may reclaim).
+  const spare: Page[] = [];
+  if (cow) {
+    for (let n = pinnedAnonPages(src); n > 0; n--) {
+      const p = yield* machine.allocPage('anon');
+      if (p === null) {
+        for (const q of spare) machine.phys.put(q);
+        throw new Errno('ENOMEM', `fork: no frame to copy a pinned page of ${src}`);
+      }
+      spare.push(p);
+    }
+  }
+  const range = cow ? rangeInit(parent, 'PROTECTION_PAGE', src.start, src.end) : null;
+  if (range !== null) yield* invalidateRangeStart(range);
+  yield* parent.ptl.lock();
+  yield* child.ptl.lock();
+  for (const addr of parent.addressesIn(src.start, src.end)) {
+    const pte = parent.pte(addr)!;
+    copyOne(machine, parent, child, addr, pte, cow, src.isShared, spare);
+  }
+  if (cow) flushTlbRange(parent, src.start, src.end);
+  child.ptl.unlock();
+  parent.ptl.unlock();
+  if (range !== null) yield* invalidateRangeEnd(range);
+  for (const p of spare) machine.phys.put(p);
+}
+
+/** copy_pte_range() for one entry (both page-table locks held). */
+function copyOne(
+  machine: Machine,
+  parent: Mm,
+  child: Mm,
+  addr: number,
+  pte: Pte,
+  cow: boolean,
+  shared: boolean,
+  spare: Page[],
+): void {
+  switch (pte.kind) {
+    case 'pfn':
+      child.setPte(addr, { ...pte });
+      return;
+    case 'swap':
+      machine.swap.dup(pte.swap);
+      child.setPte(addr, { ...pte });
+      return;
+    case 'migration':
+      // A writable migration entry becomes a read-only one on both sides.
+      if (cow) pte.writable = false;
+      child.setPte(addr, { ...pte });
+      if (pte.page !== null) noteMigrationEntryCopy(pte.page, child, addr);
+      return;
+    case 'page':
+      break;
+    default:
+      bug('warn', `fork: unknown page-table entry kind ${String((pte as Pte).kind)}`);
+  }
+  const page = pte.page!;
+  if (page.kind === 'zero') {
+    child.setPte(addr, { ...pte, accessed: false });
+    return;
+  }
+  if (cow && page.isAnon && page.pins > 0) {
+    const copy = spare.pop();
+    if (copy !== undefined) {
+      // copy_present_page(): the child gets its own copy; the parent keeps its writable entry.
+      copy.data.copyFrom(page.data);
+      copy.dirty = true;
+      child.setPte(addr, { ...pte, page: copy, accessed: false, dirty: true });
+      machine.phys.lru.add(copy);
+      return;
+    }
+  }
+  if (cow && pte.writable) parent.protectPte(addr, pte, pte.readable, false);
+  if (pte.dirty) page.dirty = true;
+  machine.phys.get(page);
+  child.setPte(addr, {
+    ...pte,
+    writable: cow ? false : pte.writable,
+    // A shared mapping's child entry starts clean; a COW one keeps the dirty bit.
+    dirty: shared ? false : pte.dirty,
+    accessed: false,
+  });
+}

@@ -1,0 +1,186 @@
+/**
+ * Page migration for one page, as compaction does it (migrate_pages → migrate_folio_unmap /
+ * migrate_folio_move): every mapping is replaced by a migration entry (a CLEAR invalidation
+ * each, TLB flushed), the reference count is checked and the contents copied in one atomic
+ * step together with the page-cache switch, then the entries are turned into mappings of the
+ * new page and the faults waiting on them are woken.
+ */
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { PAGE_SIZE } from './constants.ts';
+import { File } from './file.ts';
+import type { Machine } from './machine.ts';
+import type { Mm } from './mm.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import { Page } from './page.ts';
+import type { Pte } from './pte.ts';
+import { rmapWalk } from './rmap.ts';
+import { flushTlbRange } from './tlb.ts';
+
+/** One page-table slot holding a migration entry for a page being migrated. */
+interface MigrationSite {
+  readonly mm: Mm;
+  readonly addr: number;
+}
+
+/**
+ * The slots holding migration entries of each page under migration. Linux finds them again
+ * through the anon_vma / i_mmap of the old folio (remove_migration_ptes()); the model's
+ * per-entry reverse map forgets an entry once it is not present, so the sites are recorded.
+ */
+const inFlight = new WeakMap<Page, MigrationSite[]>();
+
+/**
+ * Called by fork when it copies a migration entry of `page` into `mm` at `addr`, so the copy
+ * is turned into a mapping of the new page too (Linux finds it through the child's anon_vma).
+ */
+export function noteMigrationEntryCopy(page: Page, mm: Mm, addr: number): void {
+  inFlight.get(page)?.push({ mm, addr });
+}
+
+/** make_*_migration_entry(): a non-present entry remembering the old rights. */
+function migrationEntry(page: Page, from: Pte): Pte {
+  return {
+    kind: 'migration',
+    page,
+    swap: 0,
+    pfn: 0,
+    readable: from.readable,
+    writable: from.writable,
+    dirty: from.dirty,
+    accessed: from.accessed,
+  };
+}
+
+/**
+ * migrate_pages() of one page (MIGRATE_SYNC, as compaction): moves `page` to a new frame.
+ * Returns false, changing nothing, for a page that cannot move now: pinned (FOLL_PIN), locked
+ * (under reclaim or another migration), the zero page, a free or kernel frame, no free frame
+ * for the copy, or a reference that appeared while unmapping (GUP) — in that case the old page
+ * is mapped back. True when the page moved (or was freed under us: nothing was left to move).
+ */
+export function* migratePage(machine: Machine, page: Page): Co<boolean> {
+  if (!(page instanceof Page) || machine.phys.page(page.pfn) !== page)
+    throw new Errno('EINVAL', 'migratePage: not a frame of this machine');
+  if (page.kind === 'free' || page.kind === 'zero' || page.kind === 'kernel') return false;
+  if (page.pins > 0 || page.locked) return false;
+  const phys = machine.phys;
+  // folio_trylock() + isolation: our own reference keeps the frame until we are done.
+  page.locked = true;
+  phys.get(page);
+  try {
+    const fresh = yield* machine.allocPage(page.kind);
+    if (fresh === null) return false;
+    fresh.locked = true;
+    try {
+      if (page.pins > 0) return false;
+      const sites: MigrationSite[] = [];
+      inFlight.set(page, sites);
+      try {
+        yield* unmapAll(machine, page, sites);
+        const moved = commit(machine, page, fresh);
+        yield* remapAll(machine, page, moved ? fresh : page, sites);
+        return moved;
+      } finally {
+        inFlight.delete(page);
+        machine.migrationWait.wakeUpAll();
+      }
+    } finally {
+      fresh.locked = false;
+      phys.put(fresh);
+    }
+  } finally {
+    page.locked = false;
+    phys.put(page);
+  }
+}
+
+/**
+ * try_to_migrate(): for each mapping, a CLEAR invalidation of the page, and under the PTL the
+ * entry becomes a migration entry, the TLB is flushed and the mapping's reference dropped.
+ */
+function* unmapAll(machine: Machine, page: Page, sites: MigrationSite[]): Co {
+  yield* rmapWalk(page, function* (mm: Mm, addr: number) {
+    const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
+    yield* invalidateRangeStart(range);
+    yield* mm.ptl.lock();
+    const pte = mm.pte(addr);
+    if (pte !== undefined && pte.kind === 'page' && pte.page === page) {
+      if (pte.dirty) page.dirty = true;
+      mm.replacePte(addr, migrationEntry(page, pte));
+      flushTlbRange(mm, addr, addr + PAGE_SIZE);
+      machine.phys.put(page);
+      sites.push({ mm, addr });
+    }
+    mm.ptl.unlock();
+    yield* invalidateRangeEnd(range);
+  });
+}
+
+/**
+ * folio_migrate_mapping() + folio_migrate_copy() in one step: the page must be held only by
+ * the migration (and the page cache); then the contents and state move and the page cache
+ * points at the new frame, whose reference the cache takes over.
+ */
+function commit(machine: Machine, page: Page, fresh: Page): boolean {
+  const file =
+    page.mapping instanceof File && page.mapping.cache.get(page.index) === page
+      ? page.mapping
+      : null;
+  const expected = 1 + (file !== null ? 1 : 0);
+  if (page.mapcount !== 0 || page.pins !== 0 || page.refcount !== expected) return false;
+  fresh.data.copyFrom(page.data);
+  fresh.dirty = page.dirty;
+  fresh.referenced = page.referenced;
+  fresh.lazyfree = page.lazyfree;
+  const phys = machine.phys;
+  if (phys.lru.has(page)) phys.lru.add(fresh);
+  if (file !== null) {
+    fresh.mapping = file;
+    fresh.index = page.index;
+    phys.get(fresh);
+    file.cache.set(page.index, fresh);
+    page.mapping = null;
+    phys.put(page);
+  }
+  return true;
+}
+
+/**
+ * remove_migration_ptes(): each recorded migration entry becomes a mapping of `target` with the
+ * rights it had (no invalidation: non-present to present). A site whose entry is gone was
+ * zapped meanwhile; one moved by mremap is found by a scan of its address space.
+ */
+function* remapAll(machine: Machine, page: Page, target: Page, sites: MigrationSite[]): Co {
+  const lost = new Set<Mm>();
+  for (let i = 0; i < sites.length; i++) {
+    const { mm, addr } = sites[i]!;
+    if (!(yield* remapOne(machine, mm, addr, page, target))) lost.add(mm);
+  }
+  for (const mm of lost) {
+    for (const [vpn, pte] of [...mm.pt])
+      if (pte.kind === 'migration' && pte.page === page)
+        yield* remapOne(machine, mm, vpn * PAGE_SIZE, page, target);
+  }
+}
+
+function* remapOne(machine: Machine, mm: Mm, addr: number, page: Page, target: Page): Co<boolean> {
+  yield* mm.ptl.lock();
+  const pte = mm.pte(addr);
+  const ours = pte !== undefined && pte.kind === 'migration' && pte.page === page;
+  if (ours) {
+    machine.phys.get(target);
+    mm.setPte(addr, {
+      kind: 'page',
+      page: target,
+      swap: 0,
+      pfn: 0,
+      readable: pte.readable,
+      writable: pte.writable,
+      dirty: pte.dirty,
+      accessed: pte.accessed,
+    });
+  }
+  mm.ptl.unlock();
+  return ours;
+}
