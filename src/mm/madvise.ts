@@ -1,0 +1,121 @@
+/**
+ * madvise(2) (mm/madvise.c) for the two advices that drop memory: MADV_DONTNEED
+ * (zap_page_range_single(): one CLEAR invalidation per VMA, pages freed after the flush) and
+ * MADV_FREE (madvise_free_single_vma(): private anonymous pages become clean and lazily
+ * freeable, reclaim may then discard them instead of swapping). Both run under mmap_lock held
+ * for read.
+ */
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import {
+  hex,
+  MADV_DONTNEED,
+  MADV_FREE,
+  PAGE_SIZE,
+  pageAlign,
+  pageAligned,
+  VM_LOCKED,
+  VM_PFNMAP,
+} from './constants.ts';
+import type { Mm } from './mm.ts';
+import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import { flushTlbRange } from './tlb.ts';
+import type { Vma } from './vma.ts';
+import { zapRange } from './zap.ts';
+
+/** Whether an advice is one the model implements (madvise_behavior_valid()). */
+function adviceValid(advice: number): boolean {
+  return advice === MADV_DONTNEED || advice === MADV_FREE;
+}
+
+/** madvise_dontneed_free_valid_vma() / can_madv_lru_vma(): why `vma` refuses, or null. */
+function refusal(vma: Vma, advice: number): string | null {
+  if (vma.flags & (VM_LOCKED | VM_PFNMAP))
+    return `${vma} is VM_LOCKED or VM_PFNMAP (can_madv_lru_vma() is false)`;
+  if (advice === MADV_FREE && !(vma.isAnon && vma.ops === null && !vma.isShared))
+    return `MADV_FREE needs private anonymous memory, ${vma} is not`;
+  return null;
+}
+
+/**
+ * madvise_free_single_vma() / madvise_free_pte_range() over [start, end) of a private
+ * anonymous VMA: inside one CLEAR invalidation and under the PTL, each present page mapped
+ * only here gets a clean, old entry and becomes lazyfree and clean; swap entries are dropped
+ * with their slots (the data is disposable). The TLB is flushed over the changed entries
+ * before the PTL is released. Pages shared with another mapping (after fork) are left alone.
+ */
+function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
+  const mm = vma.mm;
+  const range = rangeInit(mm, 'CLEAR', start, end);
+  yield* invalidateRangeStart(range);
+  const addrs = mm.addressesIn(start, end);
+  if (addrs.length > 0) {
+    yield* mm.ptl.lock();
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = 0;
+    for (const addr of addrs) {
+      const pte = mm.pte(addr);
+      if (pte === undefined) continue;
+      if (pte.kind === 'swap') {
+        mm.clearPte(addr);
+        mm.machine.swap.free(pte.swap);
+        continue;
+      }
+      const page = pte.page;
+      if (pte.kind !== 'page' || page === null || !page.isAnon || page.mapcount !== 1) continue;
+      page.dirty = false;
+      page.lazyfree = true;
+      if (pte.dirty || pte.accessed) {
+        pte.dirty = false;
+        pte.accessed = false;
+        lo = Math.min(lo, addr);
+        hi = Math.max(hi, addr + PAGE_SIZE);
+      }
+    }
+    if (hi > lo) flushTlbRange(mm, lo, hi);
+    mm.ptl.unlock();
+  }
+  yield* invalidateRangeEnd(range);
+}
+
+/**
+ * madvise(2) with MADV_DONTNEED or MADV_FREE over [addr, addr + len). Takes mmap_lock for
+ * read. DONTNEED zaps each VMA's part (zap_page_range_single(), CLEAR): anonymous memory reads
+ * back as zeros, file pages are re-read from the page cache. FREE marks private anonymous
+ * pages lazyfree (see {@link madviseFreeRange}).
+ *
+ * Errors: EINVAL for an unaligned address, a bad length or an advice the model does not
+ * implement (nothing changed); EINVAL when a VMA in range is VM_LOCKED or VM_PFNMAP, or, for
+ * FREE, not private anonymous memory (the model checks every VMA first and changes nothing,
+ * where Linux keeps the advice applied to the VMAs before it); ENOMEM when the range has holes,
+ * after the advice was applied to the mapped parts (madvise_walk_vmas()'s unmapped_error).
+ * A zero length succeeds without effect.
+ */
+export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co {
+  if (!Number.isInteger(advice) || !adviceValid(advice))
+    throw new Errno('EINVAL', `madvise: advice ${String(advice)} is unknown or not modelled`);
+  if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr))
+    throw new Errno('EINVAL', `madvise: address ${String(addr)} is not page aligned`);
+  if (!Number.isSafeInteger(len) || len < 0)
+    throw new Errno('EINVAL', `madvise: length ${String(len)} is not a non-negative integer`);
+  if (len === 0) return;
+  const end = addr + pageAlign(len);
+  yield* mm.mmapLock.downRead();
+  try {
+    const vmas = mm.vmasIn(addr, end);
+    for (const vma of vmas) {
+      const why = refusal(vma, advice);
+      if (why !== null) throw new Errno('EINVAL', `madvise: ${why}`);
+    }
+    for (const vma of vmas) {
+      const s = Math.max(addr, vma.start);
+      const e = Math.min(end, vma.end);
+      if (advice === MADV_DONTNEED) yield* zapRange(mm, [vma], s, e, 'CLEAR');
+      else yield* madviseFreeRange(vma, s, e);
+    }
+    if (!mm.covered(addr, end))
+      throw new Errno('ENOMEM', `madvise: [${hex(addr)}, ${hex(end)}) has unmapped holes`);
+  } finally {
+    mm.mmapLock.upRead();
+  }
+}
