@@ -33,6 +33,15 @@ declare module '../kernel/trace.ts' {
     'mmu-start-done': { mm: number; id: number; ok: boolean };
     /** mmu_notifier_invalidate_range_end() for a range. */
     'mmu-end': { mm: number; start: number; end: number; event: string; id: number };
+    /** An interval notifier's ->invalidate is called (subscription start, current seq). */
+    'itree-invalidate': {
+      mm: number;
+      start: number;
+      end: number;
+      event: string;
+      seq: number;
+      sub: number;
+    };
     /** mmu_notifier_release() at exit. */
     'mmu-release': { mm: number };
     /** A device established a translation from a snapshot of (pfn, gen). */

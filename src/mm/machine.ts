@@ -6,6 +6,7 @@ import { Errno } from '../lib/errors.ts';
 import './events.ts';
 import { File, type FileOps } from './file.ts';
 import { Mm } from './mm.ts';
+import type { ItreeDispatch } from './mmu-interval-tree-state.ts';
 import type { Page, PageKind } from './page.ts';
 import { PageData } from './page-data.ts';
 import { PhysMem } from './phys-mem.ts';
@@ -20,6 +21,8 @@ export interface MachineOptions {
   readonly swapSlots?: number;
   /** Run direct reclaim when an allocation finds no free frame (default true). */
   readonly reclaimOnPressure?: boolean;
+  /** Interval-notifier dispatch: the tree (default) or the linear list kept for benchmarks. */
+  readonly notifierDispatch?: ItreeDispatch;
 }
 
 /**
@@ -37,6 +40,7 @@ export class Machine {
   readonly mms: Mm[] = [];
   readonly files: File[] = [];
   readonly reclaimOnPressure: boolean;
+  readonly notifierDispatch: ItreeDispatch;
   /** Frames drivers hold as kernel memory (not leaks at quiescence while the driver lives). */
   kernelFrames = 0;
   private nextRangeId = 1;
@@ -51,6 +55,7 @@ export class Machine {
     this.phys = new PhysMem({ frames });
     this.swap = new SwapSpace(options.swapSlots ?? 1 << 20);
     this.reclaimOnPressure = options.reclaimOnPressure ?? true;
+    this.notifierDispatch = options.notifierDispatch ?? 'tree';
   }
 
   /** mm_alloc(): a new, empty address space with mm_users = mm_count = 1. */

@@ -173,7 +173,7 @@ export function* mmuNotifierRelease(mm: Mm): Co {
   const k = kernel();
   if (k.trace.on) k.trace.emit('mmu-release', { mm: mm.id });
   if (subs === null) return;
-  if (subs.hasItree && subs.itree !== null) yield* subs.itree.release(mm);
+  if (subs.hasItree) yield* subs.itree.release(mm);
   if (subs.list.length === 0) return;
   const srcu = mm.machine.notifierSrcu;
   const idx = srcu.readLock();

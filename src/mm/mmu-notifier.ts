@@ -79,7 +79,11 @@ function* startDispatch(range: MmuNotifierRange): Co<number> {
   return ret;
 }
 
-/** mn_hlist_invalidate_range_start(): on failure, every subscriber with an end gets it. */
+/**
+ * mn_hlist_invalidate_range_start(): every subscriber's start is called even after one failed
+ * (a subscriber cannot know whether its start ran), then on failure every subscriber with an
+ * end gets it, so each end pairs with a start (c2655835fd8c).
+ */
 function* hlistStart(range: MmuNotifierRange): Co<number> {
   const subs = range.mm.notifiers!;
   const srcu = range.mm.machine.notifierSrcu;
@@ -97,7 +101,6 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
       if (sub.ops.invalidateRangeEnd !== undefined)
         bug('warn', 'a subscriber whose start can fail has an end op');
       ret = r;
-      break;
     }
   }
   if (ret !== 0) {
@@ -118,7 +121,7 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
   const subs = mm.notifiers;
   if (subs !== null) {
     invalidateStartMap.acquire();
-    if (subs.hasItree && subs.itree !== null) subs.itree.invEnd();
+    if (subs.hasItree) yield* subs.itree.invEnd();
     if (subs.list.length > 0) {
       const srcu = mm.machine.notifierSrcu;
       const idx = srcu.readLock();

@@ -23,7 +23,7 @@ export function measureLeaks(machine: Machine): LeakReport {
   for (const mm of machine.mms) {
     if (mm.count > 0) mms++;
     subscriptions +=
-      (mm.notifiers?.list.length ?? 0) + (mm.notifiers?.itree?.subscriptionCount() ?? 0);
+      (mm.notifiers?.list.length ?? 0) + (mm.notifiers?.itree.subscriptionCount() ?? 0);
   }
   let pins = 0;
   for (const p of machine.phys.lru) pins += p.pins;

@@ -1,0 +1,132 @@
+/**
+ * hmm_range_fault() (mm/hmm.c): snapshots the CPU page table over a range into device pfns,
+ * faulting pages in where the request asks, for a driver using an interval notifier.
+ */
+
+import { bug } from '../kernel/kernel.ts';
+import type { Co } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
+import { hex, PAGE_SIZE, pageAligned } from './constants.ts';
+import { handleMmFault } from './fault.ts';
+import type { Mm } from './mm.ts';
+import { mmuIntervalCheckRetry } from './mmu-interval-notifier.ts';
+import type { MmuIntervalNotifier } from './mmu-interval-notifier-types.ts';
+import { ptePresent } from './pte.ts';
+
+/** HMM_PFN_VALID: the entry maps a page the device may read. */
+export const HMM_PFN_VALID = 1;
+/** HMM_PFN_WRITE: the device may also write it. */
+export const HMM_PFN_WRITE = 2;
+/** HMM_PFN_ERROR: no usable mapping (no VMA, PROT_NONE, special mapping). */
+export const HMM_PFN_ERROR = 4;
+const ORDER_SHIFT = 3;
+const FLAG_SPAN = 256;
+
+/** The pfn an output entry names. */
+export function hmmPfnToPfn(entry: number): number {
+  return Math.floor(entry / FLAG_SPAN);
+}
+
+/** The flag bits of an output entry. */
+export function hmmPfnFlags(entry: number): number {
+  return entry % 8;
+}
+
+/** hmm_pfn_to_map_order(): 0 for a PTE, 9 for a PMD mapping. */
+export function hmmPfnMapOrder(entry: number): number {
+  return Math.floor((entry % FLAG_SPAN) / 8);
+}
+
+/** What the driver asks for each page (HMM_PFN_REQ_FAULT / HMM_PFN_REQ_WRITE). */
+export interface HmmRequest {
+  readonly fault: boolean;
+  readonly write: boolean;
+}
+
+/** struct hmm_range. */
+export interface HmmRange {
+  readonly notifier: MmuIntervalNotifier;
+  /** The sequence from mmu_interval_read_begin(). */
+  readonly notifierSeq: number;
+  readonly start: number;
+  readonly end: number;
+  /** default_flags (pfn_flags_mask is 0: every page gets them). */
+  readonly defaultFlags: HmmRequest;
+  /** Output: one entry per page (pfn·256 + map order·8 + flags). */
+  pfns: number[];
+  /** Output: the allocation generation of each page's frame (for the device's records). */
+  gens: number[];
+}
+
+/** A fresh range with zeroed outputs (drivers must use fresh inputs on every retry). */
+export function hmmRange(
+  notifier: MmuIntervalNotifier,
+  notifierSeq: number,
+  start: number,
+  end: number,
+  defaultFlags: HmmRequest,
+): HmmRange {
+  const n = Math.max(0, (end - start) / PAGE_SIZE);
+  return {
+    notifier,
+    notifierSeq,
+    start,
+    end,
+    defaultFlags,
+    pfns: new Array<number>(n).fill(0),
+    gens: new Array<number>(n).fill(0),
+  };
+}
+
+/**
+ * hmm_range_fault(): fills range.pfns (the caller holds mmap_lock for read). EFAULT without
+ * a VMA, without read permission or on VM_IO/VM_PFNMAP when a fault is requested (else the
+ * entry is ERROR); EPERM for a write request on a VMA without write permission; EBUSY as soon
+ * as mmu_interval_check_retry() says the sequence moved. The zero page is reported read-only.
+ */
+export function* hmmRangeFault(mm: Mm, range: HmmRange): Co {
+  if (!pageAligned(range.start) || !pageAligned(range.end) || range.end < range.start) {
+    throw new Errno(
+      'EINVAL',
+      `hmm_range_fault: range [${hex(range.start)}, ${hex(range.end)}) is not page aligned`,
+    );
+  }
+  if (!mm.mmapLock.isLockedByCurrent()) bug('warn', 'hmm_range_fault without mmap_lock held');
+  const { fault, write } = range.defaultFlags;
+  for (let i = 0, addr = range.start; addr < range.end; ) {
+    if (mmuIntervalCheckRetry(range.notifier, range.notifierSeq))
+      throw new Errno('EBUSY', 'hmm_range_fault: the range was invalidated');
+    const vma = mm.findVma(addr);
+    if (vma === undefined || !vma.readable || vma.isIoOrPfnmap) {
+      if (fault)
+        throw new Errno(
+          'EFAULT',
+          `hmm_range_fault: ${hex(addr)} has ${vma === undefined ? 'no VMA' : 'no readable page behind it'}`,
+        );
+      range.pfns[i] = HMM_PFN_ERROR;
+      i++;
+      addr += PAGE_SIZE;
+      continue;
+    }
+    if (fault && write && !vma.writable)
+      throw new Errno('EPERM', `hmm_range_fault: write requested on read-only ${vma}`);
+    const pte = mm.pte(addr);
+    const usable = ptePresent(pte) && pte.readable && (!write || pte.writable);
+    if (!usable) {
+      if (fault) {
+        yield* handleMmFault(mm, addr, write);
+        continue;
+      }
+      range.pfns[i] = 0;
+      range.gens[i] = 0;
+    } else {
+      const pfn = pte.kind === 'pfn' ? pte.pfn : pte.page!.pfn;
+      range.pfns[i] =
+        pfn * FLAG_SPAN + (0 << ORDER_SHIFT) + HMM_PFN_VALID + (pte.writable ? HMM_PFN_WRITE : 0);
+      range.gens[i] = pte.kind === 'pfn' ? 0 : pte.page!.gen;
+    }
+    i++;
+    addr += PAGE_SIZE;
+    yield;
+  }
+}
