@@ -60,6 +60,9 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
 }
 
 function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
+  // check_stable_address_space(): the OOM reaper tore this address space down.
+  if (mm.unstable)
+    throw new Errno('EFAULT', `SIGBUS at ${hex(addr)}: mm${mm.id} was reaped by the OOM killer`);
   const ops = vma.ops;
   if (ops?.fault !== undefined) {
     const r = yield* ops.fault(vma, addr, write);
