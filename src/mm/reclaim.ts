@@ -15,25 +15,36 @@ import type { Pte } from './pte.ts';
 import { pageReferenced, rmapWalk } from './rmap.ts';
 import { flushTlbRange } from './tlb.ts';
 
-/** try_to_unmap(): unmaps every mapping of `page`; anonymous ones get swap entries. */
+/**
+ * try_to_unmap(): unmaps every mapping of `page`; anonymous ones get swap entries. An anonymous
+ * page without a slot is a MADV_FREE page being discarded: if it was written meanwhile, the
+ * walk stops and keeps it (try_to_unmap_one()'s folio_set_swapbacked() abort).
+ */
 export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | null): Co<boolean> {
   let first = true;
+  let redirtied = false;
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
+    if (redirtied) return;
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();
     const pte = mm.pte(addr);
     if (pte !== undefined && pte.page === page && pte.kind === 'page') {
       if (pte.dirty) page.dirty = true;
-      if (page.isAnon && swapSlot !== null) {
+      if (page.isAnon && swapSlot === null && page.dirty) {
+        page.lazyfree = false;
+        redirtied = true;
+      } else if (page.isAnon && swapSlot !== null) {
         if (!first) machine.swap.dup(swapSlot);
         first = false;
         mm.replacePte(addr, swapEntry(swapSlot));
       } else {
         mm.clearPte(addr);
       }
-      flushTlbRange(mm, addr, addr + PAGE_SIZE);
-      machine.phys.put(page);
+      if (!redirtied) {
+        flushTlbRange(mm, addr, addr + PAGE_SIZE);
+        machine.phys.put(page);
+      }
     }
     mm.ptl.unlock();
     yield* invalidateRangeEnd(range);

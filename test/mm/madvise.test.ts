@@ -263,3 +263,31 @@ test('madvise rejects bad input with the errno Linux returns and changes nothing
   assert.equal(r.ok, true, r.bug?.message);
   assert.equal(eventsOf(r.rec, 'mmu-start').length, 0);
 });
+
+test('a MADV_FREE page written while reclaim unmaps it is kept, not discarded', () => {
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    const a = yield* mmap(mm, { len: P, prot: RW, flags: ANON });
+    yield* cpuWriteU32(mm, a, 1);
+    yield* madvise(mm, a, P, MADV_FREE);
+    // The write lands after reclaim chose to discard the clean lazyfree page, inside the
+    // CLEAR invalidation of try_to_unmap_one() and before its PTL section.
+    let armed = true;
+    yield* mmuNotifierRegister(
+      new MmuNotifier({
+        *invalidateRangeStart(_s, range) {
+          if (armed && range.event === 'CLEAR') {
+            armed = false;
+            yield* cpuWriteU32(mm, a, 5);
+          }
+          return 0;
+        },
+      }),
+      mm,
+    );
+    yield* shrinkMemory(m, 1);
+    assert.equal(armed, false, 'reclaim reached the page');
+    assert.equal(yield* cpuReadU32(mm, a), 5);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+});
