@@ -37,6 +37,9 @@ export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | nul
       } else if (page.isAnon && swapSlot !== null) {
         if (!first) machine.swap.dup(swapSlot);
         first = false;
+        // The slot was filled before the walk; a write through this entry since then must
+        // reach swap too (Linux writes the page out only after try_to_unmap()).
+        machine.swap.write(swapSlot, page.data);
         mm.replacePte(addr, swapEntry(swapSlot));
       } else {
         mm.clearPte(addr);

@@ -30,6 +30,11 @@ export class SwapSpace {
     return slot;
   }
 
+  /** swap_writepage() to a slot already taken: its contents become a copy of `data`. */
+  write(slot: number, data: PageData): void {
+    this.entry(slot, 'swap_writepage').data.copyFrom(data);
+  }
+
   /** swap_duplicate(): another PTE (a fork child) refers to the slot. */
   dup(slot: number): void {
     this.entry(slot, 'swap_duplicate').refs++;
