@@ -16,17 +16,19 @@ import type { MmuNotifier, MmuNotifierOps } from './mmu-notifier-types.ts';
 /**
  * mm_take_all_locks(): with mmap_lock held for write, takes every rmap lock of the mm (its
  * anon_vma lock and the i_mmap lock of every mapped file) so that no invalidation pair is in
- * flight. Returns the release function (mm_drop_all_locks()).
+ * flight. The i_mmap locks come first, as in Linux (mm/rmap.c order: i_mmap_rwsem, then
+ * anon_vma->rwsem; mremap's take_rmap_locks() relies on it). Returns the release function
+ * (mm_drop_all_locks()).
  */
 export function* mmTakeAllLocks(mm: Mm): Co<() => void> {
   const files = [...new Set(mm.vmas.map((v) => v.file).filter((f): f is File => f !== null))].sort(
     (a, b) => a.id - b.id,
   );
-  yield* mm.rmapLock.downWrite();
   for (const f of files) yield* f.iMmapLock.downWrite();
+  yield* mm.rmapLock.downWrite();
   return () => {
-    for (const f of files.reverse()) f.iMmapLock.upWrite();
     mm.rmapLock.upWrite();
+    for (const f of files.reverse()) f.iMmapLock.upWrite();
   };
 }
 

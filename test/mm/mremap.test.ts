@@ -7,6 +7,7 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
+  MAP_SHARED,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
@@ -267,4 +268,26 @@ test('mremap rejects bad input with the errno Linux returns and changes nothing'
   });
   assert.equal(r.ok, true, r.bug?.message);
   assert.equal(eventsOf(r.rec, 'mmu-start').length, 0);
+});
+
+test('mremap moves a shared file mapping: pgoff follows, the page cache stays, rmap locks taken in Linux order', () => {
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    const f = m.createFile('f', { size: 4 * P });
+    yield* f.pwrite(2 * P, new Uint8Array([3, 0, 0, 0]));
+    const a = yield* mmap(mm, { len: 3 * P, prot: RW, flags: MAP_SHARED, file: f, offset: P });
+    yield* mmap(mm, { addr: a + 3 * P, len: P, prot: RW, flags: ANON | MAP_FIXED });
+    assert.equal(yield* cpuReadU32(mm, a + P), 3);
+    // A registered notifier took i_mmap_rwsem and anon_vma (mm_take_all_locks()); the move takes
+    // them again (take_rmap_locks()): lockdep sees one order.
+    yield* probe(mm, []);
+    const b = yield* mremap(mm, a + P, 2 * P, 3 * P, MREMAP_MAYMOVE);
+    assert.deepEqual([mm.findVma(b)!.pgoff, mm.findVma(a)!.end], [2, a + P]);
+    assert.equal(mm.pte(b)!.page, f.cache.get(2));
+    yield* cpuWriteU32(mm, b + P, 4);
+    assert.equal(new DataView((yield* f.pread(3 * P, 4)).buffer).getInt32(0, true), 4);
+    assert.equal(f.mappings.size, 2);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+  assertPaired(r.rec);
 });
