@@ -28,6 +28,39 @@ export const MUTANTS: readonly MutantInfo[] = [
       'before 2ec74c3ef2d8 (v3.7), notifiers ran under the PT lock so no callback could sleep',
   },
   {
+    name: 'itree.insert-idle-rule',
+    description:
+      'N1: an interval notifier inserted during an invalidation uses the idle rule (seq − 1, direct insert)',
+    history:
+      'the hazard 99cb252f5e68 solves by escalating the sequence; ODP 882214e2b128 needed a notifier count for it',
+  },
+  {
+    name: 'notifier.nonblock-unpaired',
+    description:
+      'N4: a failed non-blocking start returns EAGAIN without calling end on the subscribers whose start succeeded',
+    history:
+      'c2655835fd8c "mm/mmu_notifiers: ensure range_end() is paired with range_start()" (2021, fixes 93065ac753e4)',
+  },
+  {
+    name: 'mirror.valid-flag',
+    description:
+      'N2: a mirror driver guards its commit with a boolean valid flag set at start and end instead of a sequence',
+    history:
+      '04ec32fbc2b2 "mm/hmm: allow hmm_range to be used with a mmu_interval_notifier or hmm_mirror" (v5.5)',
+  },
+  {
+    name: 'mirror.retry-outside-lock',
+    description:
+      'N3: a mirror driver checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
+    history: 'f95f51a4c335 "drm/amdgpu: Add notifier lock for KFD userptrs" (v6.2)',
+  },
+  {
+    name: 'mirror.nonblock-sleeps',
+    description:
+      'N6: a mirror driver takes its mutex with a sleeping lock even when the invalidation is not blockable',
+    history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018)',
+  },
+  {
     name: 'kvm.retry-ignores-in-progress',
     description:
       'a KVM-style fault commits when the sequence did not move, ignoring an invalidation in progress',

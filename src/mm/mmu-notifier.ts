@@ -103,7 +103,9 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
       ret = r;
     }
   }
-  if (ret !== 0) {
+  // Mutant N4: the pre-c2655835fd8c core returned EAGAIN without ending the subscribers
+  // whose start had succeeded.
+  if (ret !== 0 && !kernel().mutant('notifier.nonblock-unpaired')) {
     for (const sub of [...subs.list]) {
       const end = sub.ops.invalidateRangeEnd;
       if (end !== undefined) yield* end.call(sub.ops, sub, range);

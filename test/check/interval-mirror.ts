@@ -1,0 +1,174 @@
+// A minimal interval mirror client, the usage pattern of mmu-notifier.md §2.9:
+// readBegin → hmm_range_fault → driver lock → readRetry → program the device → unlock;
+// invalidate: lock (trylock when not blockable) → setSeq → zap → unlock.
+// Client-side mutants: N2 'mirror.valid-flag', N3 'mirror.retry-outside-lock',
+// N6 'mirror.nonblock-sleeps'.
+import { type Co, isErrno, type Kernel, Mutex, WaitQueue } from '../../src/index.ts';
+import { PAGE_SIZE } from '../../src/mm/constants.ts';
+import { mmput } from '../../src/mm/exit.ts';
+import {
+  HMM_PFN_VALID,
+  HMM_PFN_WRITE,
+  hmmPfnFlags,
+  hmmPfnToPfn,
+  hmmRange,
+  hmmRangeFault,
+} from '../../src/mm/hmm.ts';
+import type { Mm } from '../../src/mm/mm.ts';
+import { mmgetNotZero } from '../../src/mm/mm-refs.ts';
+import {
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalReadBegin,
+  mmuIntervalReadRetry,
+  mmuIntervalSetSeq,
+} from '../../src/mm/mmu-interval-notifier.ts';
+import { MmuIntervalNotifier } from '../../src/mm/mmu-interval-notifier-types.ts';
+import { mmuNotifierRegister, mmuNotifierUnregister } from '../../src/mm/mmu-notifier-register.ts';
+import { EAGAIN, MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
+import { SecondaryMmu } from '../../src/mm/secondary-mmu.ts';
+
+export class IntervalMirror {
+  readonly smmu: SecondaryMmu;
+  readonly lock: Mutex;
+  readonly sub: MmuIntervalNotifier;
+  /** N2: the hmm_mirror-era boolean, driven by a classic start/end pair. */
+  valid = true;
+  private readonly validWq = new WaitQueue('mirror.valid');
+  private readonly classic: MmuNotifier;
+  private readonly mutant: {
+    validFlag: boolean;
+    retryOutsideLock: boolean;
+    nonblockSleeps: boolean;
+  };
+
+  constructor(
+    k: Kernel,
+    readonly mm: Mm,
+    name: string,
+  ) {
+    this.smmu = new SecondaryMmu(name);
+    this.lock = new Mutex(`${name}.lock`, 'mirror.lock');
+    this.mutant = {
+      validFlag: k.mutant('mirror.valid-flag'),
+      retryOutsideLock: k.mutant('mirror.retry-outside-lock'),
+      nonblockSleeps: k.mutant('mirror.nonblock-sleeps'),
+    };
+    const self = this;
+    this.sub = new MmuIntervalNotifier({
+      *invalidate(sub, range, cur) {
+        if (range.blockable || self.mutant.nonblockSleeps) yield* self.lock.lock();
+        else if (!self.lock.tryLock()) return false;
+        mmuIntervalSetSeq(sub, cur);
+        self.smmu.unmapRange(range.mm, range.start, range.end);
+        self.lock.unlock();
+        return true;
+      },
+    });
+    this.classic = new MmuNotifier({
+      *invalidateRangeStart(_s, range) {
+        if (range.blockable) yield* self.lock.lock();
+        else if (!self.lock.tryLock()) return EAGAIN;
+        self.valid = false;
+        self.smmu.unmapRange(range.mm, range.start, range.end);
+        self.lock.unlock();
+        return 0;
+      },
+      *invalidateRangeEnd() {
+        self.valid = true;
+        self.validWq.wakeUpAll();
+      },
+      *release(_s, mm) {
+        yield* self.lock.lock();
+        self.smmu.unmapAll(mm);
+        self.lock.unlock();
+      },
+    });
+  }
+
+  *insert(start: number, len: number): Co {
+    if (this.mutant.validFlag) yield* mmuNotifierRegister(this.classic, this.mm);
+    else yield* mmuIntervalNotifierInsert(this.sub, this.mm, start, len, this.sub.ops);
+  }
+
+  /**
+   * Tears the device table down, then unsubscribes: the device no longer uses the range, so
+   * no translation may outlive the notifier that keeps it coherent.
+   */
+  *remove(): Co {
+    yield* this.lock.lock();
+    this.smmu.unmapAll(this.mm);
+    this.lock.unlock();
+    if (this.mutant.validFlag) yield* mmuNotifierUnregister(this.classic, this.mm);
+    else yield* mmuIntervalNotifierRemove(this.sub);
+  }
+
+  /** The device touches `addr`: through its table, or by faulting it in. False when it cannot. */
+  *touch(addr: number, write: boolean): Co<boolean> {
+    for (let i = 0; i < 4; i++) {
+      yield;
+      const t = this.smmu.lookup(this.mm, addr);
+      if (t !== undefined && (!write || t.writable)) {
+        this.smmu.access(this.mm, addr, write);
+        return true;
+      }
+      if (!mmgetNotZero(this.mm)) return false;
+      let ok = false;
+      try {
+        ok = yield* this.fault(addr, write);
+      } finally {
+        yield* mmput(this.mm);
+      }
+      if (!ok) return false;
+    }
+    return false;
+  }
+
+  /** One page through the §2.9 pattern. */
+  *fault(addr: number, write: boolean): Co<boolean> {
+    const mm = this.mm;
+    const page = addr - (addr % PAGE_SIZE);
+    for (let tries = 0; tries < 20; tries++) {
+      let seq: number;
+      if (this.mutant.validFlag) {
+        yield* this.validWq.waitEvent(() => this.valid);
+        // No interval subscription: hmm_range_fault's early retry check never fires.
+        seq = this.sub.invalidateSeq;
+      } else {
+        seq = yield* mmuIntervalReadBegin(this.sub);
+      }
+      const range = hmmRange(this.sub, seq, page, page + PAGE_SIZE, { fault: true, write });
+      yield* mm.mmapLock.downRead();
+      try {
+        yield* hmmRangeFault(mm, range);
+      } catch (e) {
+        if (isErrno(e, 'EBUSY')) continue;
+        if (isErrno(e)) return false;
+        throw e;
+      } finally {
+        mm.mmapLock.upRead();
+      }
+      const early = this.mutant.retryOutsideLock && mmuIntervalReadRetry(this.sub, seq);
+      if (this.mutant.retryOutsideLock) yield;
+      yield* this.lock.lock();
+      const retry = this.mutant.validFlag
+        ? !this.valid
+        : this.mutant.retryOutsideLock
+          ? early
+          : mmuIntervalReadRetry(this.sub, seq);
+      if (!retry) {
+        const e = range.pfns[0]!;
+        if (hmmPfnFlags(e) & HMM_PFN_VALID) {
+          this.smmu.map(mm, page, {
+            pfn: hmmPfnToPfn(e),
+            gen: range.gens[0]!,
+            writable: (hmmPfnFlags(e) & HMM_PFN_WRITE) !== 0,
+          });
+        }
+      }
+      this.lock.unlock();
+      if (!retry) return true;
+    }
+    return false;
+  }
+}
