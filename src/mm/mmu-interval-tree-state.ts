@@ -54,14 +54,29 @@ export class ItreeState {
     return this.tree.size + this.deferred.filter((s) => !s.node.inTree).length;
   }
 
+  /** Invalidations walking the tree unlocked right now: the tree must stay frozen (I1). */
+  private iterating = 0;
+
+  private frozenCheck(op: string): void {
+    if (this.iterating > 0)
+      bug(
+        'itree-invariant',
+        `interval tree ${op} while ${this.iterating} invalidation(s) walk it unlocked`,
+      );
+  }
+
   /** @internal Links a node into the tree (and the linear list). */
   treeInsert(sub: MmuIntervalNotifier): void {
+    this.frozenCheck('insert');
+    if ((sub.invalidateSeq & 1) === 0)
+      bug('itree-invariant', `subscription sequence ${sub.invalidateSeq} is even`);
     this.tree.insertNode(sub.node);
     if (this.dispatch === 'linear') this.all.push(sub);
   }
 
   /** @internal Unlinks a node. */
   treeRemove(sub: MmuIntervalNotifier): void {
+    this.frozenCheck('remove');
     this.tree.remove(sub.node);
     if (this.dispatch === 'linear') this.all.splice(this.all.indexOf(sub), 1);
   }
@@ -98,6 +113,24 @@ export class ItreeState {
     const curSeq = this.seq;
     this.check();
     this.lock.unlock();
+    if (first !== null) this.iterating++;
+    let ok: boolean;
+    try {
+      ok = yield* this.callEach(first, range, last, curSeq);
+    } finally {
+      if (first !== null) this.iterating--;
+    }
+    if (!ok) yield* this.invEnd();
+    return ok;
+  }
+
+  /** The callbacks of every subscription intersecting [range.start, last]; false on a refusal. */
+  private *callEach(
+    first: MmuIntervalNotifier | null,
+    range: MmuNotifierRange,
+    last: number,
+    curSeq: number,
+  ): Co<boolean> {
     const k = kernel();
     for (let sub = first; sub !== null; sub = this.nextHit(sub, range.start, last)) {
       if (sub.removed)
@@ -125,7 +158,6 @@ export class ItreeState {
       if (!range.blockable) nonBlockEnd();
       if (ok) continue;
       if (range.blockable) bug('warn', 'an interval notifier refused a blockable invalidation');
-      yield* this.invEnd();
       return false;
     }
     return true;

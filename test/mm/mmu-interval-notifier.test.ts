@@ -345,3 +345,32 @@ test('bad inserts: zero or overflowing length is EOVERFLOW, a dead mm EINVAL; a 
   assert.ok(isKernelBug(r.bug, 'recursive-lock'), r.bug?.message);
   assert.match(r.bug!.message, /mmu_notifier_invalidate_range_start/);
 });
+
+test('invariant I1: the N1 mutant changing the tree while a callback walks it is reported', () => {
+  const entered = new Completion('entered');
+  const k = new Kernel({ mutants: ['itree.insert-idle-rule'] });
+  const machine = new Machine(k, { frames: 8 });
+  const mm = machine.createMm();
+  const slow = new MmuIntervalNotifier({
+    *invalidate(sub, _range, cur) {
+      mmuIntervalSetSeq(sub, cur);
+      entered.complete();
+      yield* preempt();
+      return true;
+    },
+  });
+  k.spawn('invalidator', function* () {
+    yield* mmuIntervalNotifierInsert(slow, mm, 0, 0x4000, slow.ops);
+    const range = rangeInit(mm, 'CLEAR', 0, 0x4000);
+    yield* invalidateRangeStart(range);
+    yield* invalidateRangeEnd(range);
+  });
+  k.spawn('inserter', function* () {
+    yield* entered.wait();
+    const late = new MmuIntervalNotifier(recorder([]));
+    yield* mmuIntervalNotifierInsert(late, mm, 0x1000, 0x1000, late.ops);
+  });
+  const r = k.run();
+  assert.ok(isKernelBug(r.bug, 'itree-invariant'), r.bug?.message);
+  assert.match(r.bug!.message, /interval tree insert while 1 invalidation\(s\) walk it unlocked/);
+});
