@@ -348,14 +348,15 @@ test('bad inserts: zero or overflowing length is EOVERFLOW, a dead mm EINVAL; a 
 
 test('invariant I1: the N1 mutant changing the tree while a callback walks it is reported', () => {
   const entered = new Completion('entered');
-  const k = new Kernel({ mutants: ['itree.insert-idle-rule'] });
+  const inserted = new Completion('inserted');
+  const k = new Kernel({ mutants: ['itree.insert-idle-rule'], maxSteps: 10_000 });
   const machine = new Machine(k, { frames: 8 });
   const mm = machine.createMm();
   const slow = new MmuIntervalNotifier({
     *invalidate(sub, _range, cur) {
       mmuIntervalSetSeq(sub, cur);
       entered.complete();
-      yield* preempt();
+      yield* inserted.wait();
       return true;
     },
   });
@@ -369,6 +370,7 @@ test('invariant I1: the N1 mutant changing the tree while a callback walks it is
     yield* entered.wait();
     const late = new MmuIntervalNotifier(recorder([]));
     yield* mmuIntervalNotifierInsert(late, mm, 0x1000, 0x1000, late.ops);
+    inserted.complete();
   });
   const r = k.run();
   assert.ok(isKernelBug(r.bug, 'itree-invariant'), r.bug?.message);
