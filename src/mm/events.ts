@@ -18,6 +18,12 @@ declare module '../kernel/trace.ts' {
     'pte-clear': { mm: number; addr: number; pfn: number; gen: number };
     /** A CPU TLB flush of [start, end) completed. */
     'tlb-flush': { mm: number; start: number; end: number };
+    /** A CPU page fault was taken (handle_mm_fault()). */
+    'cpu-fault': { mm: number; addr: number; write: boolean };
+    /** A device fault pass began (a driver's fault path over [start, end)). */
+    'dev-fault': { dev: string; mm: number; start: number; end: number; write: boolean };
+    /** A device fault pass had to retry (the sequence moved or hmm_range_fault said EBUSY). */
+    'dev-retry': { dev: string; mm: number; start: number; reason: string };
     /** A CPU access touched a frame through a PTE. */
     'cpu-access': { mm: number; addr: number; pfn: number; gen: number; write: boolean };
     /** mmu_notifier_invalidate_range_start() begins for a range. */

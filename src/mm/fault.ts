@@ -33,6 +33,8 @@ export function pageEntry(page: Page, writable: boolean, dirty: boolean): Pte {
 /** handle_mm_fault(): resolves a fault at `addr` (mmap_lock held for read by the caller). */
 export function* handleMmFault(mm: Mm, addr: number, write: boolean): Co {
   const page = addr - (addr % PAGE_SIZE);
+  const k = kernel();
+  if (k.trace.on) k.trace.emit('cpu-fault', { mm: mm.id, addr: page, write });
   const vma = mm.findVma(page);
   if (vma === undefined) throw segv(addr, 'no VMA maps this address');
   if (write ? !vma.writable : !vma.readable)
