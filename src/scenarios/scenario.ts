@@ -1,0 +1,29 @@
+import type { Kernel } from '../kernel/kernel.ts';
+
+/** One numeric parameter of a scenario (`--set name=value`). */
+export interface ScenarioParam {
+  readonly name: string;
+  readonly description: string;
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Parameter values by name, after defaults and validation. */
+export type ScenarioParams = Readonly<Record<string, number>>;
+
+/**
+ * A built-in workload: a function that builds a world on a fresh kernel from parameters.
+ * The world installs its oracles, spawns its tasks, and registers its end-to-end data checks
+ * with kernel.onQuiescence. Statistics come from the trace, so a scenario only has to emit
+ * the standard events.
+ */
+export interface Scenario {
+  /** Kebab-case name used on the command line. */
+  readonly name: string;
+  /** One line for `odpsim list`. */
+  readonly description: string;
+  readonly params: readonly ScenarioParam[];
+  /** Builds the world on `kernel` (called once per run). */
+  build(kernel: Kernel, params: ScenarioParams): void;
+}
