@@ -76,5 +76,6 @@ export {
   isOdpsimError,
   OdpsimError,
 } from './lib/errors.ts';
+export { IntervalTree, IntervalTreeNode } from './lib/interval-tree.ts';
 export { Prng } from './lib/prng.ts';
 export { VERSION } from './version.ts';
