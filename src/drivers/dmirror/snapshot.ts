@@ -1,0 +1,121 @@
+/**
+ * dmirror_snapshot(): reads the CPU page-table state of a range without faulting, one byte
+ * per page, in 32-page chunks each watched by a temporary interval notifier.
+ */
+
+import { kernel } from '../../kernel/kernel.ts';
+import type { Co } from '../../kernel/task.ts';
+import { Errno, isErrno } from '../../lib/errors.ts';
+import { PAGE_SIZE } from '../../mm/constants.ts';
+import { mmput } from '../../mm/exit.ts';
+import {
+  HMM_PFN_ERROR,
+  HMM_PFN_VALID,
+  HMM_PFN_WRITE,
+  hmmPfnFlags,
+  hmmPfnMapOrder,
+  hmmPfnToPfn,
+  hmmRange,
+  hmmRangeFault,
+} from '../../mm/hmm.ts';
+import { mmgetNotZero } from '../../mm/mm-refs.ts';
+import {
+  mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove,
+  mmuIntervalReadBegin,
+  mmuIntervalReadRetry,
+  mmuIntervalSetSeq,
+} from '../../mm/mmu-interval-notifier.ts';
+import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
+import type { Dmirror } from './dmirror.ts';
+import { FAULT_CHUNK_PAGES, RANGE_TIMEOUT_NS } from './fault.ts';
+import {
+  HMM_DMIRROR_PROT_ERROR,
+  HMM_DMIRROR_PROT_NONE,
+  HMM_DMIRROR_PROT_PMD,
+  HMM_DMIRROR_PROT_READ,
+  HMM_DMIRROR_PROT_WRITE,
+  HMM_DMIRROR_PROT_ZERO,
+  type HmmDmirrorCmd,
+} from './uapi.ts';
+
+/** dmirror_mkentry(): the SNAPSHOT byte of one output pfn. */
+export function snapshotByte(entry: number): number {
+  const flags = hmmPfnFlags(entry);
+  if (flags & HMM_PFN_ERROR) return HMM_DMIRROR_PROT_ERROR;
+  if (!(flags & HMM_PFN_VALID)) return HMM_DMIRROR_PROT_NONE;
+  let b = hmmPfnToPfn(entry) === 0 ? HMM_DMIRROR_PROT_ZERO : HMM_DMIRROR_PROT_NONE;
+  b |= flags & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
+  if (hmmPfnMapOrder(entry) === 9) b |= HMM_DMIRROR_PROT_PMD;
+  return b;
+}
+
+/** One chunk: insert the temporary notifier, snapshot under the retry protocol, remove it. */
+function* snapshotChunk(
+  d: Dmirror,
+  start: number,
+  end: number,
+  out: Uint8Array,
+  offset: number,
+): Co {
+  const k = kernel();
+  const mutex = d.mutex;
+  const tmp = new MmuIntervalNotifier({
+    *invalidate(sub, range, cur) {
+      if (range.blockable) yield* mutex.lock();
+      else if (!mutex.tryLock()) return false;
+      mmuIntervalSetSeq(sub, cur);
+      mutex.unlock();
+      return true;
+    },
+  });
+  yield* mmuIntervalNotifierInsert(tmp, d.mm, start, end - start, tmp.ops);
+  try {
+    const timeout = k.now + RANGE_TIMEOUT_NS;
+    for (;;) {
+      if (k.now > timeout)
+        throw new Errno('EBUSY', `${d.pt.name}: snapshot of [${start}, ${end}) timed out`);
+      const seq = yield* mmuIntervalReadBegin(tmp);
+      const range = hmmRange(tmp, seq, start, end, { fault: false, write: false });
+      yield* d.mm.mmapLock.downRead();
+      try {
+        yield* hmmRangeFault(d.mm, range);
+      } catch (e) {
+        if (isErrno(e, 'EBUSY')) continue;
+        throw e;
+      } finally {
+        d.mm.mmapLock.upRead();
+      }
+      yield* mutex.lock();
+      if (mmuIntervalReadRetry(tmp, seq)) {
+        mutex.unlock();
+        continue;
+      }
+      for (let i = 0; i < range.pfns.length; i++) out[offset + i] = snapshotByte(range.pfns[i]!);
+      mutex.unlock();
+      return;
+    }
+  } finally {
+    yield* mmuIntervalNotifierRemove(tmp);
+  }
+}
+
+/** dmirror_snapshot(): cpages counts the pages encoded. */
+export function* dmirrorSnapshot(d: Dmirror, cmd: HmmDmirrorCmd): Co {
+  if (cmd.ptr.length < cmd.npages)
+    throw new Errno(
+      'EFAULT',
+      `user buffer of ${cmd.ptr.length} bytes is smaller than ${cmd.npages} entries`,
+    );
+  if (!mmgetNotZero(d.mm)) throw new Errno('EINVAL', `${d.pt.name}: the mirrored process is gone`);
+  try {
+    const end = cmd.addr + cmd.npages * PAGE_SIZE;
+    for (let addr = cmd.addr; addr < end; addr += FAULT_CHUNK_PAGES * PAGE_SIZE) {
+      const next = Math.min(end, addr + FAULT_CHUNK_PAGES * PAGE_SIZE);
+      yield* snapshotChunk(d, addr, next, cmd.ptr, (addr - cmd.addr) / PAGE_SIZE);
+      cmd.cpages += (next - addr) / PAGE_SIZE;
+    }
+  } finally {
+    yield* mmput(d.mm);
+  }
+}

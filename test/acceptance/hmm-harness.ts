@@ -1,0 +1,112 @@
+// Harness for the ported hmm-tests: a kernel, a machine, the oracles, device 0, and helpers
+// that move whole pages of 32-bit ints between the CPU and a mirror buffer.
+
+import { installOracles } from '../../src/check/oracles/install.ts';
+import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
+import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
+import type { HmmDmirrorCmd } from '../../src/drivers/dmirror/uapi.ts';
+import { type Co, Kernel, type KernelOptions, type RunResult } from '../../src/index.ts';
+import { PAGE_SIZE } from '../../src/mm/constants.ts';
+import { cpuRead, cpuWrite } from '../../src/mm/cpu-access.ts';
+import { mmput } from '../../src/mm/exit.ts';
+import { Machine } from '../../src/mm/machine.ts';
+import type { Mm } from '../../src/mm/mm.ts';
+
+/** N = HMM_BUFFER_SIZE / PAGE_SIZE. */
+export const N = 1024;
+export const INTS_PER_PAGE = PAGE_SIZE / 4;
+
+/** The fixture of one TEST_F: its process, device and open mirror. */
+export interface Fixture {
+  readonly k: Kernel;
+  readonly machine: Machine;
+  readonly mm: Mm;
+  readonly device: DmirrorDevice;
+  readonly dmirror: Dmirror;
+}
+
+/** Runs `body` as the test process: open hmm_dmirror0, run, assert close() == 0, exit. */
+export function hmmTest(body: (f: Fixture) => Co<void>, options: KernelOptions = {}): RunResult {
+  const k = new Kernel({ maxSteps: 5_000_000, ...options });
+  const machine = new Machine(k, { frames: 8 * N });
+  installOracles(k, machine);
+  const device = new DmirrorDevice(machine, 0);
+  const mm = machine.createMm();
+  k.spawn('test', function* () {
+    const dmirror = yield* Dmirror.open(device, mm);
+    yield* body({ k, machine, mm, device, dmirror });
+    yield* dmirror.close();
+    yield* mmput(mm);
+  });
+  return k.run();
+}
+
+/** A mirror buffer of `npages` pages (user memory the device copies to and from). */
+export function mirrorBuffer(npages: number): Uint8Array {
+  return new Uint8Array(npages * PAGE_SIZE);
+}
+
+/** The command block for `npages` at `addr`. */
+export function cmd(addr: number, ptr: Uint8Array, npages: number): HmmDmirrorCmd {
+  return { addr, ptr, npages, cpages: 0, faults: 0 };
+}
+
+/** Int i of a byte buffer. */
+export function intAt(buf: Uint8Array, i: number): number {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getInt32(i * 4, true);
+}
+
+/** Fills a byte buffer's ints with f(i). */
+export function fillInts(
+  buf: Uint8Array,
+  f: (i: number) => number,
+  from = 0,
+  to = buf.length / 4,
+): void {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let i = from; i < to; i++) v.setInt32(i * 4, f(i), true);
+}
+
+/** CPU writes ints f(i) to pages [fromPage, toPage) of the buffer at `addr`, a page per step. */
+export function* cpuFillInts(
+  mm: Mm,
+  addr: number,
+  fromPage: number,
+  toPage: number,
+  f: (i: number) => number,
+): Co {
+  const page = new Uint8Array(PAGE_SIZE);
+  for (let p = fromPage; p < toPage; p++) {
+    fillInts(page, (j) => f(p * INTS_PER_PAGE + j));
+    yield* cpuWrite(mm, addr + p * PAGE_SIZE, page);
+  }
+}
+
+/** CPU reads pages [fromPage, toPage) and returns the first int i where g(i) differs, or -1. */
+export function* cpuCheckInts(
+  mm: Mm,
+  addr: number,
+  fromPage: number,
+  toPage: number,
+  g: (i: number) => number,
+): Co<number> {
+  for (let p = fromPage; p < toPage; p++) {
+    const page = yield* cpuRead(mm, addr + p * PAGE_SIZE, PAGE_SIZE);
+    for (let j = 0; j < INTS_PER_PAGE; j++) {
+      const i = p * INTS_PER_PAGE + j;
+      if (intAt(page, j) !== g(i)) return i;
+    }
+  }
+  return -1;
+}
+
+/** The first int i of `buf` in [from, to) where g(i) differs, or -1. */
+export function firstMismatch(
+  buf: Uint8Array,
+  g: (i: number) => number,
+  from = 0,
+  to = buf.length / 4,
+): number {
+  for (let i = from; i < to; i++) if (intAt(buf, i) !== g(i)) return i;
+  return -1;
+}
