@@ -86,13 +86,17 @@ export class TraceBus {
 
   /** Stamps and delivers an event. Call only when {@link on} is true. */
   emit<K extends keyof TraceEventMap>(type: K, payload: TraceEventMap[K]): void {
-    const event = {
-      step: this.stamp.steps,
-      time: this.stamp.now,
-      task: this.stamp.currentId(),
-      type,
-      ...payload,
-    } as unknown as TraceEvent;
-    for (const l of this.listeners) l(event);
+    // The payload is a fresh literal at every call site: stamp it in place rather than copy.
+    const event = payload as TraceEventMap[K] & {
+      step: number;
+      time: number;
+      task: number;
+      type: K;
+    };
+    event.step = this.stamp.steps;
+    event.time = this.stamp.now;
+    event.task = this.stamp.currentId();
+    event.type = type;
+    for (const l of this.listeners) l(event as unknown as TraceEvent);
   }
 }

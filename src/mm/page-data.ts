@@ -4,14 +4,20 @@ const CHUNK = 512;
 const CHUNKS = PAGE_SIZE / CHUNK;
 
 /**
- * The bytes of one page, allocated in 512-byte chunks on first write so untouched memory
- * costs nothing and a page holding one integer costs one chunk. Reads of unwritten bytes are 0.
+ * The bytes of one page, allocated on first write so untouched memory costs nothing: a write
+ * of a few bytes allocates one 512-byte chunk; a write of half a page or more switches the page
+ * to one flat 4 KiB array. Reads of unwritten bytes are 0.
  */
 export class PageData {
   private chunks: (Uint8Array | undefined)[] | null = null;
+  private flat: Uint8Array | null = null;
 
   /** Reads `len` bytes at `offset` into `out` at `outOffset`. */
   read(offset: number, out: Uint8Array, outOffset: number, len: number): void {
+    if (this.flat !== null) {
+      out.set(this.flat.subarray(offset, offset + len), outOffset);
+      return;
+    }
     for (let i = 0; i < len; ) {
       const off = offset + i;
       const c = (off / CHUNK) | 0;
@@ -26,6 +32,11 @@ export class PageData {
 
   /** Writes `len` bytes from `src` at `srcOffset` to `offset`. */
   write(offset: number, src: Uint8Array, srcOffset: number, len: number): void {
+    if (this.flat === null && len >= PAGE_SIZE / 2) this.flatten();
+    if (this.flat !== null) {
+      this.flat.set(src.subarray(srcOffset, srcOffset + len), offset);
+      return;
+    }
     this.chunks ??= new Array<Uint8Array | undefined>(CHUNKS);
     for (let i = 0; i < len; ) {
       const off = offset + i;
@@ -42,22 +53,37 @@ export class PageData {
     }
   }
 
-  /** Copies every byte of `from` (copy_highpage()). */
-  copyFrom(from: PageData): void {
-    if (from.chunks === null) {
-      this.chunks = null;
-      return;
+  /** Switches to one flat array, keeping the contents. */
+  private flatten(): void {
+    const flat = new Uint8Array(PAGE_SIZE);
+    if (this.chunks !== null) {
+      for (let c = 0; c < CHUNKS; c++) {
+        const chunk = this.chunks[c];
+        if (chunk !== undefined) flat.set(chunk, c * CHUNK);
+      }
     }
-    this.chunks = from.chunks.map((c) => (c === undefined ? undefined : c.slice()));
+    this.flat = flat;
+    this.chunks = null;
   }
 
-  /** Zeroes the page (clear_highpage()); frees its chunks. */
+  /** Copies every byte of `from` (copy_highpage()). */
+  copyFrom(from: PageData): void {
+    this.flat = from.flat === null ? null : from.flat.slice();
+    this.chunks =
+      from.chunks === null
+        ? null
+        : from.chunks.map((c) => (c === undefined ? undefined : c.slice()));
+  }
+
+  /** Zeroes the page (clear_highpage()); frees its storage. */
   clear(): void {
     this.chunks = null;
+    this.flat = null;
   }
 
   /** Bytes of storage allocated, for memory accounting. */
   get allocatedBytes(): number {
+    if (this.flat !== null) return PAGE_SIZE;
     let n = 0;
     if (this.chunks !== null) for (const c of this.chunks) if (c !== undefined) n += CHUNK;
     return n;

@@ -51,9 +51,14 @@ export function cmd(addr: number, ptr: Uint8Array, npages: number): HmmDmirrorCm
   return { addr, ptr, npages, cpages: 0, faults: 0 };
 }
 
+/** The buffer as ints (little-endian, like x86-64 and every platform Node runs on here). */
+function ints(buf: Uint8Array): Int32Array {
+  return new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength >> 2);
+}
+
 /** Int i of a byte buffer. */
 export function intAt(buf: Uint8Array, i: number): number {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getInt32(i * 4, true);
+  return ints(buf)[i]!;
 }
 
 /** Fills a byte buffer's ints with f(i). */
@@ -63,8 +68,8 @@ export function fillInts(
   from = 0,
   to = buf.length / 4,
 ): void {
-  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let i = from; i < to; i++) v.setInt32(i * 4, f(i), true);
+  const v = ints(buf);
+  for (let i = from; i < to; i++) v[i] = f(i);
 }
 
 /** CPU writes ints f(i) to pages [fromPage, toPage) of the buffer at `addr`, a page per step. */
@@ -91,10 +96,10 @@ export function* cpuCheckInts(
   g: (i: number) => number,
 ): Co<number> {
   for (let p = fromPage; p < toPage; p++) {
-    const page = yield* cpuRead(mm, addr + p * PAGE_SIZE, PAGE_SIZE);
+    const words = ints(yield* cpuRead(mm, addr + p * PAGE_SIZE, PAGE_SIZE));
     for (let j = 0; j < INTS_PER_PAGE; j++) {
       const i = p * INTS_PER_PAGE + j;
-      if (intAt(page, j) !== g(i)) return i;
+      if (words[j] !== g(i)) return i;
     }
   }
   return -1;
@@ -107,6 +112,27 @@ export function firstMismatch(
   from = 0,
   to = buf.length / 4,
 ): number {
-  for (let i = from; i < to; i++) if (intAt(buf, i) !== g(i)) return i;
+  const v = ints(buf);
+  for (let i = from; i < to; i++) if (v[i] !== g(i)) return i;
   return -1;
+}
+
+/** CPU writes `bytes` at `addr`, a page per step (the whole buffer must be page sized). */
+export function* cpuWriteBytes(mm: Mm, addr: number, bytes: Uint8Array): Co {
+  for (let off = 0; off < bytes.length; off += PAGE_SIZE) {
+    yield* cpuWrite(mm, addr + off, bytes.subarray(off, off + PAGE_SIZE));
+  }
+}
+
+const patterns = new Map<number, Uint8Array>();
+
+/** N pages of ints k + c, built once per c (a test fixture, not simulated memory). */
+export function pattern(c: number): Uint8Array {
+  let p = patterns.get(c);
+  if (p === undefined) {
+    p = mirrorBuffer(N);
+    fillInts(p, (i) => i + c);
+    patterns.set(c, p);
+  }
+  return p;
 }

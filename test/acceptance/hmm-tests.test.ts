@@ -34,11 +34,13 @@ import {
   cmd,
   cpuCheckInts,
   cpuFillInts,
+  cpuWriteBytes,
   fillInts,
   firstMismatch,
   hmmTest,
   mirrorBuffer,
   N,
+  pattern,
 } from './hmm-harness.ts';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -260,7 +262,7 @@ function teardownWorld(k: Kernel): void {
   k.spawn('test', function* () {
     const dmirror = yield* Dmirror.open(device, mm);
     ptr = yield* mmap(mm, { len: N * PAGE_SIZE, prot: RW, flags: ANON });
-    yield* cpuFillInts(mm, ptr, 0, N, (i) => i + c);
+    yield* cpuWriteBytes(mm, ptr, pattern(c));
     ready.complete();
     const mirror = mirrorBuffer(N);
     const cm = cmd(cleared ? 0 : ptr, mirror, N);

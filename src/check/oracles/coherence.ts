@@ -12,8 +12,22 @@ interface Entry {
 
 /** First device pfn: frames at or above this are device memory, outside the allocator. */
 const DEVICE_PFN_BASE = 2 ** 40;
+/** Keys are mm·2^36 + page number: the page number of a user address is below 2^35. */
+const MM_SHIFT = 2 ** 36;
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+const keyOf = (mm: number, addr: number) => mm * MM_SHIFT + addr / 4096;
+const where = (key: number) => `mm${Math.floor(key / MM_SHIFT)} ${hex((key % MM_SHIFT) * 4096)}`;
+
+/** Adds `who` to the set of `pfn` in a reverse index. */
+function link<T>(index: Map<number, Set<T>>, pfn: number, who: T): void {
+  let set = index.get(pfn);
+  if (set === undefined) {
+    set = new Set();
+    index.set(pfn, set);
+  }
+  set.add(who);
+}
 
 /**
  * The coherence oracle (the central invariant of DESIGN.md): a device translation is only
@@ -25,26 +39,14 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 export class CoherenceOracle {
   /** Checks performed, for reports. */
   checks = 0;
-  private readonly cpu = new Map<string, Entry>();
+  private readonly cpu = new Map<number, Entry>();
   /** key → device → translation. */
-  private readonly dev = new Map<string, Map<string, Entry>>();
+  private readonly dev = new Map<number, Map<string, Entry>>();
   /** Live frames: pfn → generation. */
   private readonly live = new Map<number, number>();
-  /** Reverse index: pfn → the CPU keys and device/key pairs that map it. */
-  private readonly users = new Map<number, Set<string>>();
-
-  private link(pfn: number, who: string): void {
-    let set = this.users.get(pfn);
-    if (set === undefined) {
-      set = new Set();
-      this.users.set(pfn, set);
-    }
-    set.add(who);
-  }
-
-  private unlink(pfn: number, who: string): void {
-    this.users.get(pfn)?.delete(who);
-  }
+  /** Reverse indexes: pfn → CPU keys mapping it, and pfn → "device key" pairs. */
+  private readonly cpuUsers = new Map<number, Set<number>>();
+  private readonly devUsers = new Map<number, Set<string>>();
 
   /** Feeds one trace event; throws a KernelBug on a violation. */
   readonly onEvent = (e: TraceEvent): void => {
@@ -59,21 +61,14 @@ export class CoherenceOracle {
         this.pteSet(e);
         return;
       case 'pte-clear':
-        this.pteChanged(`${e.mm}:${e.addr}`, undefined, e.mm, e.addr);
+        this.pteChanged(keyOf(e.mm, e.addr), undefined);
         return;
       case 'dev-map':
         this.devMap(e);
         return;
-      case 'dev-unmap': {
-        const key = `${e.mm}:${e.addr}`;
-        const devs = this.dev.get(key);
-        const t = devs?.get(e.dev);
-        if (t !== undefined) {
-          devs!.delete(e.dev);
-          this.unlink(t.pfn, `${e.dev}@${key}`);
-        }
+      case 'dev-unmap':
+        this.devUnmap(e);
         return;
-      }
       case 'dev-access':
         this.devAccess(e);
         return;
@@ -106,93 +101,113 @@ export class CoherenceOracle {
   }
 
   private pteSet(e: TraceEventOf<'pte-set'>): void {
-    const key = `${e.mm}:${e.addr}`;
+    const key = keyOf(e.mm, e.addr);
     const next: Entry = { pfn: e.pfn, gen: e.gen, readable: e.readable, writable: e.writable };
-    this.pteChanged(key, next, e.mm, e.addr);
+    this.pteChanged(key, next);
     this.cpu.set(key, next);
-    this.link(next.pfn, key);
+    link(this.cpuUsers, next.pfn, key);
   }
 
   /** A CPU entry changed: translations built from the old one must already be gone. */
-  private pteChanged(key: string, next: Entry | undefined, mm: number, addr: number): void {
+  private pteChanged(key: number, next: Entry | undefined): void {
     const old = this.cpu.get(key);
-    if (old !== undefined) this.unlink(old.pfn, key);
+    if (old !== undefined) this.cpuUsers.get(old.pfn)?.delete(key);
     if (next === undefined) this.cpu.delete(key);
     const devs = this.dev.get(key);
     if (devs === undefined || devs.size === 0) return;
     for (const [dev, t] of devs) {
       this.checks++;
-      const where = `mm${mm} ${hex(addr)}`;
       if (next === undefined || !next.readable) {
         this.fail(
           'coherence',
-          `device ${dev} still maps ${where} (pfn ${t.pfn}) after the CPU entry was ${next === undefined ? 'cleared' : 'made inaccessible'}: its invalidation did not remove the translation`,
+          `device ${dev} still maps ${where(key)} (pfn ${t.pfn}) after the CPU entry was ${next === undefined ? 'cleared' : 'made inaccessible'}: its invalidation did not remove the translation`,
         );
       }
       if (next.pfn !== t.pfn || next.gen !== t.gen) {
         this.fail(
           'coherence',
-          `device ${dev} still maps ${where} to pfn ${t.pfn} after the CPU entry moved to pfn ${next.pfn}`,
+          `device ${dev} still maps ${where(key)} to pfn ${t.pfn} after the CPU entry moved to pfn ${next.pfn}`,
         );
       }
       if (t.writable && !next.writable) {
         this.fail(
           'coherence',
-          `device ${dev} can still write ${where} after the CPU entry was write-protected`,
+          `device ${dev} can still write ${where(key)} after the CPU entry was write-protected`,
         );
       }
     }
   }
 
   private devMap(e: TraceEventOf<'dev-map'>): void {
-    const key = `${e.mm}:${e.addr}`;
+    const key = keyOf(e.mm, e.addr);
     const cur = this.cpu.get(key);
-    const where = `mm${e.mm} ${hex(e.addr)}`;
     this.checks++;
-    if (cur === undefined || !cur.readable)
+    if (cur === undefined || !cur.readable) {
       this.fail(
         'coherence',
-        `device ${e.dev} commits a translation of ${where} but the CPU entry is ${cur === undefined ? 'not present' : 'inaccessible'} (stale snapshot)`,
+        `device ${e.dev} commits a translation of ${where(key)} but the CPU entry is ${cur === undefined ? 'not present' : 'inaccessible'} (stale snapshot)`,
       );
+    }
     if (cur.pfn !== e.pfn || cur.gen !== e.gen)
       this.fail(
         'coherence',
-        `device ${e.dev} commits ${where} → pfn ${e.pfn} but the CPU entry now maps pfn ${cur.pfn} (stale snapshot)`,
+        `device ${e.dev} commits ${where(key)} → pfn ${e.pfn} but the CPU entry now maps pfn ${cur.pfn} (stale snapshot)`,
       );
     if (e.writable && !cur.writable)
       this.fail(
         'coherence',
-        `device ${e.dev} commits a writable translation of ${where} but the CPU entry is read-only`,
+        `device ${e.dev} commits a writable translation of ${where(key)} but the CPU entry is read-only`,
       );
-    this.frameLive(e.pfn, e.gen, `device ${e.dev} mapping ${where}`);
+    this.frameLive(e.pfn, e.gen, `device ${e.dev} mapping ${where(key)}`);
     let devs = this.dev.get(key);
     if (devs === undefined) {
       devs = new Map();
       this.dev.set(key, devs);
     }
     const prev = devs.get(e.dev);
-    if (prev !== undefined) this.unlink(prev.pfn, `${e.dev}@${key}`);
+    if (prev !== undefined) this.devUsers.get(prev.pfn)?.delete(`${e.dev} ${key}`);
     devs.set(e.dev, { pfn: e.pfn, gen: e.gen, readable: true, writable: e.writable });
-    this.link(e.pfn, `${e.dev}@${key}`);
+    link(this.devUsers, e.pfn, `${e.dev} ${key}`);
+  }
+
+  private devUnmap(e: TraceEventOf<'dev-unmap'>): void {
+    const key = keyOf(e.mm, e.addr);
+    const devs = this.dev.get(key);
+    const t = devs?.get(e.dev);
+    if (devs === undefined || t === undefined) return;
+    devs.delete(e.dev);
+    if (devs.size === 0) this.dev.delete(key);
+    this.devUsers.get(t.pfn)?.delete(`${e.dev} ${key}`);
   }
 
   private devAccess(e: TraceEventOf<'dev-access'>): void {
-    const where = `mm${e.mm} ${hex(e.addr)}`;
-    const t = this.dev.get(`${e.mm}:${e.addr}`)?.get(e.dev);
+    const key = keyOf(e.mm, e.addr);
+    const t = this.dev.get(key)?.get(e.dev);
     this.checks++;
     if (t === undefined)
-      this.fail('coherence', `device ${e.dev} accesses ${where} without a translation`);
+      this.fail('coherence', `device ${e.dev} accesses ${where(key)} without a translation`);
     if (e.write && !t.writable)
-      this.fail('coherence', `device ${e.dev} writes ${where} through a read-only translation`);
-    this.frameLive(t.pfn, t.gen, `device ${e.dev} ${e.write ? 'write' : 'read'} of ${where}`);
+      this.fail(
+        'coherence',
+        `device ${e.dev} writes ${where(key)} through a read-only translation`,
+      );
+    this.frameLive(t.pfn, t.gen, `device ${e.dev} ${e.write ? 'write' : 'read'} of ${where(key)}`);
   }
 
   private pageFree(e: TraceEventOf<'page-free'>): void {
     this.checks++;
-    for (const who of this.users.get(e.pfn) ?? []) {
-      const [dev, key] = who.includes('@') ? who.split('@') : [null, who];
-      const what = dev === null ? `the CPU entry mm${key}` : `device ${dev} (mm${key})`;
-      this.fail('use-after-free', `pfn ${e.pfn} freed while ${what} still maps it`);
+    for (const key of this.cpuUsers.get(e.pfn) ?? [])
+      this.fail(
+        'use-after-free',
+        `pfn ${e.pfn} freed while the CPU entry ${where(key)} still maps it`,
+      );
+    for (const who of this.devUsers.get(e.pfn) ?? []) {
+      const cut = who.lastIndexOf(' ');
+      const [dev, key] = [who.slice(0, cut), who.slice(cut + 1)];
+      this.fail(
+        'use-after-free',
+        `pfn ${e.pfn} freed while device ${dev} still maps ${where(Number(key))}`,
+      );
     }
     this.live.delete(e.pfn);
   }
