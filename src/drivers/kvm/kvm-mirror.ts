@@ -180,10 +180,10 @@ export class KvmMirror {
       try {
         const vma = mm.findVma(addr);
         if (vma === undefined || (write && !vma.writable)) return false;
-        let pte = mm.pte(addr);
+        let pte = mm.pte(page);
         if (!ptePresent(pte) || !pte.readable || (write && !pte.writable)) {
           yield* handleMmFault(mm, addr, write);
-          pte = mm.pte(addr);
+          pte = mm.pte(page);
         }
         if (ptePresent(pte)) snap = snapshotPte(pte);
       } catch (e) {
