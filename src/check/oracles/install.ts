@@ -3,6 +3,7 @@ import type { Machine } from '../../mm/machine.ts';
 import { CoherenceOracle } from './coherence.ts';
 import { checkLeaks } from './leaks.ts';
 import { PairingOracle } from './pairing.ts';
+import { registerOracle } from './registry.ts';
 
 /** The oracles watching one world, with their check counts for reports. */
 export interface Oracles {
@@ -13,7 +14,8 @@ export interface Oracles {
 /**
  * Subscribes the coherence and pairing oracles to the kernel's trace and registers the
  * quiescence checks (every start ended; no leak once every process exited). Call it while
- * building a world, before any task runs.
+ * building a world, before any task runs. Each oracle is also registered for run reports
+ * (see registeredOracles() in registry.ts).
  */
 export function installOracles(
   k: Kernel,
@@ -27,6 +29,30 @@ export function installOracles(
     pairing.onEvent(e);
   });
   k.onQuiescence(() => pairing.checkQuiescent());
-  if (options.leaks ?? true) k.onQuiescence(() => checkLeaks(machine));
+  registerOracle(k, {
+    name: 'coherence',
+    description: 'no device translation outlives its CPU entry; no access to a freed frame',
+    rules: ['coherence', 'use-after-free'],
+    checks: () => coherence.checks,
+  });
+  registerOracle(k, {
+    name: 'pairing',
+    description: 'every invalidate_range_start is ended once, with the same range',
+    rules: ['notifier-pairing'],
+    checks: () => pairing.checks,
+  });
+  if (options.leaks ?? true) {
+    let leakChecks = 0;
+    k.onQuiescence(() => {
+      if (machine.mms.every((mm) => mm.users <= 0)) leakChecks++;
+      checkLeaks(machine);
+    });
+    registerOracle(k, {
+      name: 'leaks',
+      description: 'once every process exited, every frame, slot, pin and subscription is back',
+      rules: ['leak'],
+      checks: () => leakChecks,
+    });
+  }
   return { coherence, pairing };
 }
