@@ -67,6 +67,33 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'mmu_invalidate_retry() must check mmu_invalidate_in_progress as well as the sequence (KVM, copied by ODP 882214e2b128)',
   },
+  {
+    name: 'dmirror.no-read-retry',
+    description:
+      'the dmirror fault path commits the hmm_range_fault snapshot without mmu_interval_read_retry()',
+    history:
+      'the collision-retry protocol of 99cb252f5e68: read_begin/read_retry must bracket every commit',
+  },
+  {
+    name: 'dmirror.set-seq-outside-lock',
+    description:
+      'the dmirror invalidate callback calls mmu_interval_set_seq() after dropping its mutex',
+    history:
+      'mmu_interval_set_seq() must be serialised with read_retry by the driver lock (mmu-notifier.md §2.4, I4)',
+  },
+  {
+    name: 'dmirror.zap-after-unlock',
+    description:
+      'the dmirror invalidate callback drops its mutex and returns before the device entries are erased (deferred work erases them)',
+    history:
+      'ops->invalidate must stop device use of the range before it returns (mmu-notifier.md §2.4, I5)',
+  },
+  {
+    name: 'dmirror.nonblock-mutex',
+    description:
+      'the dmirror invalidate callback sleeps on its mutex even for a non-blockable range',
+    history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018); N6',
+  },
 ];
 
 /** Checks mutant names; an unknown one is an EINVAL listing the known ones. */
@@ -79,25 +106,5 @@ export function checkMutants(names: readonly string[]): string[] {
       );
     }
   }
-  return [...names  {
-    name: 'dmirror.no-read-retry',
-    description: 'the dmirror fault path commits the hmm_range_fault snapshot without mmu_interval_read_retry()',
-    history: 'the collision-retry protocol of 99cb252f5e68: read_begin/read_retry must bracket every commit',
-  },
-  {
-    name: 'dmirror.set-seq-outside-lock',
-    description: 'the dmirror invalidate callback calls mmu_interval_set_seq() after dropping its mutex',
-    history: 'mmu_interval_set_seq() must be serialised with read_retry by the driver lock (mmu-notifier.md §2.4, I4)',
-  },
-  {
-    name: 'dmirror.zap-after-unlock',
-    description: 'the dmirror invalidate callback drops its mutex and returns before the device entries are erased (deferred work erases them)',
-    history: 'ops->invalidate must stop device use of the range before it returns (mmu-notifier.md §2.4, I5)',
-  },
-  {
-    name: 'dmirror.nonblock-mutex',
-    description: 'the dmirror invalidate callback sleeps on its mutex even for a non-blockable range',
-    history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018); N6',
-  },
-];
+  return [...names];
 }
