@@ -1,11 +1,6 @@
 #!/usr/bin/env node
-// The odpsim command. Until the scenarios and the explorer exist it says what it will do.
-import { VERSION } from '../version.ts';
+// The odpsim command (bin entry): `odpsim run|explore|replay|list`. See program.ts.
+import { processIo } from './io.ts';
+import { main } from './program.ts';
 
-console.log(`odpsim ${VERSION}`);
-console.log(
-  'An executable model of Linux on-demand paging for devices. odpsim will run scenarios in which\n' +
-    'devices mirror process address spaces through MMU notifiers, explore their thread\n' +
-    'interleavings, and report minimised, replayable counterexamples when a device uses a page\n' +
-    'its process no longer maps. The scenarios and the explorer are being built.',
-);
+process.exitCode = main(process.argv.slice(2), processIo);

@@ -1,0 +1,39 @@
+// `odpsim list`: the scenarios with their parameters, and the mutants.
+import { MUTANTS } from '../check/mutants.ts';
+import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
+import type { Io } from './io.ts';
+import type { ListJson } from './json.ts';
+import { EXIT } from './options.ts';
+
+/** Lists scenarios and mutants; returns the exit status. */
+export function listCommand(io: Io, opts: { readonly json: boolean }): number {
+  const report: ListJson = {
+    command: 'list',
+    defaultScenario: DEFAULT_SCENARIO,
+    scenarios: SCENARIOS.map((s) => ({
+      name: s.name,
+      description: s.description,
+      params: s.params.map((p) => ({ ...p })),
+    })),
+    mutants: MUTANTS.map((m) => ({ ...m })),
+  };
+  if (opts.json) {
+    io.out(JSON.stringify(report, null, 2));
+    return EXIT.ok;
+  }
+  const lines = ['Scenarios (odpsim run|explore <scenario> --set name=value)'];
+  for (const s of report.scenarios) {
+    lines.push(`  ${s.name}${s.name === DEFAULT_SCENARIO ? '  (what odpsim run runs)' : ''}`);
+    lines.push(`    ${s.description}`);
+    const width = Math.max(0, ...s.params.map((p) => p.name.length));
+    for (const p of s.params)
+      lines.push(
+        `    --set ${`${p.name}=${p.default}`.padEnd(width + 8)} ${p.description} [${p.min}..${p.max}]`,
+      );
+  }
+  lines.push('', 'Mutants (odpsim explore <scenario> --mutant name)');
+  const width = Math.max(...report.mutants.map((m) => m.name.length));
+  for (const m of report.mutants) lines.push(`  ${m.name.padEnd(width)}  ${m.description}`);
+  io.out(lines.join('\n'));
+  return EXIT.ok;
+}

@@ -1,0 +1,72 @@
+// Text formatting shared by the commands. Nothing here depends on the locale or the clock, so
+// the same run prints the same report (elapsed times aside).
+import type { OracleVerdict, RunStats } from './stats.ts';
+
+/** An integer with thousands separators (`12,345`), independent of the locale. */
+export function num(n: number): string {
+  const s = String(Math.abs(Math.trunc(n)));
+  const grouped = s.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return n < 0 ? `-${grouped}` : grouped;
+}
+
+/** `n thing` or `n things`. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${num(n)} ${n === 1 ? one : many}`;
+}
+
+/** Virtual time: ns, µs or ms with three significant digits. */
+export function formatNs(ns: number): string {
+  if (ns < 1000) return `${ns} ns`;
+  if (ns < 1_000_000) return `${(ns / 1000).toPrecision(3)} µs`;
+  return `${(ns / 1_000_000).toPrecision(3)} ms`;
+}
+
+/** Wall time for the `elapsed` lines (the only nondeterministic part of a report). */
+export function formatMs(ms: number): string {
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${num(Math.round(ms))} ms`;
+}
+
+function breakdown(counts: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(counts).map(([k, v]) => `${k} ${num(v)}`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+
+/** The statistics block of a run report. */
+export function formatStats(s: RunStats): string[] {
+  const row = (label: string, value: string) => `  ${label.padEnd(18)}${value}`;
+  return [
+    'Statistics',
+    row(
+      'steps',
+      `${num(s.steps)} (${plural(s.contextSwitches, 'context switch', 'context switches')}, ${plural(s.preemptions, 'preemption')})`,
+    ),
+    row('virtual time', formatNs(s.virtualTimeNs)),
+    row('CPU faults', num(s.cpuFaults)),
+    row(
+      'device faults',
+      `${num(s.devFaults)}, ${plural(s.devRetries, 'retry', 'retries')}${breakdown(s.devRetriesByReason)}`,
+    ),
+    row('device accesses', num(s.devAccesses)),
+    row('invalidations', `${num(s.invalidations)}${breakdown(s.invalidationsByEvent)}`),
+    ...(s.intervalInvalidations > 0
+      ? [row('interval callbacks', num(s.intervalInvalidations))]
+      : []),
+    row(
+      'pages mirrored',
+      `${num(s.mirrored.distinctPages)} distinct; ${num(s.mirrored.final)} mapped at the end (peak ${num(s.mirrored.peak)})`,
+    ),
+    row('frames in use', `peak ${num(s.frames.peak)}, at the end ${num(s.frames.final)}`),
+  ];
+}
+
+/** The oracle block of a run report. */
+export function formatVerdicts(verdicts: readonly OracleVerdict[]): string[] {
+  const width = Math.max(...verdicts.map((v) => v.name.length));
+  const lines = ['Oracles'];
+  for (const v of verdicts) {
+    const checks = v.checks === null ? '' : `  ${plural(v.checks, 'check')}`;
+    lines.push(`  ${v.name.padEnd(width)}  ${v.verdict === 'pass' ? 'pass' : 'FAIL'}${checks}`);
+    if (v.message !== null) lines.push(`    ${v.message}`);
+  }
+  return lines;
+}

@@ -1,0 +1,46 @@
+// Resolving what a command runs; every rejection becomes a usage error.
+import { checkMutants } from '../check/mutants.ts';
+import { isErrno } from '../lib/errors.ts';
+import type { WorldJson } from './json.ts';
+import { UsageError } from './options.ts';
+import { type WorldSpec, worldSpec } from './world.ts';
+
+/** A scenario with its parameters, and the mutants to enable. */
+export interface Setup {
+  readonly spec: WorldSpec;
+  readonly mutants: readonly string[];
+}
+
+/** Runs `f`, turning an EINVAL (a bad name or value) into a {@link UsageError}. */
+export function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isErrno(e, 'EINVAL')) throw new UsageError(e.message.replace(/^EINVAL: /, ''));
+    throw e;
+  }
+}
+
+/** Resolves a scenario name, `--set` overrides and `--mutant` names. */
+export function setup(
+  name: string,
+  overrides: Readonly<Record<string, number>>,
+  mutants: readonly string[],
+): Setup {
+  return asUsage(() => ({ spec: worldSpec(name, overrides), mutants: checkMutants(mutants) }));
+}
+
+/** The common head of a JSON report. */
+export function worldJson(s: Setup): WorldJson {
+  return { scenario: s.spec.scenario.name, params: s.spec.params, mutants: s.mutants };
+}
+
+/** The first lines of a text report: what ran. */
+export function describeSetup(s: Setup): string[] {
+  const params = Object.entries(s.spec.params).map(([k, v]) => `${k}=${v}`);
+  return [
+    `  scenario  ${s.spec.scenario.name}: ${s.spec.scenario.description}`,
+    `  params    ${params.length > 0 ? params.join(' ') : '(none)'}`,
+    `  mutants   ${s.mutants.length > 0 ? s.mutants.join(', ') : 'none (the correct protocol)'}`,
+  ];
+}

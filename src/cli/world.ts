@@ -1,0 +1,57 @@
+// The world a CLI command runs: a scenario and its parameters, stored in replay tokens as JSON.
+import type { WorldBuilder } from '../check/run-world.ts';
+import { Errno } from '../lib/errors.ts';
+import { findScenario, resolveParams } from '../scenarios/index.ts';
+import type { Scenario, ScenarioParams } from '../scenarios/scenario.ts';
+
+/** A scenario with its resolved parameters. */
+export interface WorldSpec {
+  readonly scenario: Scenario;
+  readonly params: ScenarioParams;
+}
+
+/** Resolves a scenario name and `--set` overrides; EINVAL on an unknown name or a bad value. */
+export function worldSpec(name: string, overrides: Readonly<Record<string, number>>): WorldSpec {
+  const scenario = findScenario(name);
+  return { scenario, params: resolveParams(scenario, overrides) };
+}
+
+/** The `world` field of a replay token: `{"scenario":name,"params":{...}}`. */
+export function encodeWorld(spec: WorldSpec): string {
+  return JSON.stringify({ scenario: spec.scenario.name, params: spec.params });
+}
+
+/** The world a token's `world` field names; EINVAL when it names none or a bad one. */
+export function decodeWorld(world: string): WorldSpec {
+  let v: unknown;
+  try {
+    v = JSON.parse(world);
+  } catch {
+    v = null;
+  }
+  const o = v as { scenario?: unknown; params?: unknown } | null;
+  if (
+    o === null ||
+    typeof o !== 'object' ||
+    typeof o.scenario !== 'string' ||
+    typeof o.params !== 'object' ||
+    o.params === null
+  ) {
+    throw new Errno(
+      'EINVAL',
+      'the replay token names no odpsim scenario (it was not made by the odpsim command)',
+    );
+  }
+  return worldSpec(o.scenario, o.params as Record<string, number>);
+}
+
+/** Builds the world on each fresh kernel. */
+export function worldBuilder(spec: WorldSpec): WorldBuilder {
+  return (k) => spec.scenario.build(k, spec.params);
+}
+
+/** `name=value name=value`, in declaration order. */
+export function formatParams(params: ScenarioParams): string {
+  const parts = Object.entries(params).map(([k, v]) => `${k}=${v}`);
+  return parts.length > 0 ? parts.join(' ') : '(none)';
+}
