@@ -16,6 +16,8 @@ export class DmirrorDevice {
   readonly name: string;
   /** The character device file; its ->mmap is dmirror_fops_mmap(). */
   readonly file: File;
+  /** Opens so far: names each mirror (`hmm_dmirror0#1`, ...). */
+  opens = 0;
 
   constructor(machine: Machine, index: number) {
     if (!Number.isInteger(index) || index < 0 || index > 3)

@@ -37,7 +37,6 @@ import {
 /** [0, ULONG_MAX & PAGE_MASK) in the model's address width. */
 const WHOLE_SPACE = Number.MAX_SAFE_INTEGER + 1 - PAGE_SIZE;
 
-let opens = 0;
 
 export class Dmirror {
   readonly device: DmirrorDevice;
@@ -55,7 +54,7 @@ export class Dmirror {
   private constructor(device: DmirrorDevice, mm: Mm) {
     this.device = device;
     this.mm = mm;
-    const id = ++opens;
+    const id = ++device.opens;
     this.pt = new SecondaryMmu(`${device.name}#${id}`);
     this.mutex = new Mutex(`${device.name}#${id}.mutex`, 'dmirror.mutex');
     this.notifier = new MmuIntervalNotifier({

@@ -1,0 +1,153 @@
+import { installOracles } from '../check/oracles/install.ts';
+import { DmirrorDevice } from '../drivers/dmirror/device.ts';
+import { Dmirror } from '../drivers/dmirror/dmirror.ts';
+import { HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from '../drivers/dmirror/uapi.ts';
+import { join } from '../kernel/context.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import { Completion } from '../kernel/sync/completion.ts';
+import type { Co, Task } from '../kernel/task.ts';
+import { isErrno } from '../lib/errors.ts';
+import {
+  MADV_DONTNEED,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../mm/constants.ts';
+import { cpuRead, cpuWrite } from '../mm/cpu-access.ts';
+import { mmput } from '../mm/exit.ts';
+import { Machine } from '../mm/machine.ts';
+import { madvise } from '../mm/madvise.ts';
+import type { Mm } from '../mm/mm.ts';
+import { mmdrop, mmgrab } from '../mm/mm-refs.ts';
+import { mmap } from '../mm/mmap.ts';
+import { mprotect } from '../mm/mprotect.ts';
+import { munmap } from '../mm/munmap.ts';
+import { oomReap } from '../mm/oom-reaper.ts';
+import { shrinkMemory } from '../mm/reclaim.ts';
+import { PageValues, pageOf } from './page-values.ts';
+import type { Scenario, ScenarioParams } from './scenario.ts';
+
+const RW = PROT_READ | PROT_WRITE;
+const initial = (p: number) => p + 1;
+const written = (p: number) => 100 + p;
+
+/** The process's final look at its pages (a reaped address space faults with SIGBUS). */
+export function* checkPages(
+  mm: Mm,
+  base: number,
+  pages: number,
+  values: PageValues,
+  who: string,
+): Co {
+  for (let p = 0; p < pages; p++) {
+    if (values.isUnmapped(p)) continue;
+    try {
+      values.check(who, p, yield* cpuRead(mm, base + p * PAGE_SIZE, PAGE_SIZE), 0);
+    } catch (e) {
+      if (!(mm.unstable && isErrno(e, 'EFAULT'))) throw e;
+    }
+  }
+}
+
+/**
+ * `dmirror-race`: the HMM test device READs then WRITEs a small process buffer while a
+ * thread discards a page (DONTNEED), write-protects and restores another, reclaims, and
+ * unmaps the last one — optionally followed by the OOM reaper. Small enough to explore
+ * thousands of schedules; the dmirror mutants are found here.
+ */
+export const dmirrorRaceScenario: Scenario = {
+  name: 'dmirror-race',
+  description: 'dmirror READ/WRITE racing madvise, mprotect, reclaim, munmap (and the OOM reaper)',
+  params: [
+    { name: 'pages', description: 'pages in the mirrored buffer', default: 4, min: 3, max: 4096 },
+    {
+      name: 'frames',
+      description: 'physical frames (fewer than pages forces reclaim)',
+      default: 8,
+      min: 2,
+      max: 1 << 20,
+    },
+    {
+      name: 'oom',
+      description: '1: the OOM reaper reaps the process at the end',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
+  ],
+  build(k: Kernel, p: ScenarioParams): void {
+    buildRace(k, p.pages ?? 4, p.frames ?? 8, p.oom === 1);
+  },
+};
+
+function buildRace(k: Kernel, pages: number, frames: number, oom: boolean): void {
+  const machine = new Machine(k, { frames });
+  installOracles(k, machine);
+  const device = new DmirrorDevice(machine, 0);
+  const mm = machine.createMm();
+  const values = new PageValues(k, pages, initial);
+  const ready = new Completion('ready');
+  let base = 0;
+  let dmirror: Dmirror | null = null;
+  const workers: Task[] = [
+    k.spawn('device', function* () {
+      yield* ready.wait();
+      const d = dmirror!;
+      const buf = new Uint8Array(pages * PAGE_SIZE);
+      if (
+        (yield* d.ioctl(HMM_DMIRROR_READ, {
+          addr: base,
+          ptr: buf,
+          npages: pages,
+          cpages: 0,
+          faults: 0,
+        })) === 0
+      ) {
+        for (let p = 0; p < pages; p++) values.check('device READ', p, buf, p * PAGE_SIZE);
+      }
+      const out = new Uint8Array(pages * PAGE_SIZE);
+      for (let p = 0; p < pages; p++) {
+        values.allow(p, written(p));
+        out.set(pageOf(written(p)), p * PAGE_SIZE);
+      }
+      yield* d.ioctl(HMM_DMIRROR_WRITE, {
+        addr: base,
+        ptr: out,
+        npages: pages,
+        cpages: 0,
+        faults: 0,
+      });
+    }),
+    k.spawn('mutator', function* () {
+      yield* ready.wait();
+      values.allow(0, 0);
+      yield* madvise(mm, base, PAGE_SIZE, MADV_DONTNEED);
+      yield* mprotect(mm, base + PAGE_SIZE, PAGE_SIZE, PROT_READ);
+      yield* mprotect(mm, base + PAGE_SIZE, PAGE_SIZE, RW);
+      yield* shrinkMemory(machine, 2);
+      values.unmap(pages - 1);
+      yield* munmap(mm, base + (pages - 1) * PAGE_SIZE, PAGE_SIZE);
+      if (oom) {
+        mmgrab(mm);
+        yield* oomReap(mm);
+        mmdrop(mm);
+      }
+    }),
+  ];
+  k.spawn('process', function* () {
+    base = yield* mmap(mm, {
+      len: pages * PAGE_SIZE,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS,
+    });
+    for (let p = 0; p < pages; p++) yield* cpuWrite(mm, base + p * PAGE_SIZE, pageOf(initial(p)));
+    dmirror = yield* Dmirror.open(device, mm);
+    ready.completeAll();
+    for (const t of workers) yield* join(t);
+    yield* checkPages(mm, base, pages, values, 'process');
+    yield* dmirror.close();
+    yield* mmput(mm);
+  });
+}
