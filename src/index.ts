@@ -78,4 +78,14 @@ export {
 } from './lib/errors.ts';
 export { IntervalTree, IntervalTreeNode } from './lib/interval-tree.ts';
 export { Prng } from './lib/prng.ts';
+// Built-in scenarios (what `odpsim run|explore` runs).
+export {
+  DEFAULT_SCENARIO,
+  findScenario,
+  resolveParams,
+  SCENARIOS,
+  type Scenario,
+  type ScenarioParam,
+  type ScenarioParams,
+} from './scenarios/index.ts';
 export { VERSION } from './version.ts';

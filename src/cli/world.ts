@@ -49,9 +49,3 @@ export function decodeWorld(world: string): WorldSpec {
 export function worldBuilder(spec: WorldSpec): WorldBuilder {
   return (k) => spec.scenario.build(k, spec.params);
 }
-
-/** `name=value name=value`, in declaration order. */
-export function formatParams(params: ScenarioParams): string {
-  const parts = Object.entries(params).map(([k, v]) => `${k}=${v}`);
-  return parts.length > 0 ? parts.join(' ') : '(none)';
-}
