@@ -16,7 +16,9 @@ export type ScenarioParams = Readonly<Record<string, number>>;
  * A built-in workload: a function that builds a world on a fresh kernel from parameters.
  * The world installs its oracles, spawns its tasks, and registers its end-to-end data checks
  * with kernel.onQuiescence. Statistics come from the trace, so a scenario only has to emit
- * the standard events.
+ * the standard events. Oracles installed with installOracles() show in run reports by
+ * themselves; a scenario shows its own data checks there by registering them with
+ * registerOracle() (check/oracles/registry.ts), naming the KernelBug rule they raise.
  */
 export interface Scenario {
   /** Kebab-case name used on the command line. */
