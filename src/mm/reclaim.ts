@@ -100,18 +100,22 @@ function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
 }
 
 /**
- * shrink_lru(): scans the LRU oldest first, up to two passes (the second finds the accessed
- * bits the first cleared), until `target` frames were freed. Returns the frames freed.
+ * shrink_lru(): takes pages from the cold end of the LRU, oldest first; a page that cannot go
+ * now (referenced, pinned, locked) is rotated to the hot end (second chance). Stops once
+ * `target` frames were freed or every page was looked at twice. Returns the frames freed.
  */
 export function* shrinkMemory(machine: Machine, target: number): Co<number> {
   const phys = machine.phys;
   const before = phys.freeFrames;
-  for (let pass = 0; pass < 2 && phys.freeFrames - before < target; pass++) {
-    for (const page of [...phys.lru]) {
-      if (phys.freeFrames - before >= target) break;
-      if (!phys.lru.has(page)) continue;
-      if (yield* reclaimPage(machine, page)) phys.lru.delete(page);
-    }
+  const limit = 2 * phys.lru.size;
+  for (let scanned = 0; scanned < limit && phys.freeFrames - before < target; scanned++) {
+    const page = phys.lru.values().next().value;
+    if (page === undefined) break;
+    phys.lru.delete(page);
+    const gen = page.gen;
+    if (yield* reclaimPage(machine, page)) continue;
+    // Rotate, unless the frame was freed (or freed and reused) while we looked at it.
+    if (page.gen === gen && page.kind !== 'free') phys.lru.add(page);
   }
   return phys.freeFrames - before;
 }

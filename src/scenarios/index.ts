@@ -1,22 +1,17 @@
 import { Errno } from '../lib/errors.ts';
+import { defaultScenario } from './default.ts';
+import { dmirrorRaceScenario } from './dmirror-race.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
 export const DEFAULT_SCENARIO = 'default';
 
-/**
- * Every built-in scenario, in the order `odpsim list` shows them. Adding a scenario is one
- * line here. Until the built-in default scenario exists, kvm-mirror is also registered under
- * {@link DEFAULT_SCENARIO} so that `odpsim run` (and `npm start`) has something to run.
- */
+/** Every built-in scenario, in the order `odpsim list` shows them; adding one is one line. */
 export const SCENARIOS: readonly Scenario[] = [
-  {
-    ...kvmMirrorScenario,
-    name: DEFAULT_SCENARIO,
-    description: `the built-in default (for now: ${kvmMirrorScenario.description})`,
-  },
+  defaultScenario,
   kvmMirrorScenario,
+  dmirrorRaceScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */

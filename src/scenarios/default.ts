@@ -1,0 +1,186 @@
+import { installOracles } from '../check/oracles/install.ts';
+import { DmirrorDevice } from '../drivers/dmirror/device.ts';
+import { Dmirror } from '../drivers/dmirror/dmirror.ts';
+import { HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from '../drivers/dmirror/uapi.ts';
+import { join, sleep } from '../kernel/context.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import { Completion } from '../kernel/sync/completion.ts';
+import type { Co, Task } from '../kernel/task.ts';
+import {
+  MADV_DONTNEED,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../mm/constants.ts';
+import { cpuRead, cpuWrite } from '../mm/cpu-access.ts';
+import { mmput } from '../mm/exit.ts';
+import { fork } from '../mm/fork.ts';
+import { Machine } from '../mm/machine.ts';
+import { madvise } from '../mm/madvise.ts';
+import { mmap } from '../mm/mmap.ts';
+import { mprotect } from '../mm/mprotect.ts';
+import { munmap } from '../mm/munmap.ts';
+import { shrinkMemory } from '../mm/reclaim.ts';
+import { checkPages } from './dmirror-race.ts';
+import { PageValues, pageOf } from './page-values.ts';
+import type { Scenario, ScenarioParams } from './scenario.ts';
+
+const RW = PROT_READ | PROT_WRITE;
+/** Virtual time between two operations of a thread, ns. */
+const THINK_NS = 20_000;
+
+/**
+ * The built-in default scenario (`odpsim run`): a process whose memory the HMM test device
+ * mirrors, reading and writing it chunk by chunk, while other threads munmap its tail,
+ * toggle write protection on a region, fork (the child checks and writes its copy),
+ * discard a region with madvise(DONTNEED), and reclaim — with fewer frames than pages, so
+ * faults reclaim too. Every page read by the CPU, the device or the child is checked
+ * against the values its writers put there.
+ */
+export const defaultScenario: Scenario = {
+  name: 'default',
+  description:
+    'a dmirror device mirrors a process while threads munmap, mprotect, fork, madvise and reclaim under memory pressure',
+  params: [
+    {
+      name: 'pages',
+      description: 'pages of the mirrored buffer (a multiple of 8)',
+      default: 512,
+      min: 64,
+      max: 1 << 22,
+    },
+    {
+      name: 'rounds',
+      description: 'READ/WRITE passes of the device over the buffer',
+      default: 2,
+      min: 1,
+      max: 1000,
+    },
+    { name: 'chunk', description: 'pages per device command', default: 64, min: 1, max: 1 << 16 },
+    {
+      name: 'pressure',
+      description: 'frames as a percentage of pages (below 100 forces reclaim)',
+      default: 75,
+      min: 10,
+      max: 400,
+    },
+  ],
+  build(k: Kernel, p: ScenarioParams): void {
+    buildDefault(k, p.pages ?? 512, p.rounds ?? 2, p.chunk ?? 64, p.pressure ?? 75);
+  },
+};
+
+function buildDefault(
+  k: Kernel,
+  pages: number,
+  rounds: number,
+  chunk: number,
+  pressure: number,
+): void {
+  const eighth = Math.max(1, Math.floor(pages / 8));
+  const frames = Math.max(64, Math.floor((pages * pressure) / 100) + 4 * chunk);
+  const machine = new Machine(k, { frames });
+  installOracles(k, machine);
+  const device = new DmirrorDevice(machine, 0);
+  const mm = machine.createMm();
+  const values = new PageValues(k, pages, (p) => p + 1);
+  const ready = new Completion('ready');
+  let base = 0;
+  let dmirror: Dmirror | null = null;
+  const at = (page: number) => base + page * PAGE_SIZE;
+
+  const workers: Task[] = [
+    k.spawn('device', function* () {
+      yield* ready.wait();
+      for (let r = 1; r <= rounds; r++) {
+        for (let first = 0; first < pages; first += chunk) {
+          const n = Math.min(chunk, pages - first);
+          const buf = new Uint8Array(n * PAGE_SIZE);
+          const c = { addr: at(first), ptr: buf, npages: n, cpages: 0, faults: 0 };
+          if ((yield* dmirror!.ioctl(HMM_DMIRROR_READ, c)) === 0) {
+            for (let i = 0; i < n; i++) values.check('device READ', first + i, buf, i * PAGE_SIZE);
+          }
+          yield* sleep(THINK_NS);
+          for (let i = 0; i < n; i++) {
+            values.allow(first + i, r * 1_000_000 + first + i);
+            buf.set(pageOf(r * 1_000_000 + first + i), i * PAGE_SIZE);
+          }
+          yield* dmirror!.ioctl(HMM_DMIRROR_WRITE, { ...c, ptr: buf, cpages: 0, faults: 0 });
+          yield* sleep(THINK_NS);
+        }
+      }
+    }),
+    k.spawn('munmap', function* () {
+      yield* ready.wait();
+      yield* sleep(THINK_NS * 7);
+      for (let p = pages - eighth; p < pages; p++) values.unmap(p);
+      yield* munmap(mm, at(pages - eighth), eighth * PAGE_SIZE);
+    }),
+    k.spawn('mprotect', function* () {
+      yield* ready.wait();
+      for (let r = 0; r < rounds; r++) {
+        yield* sleep(THINK_NS * 3);
+        yield* mprotect(mm, at(eighth), eighth * PAGE_SIZE, PROT_READ);
+        yield* sleep(THINK_NS * 2);
+        yield* mprotect(mm, at(eighth), eighth * PAGE_SIZE, RW);
+      }
+    }),
+    k.spawn('fork', function* () {
+      yield* ready.wait();
+      yield* sleep(THINK_NS * 5);
+      const child = yield* fork(mm);
+      const kid = k.spawn('child', () => childLife(child, values, base, pages - eighth));
+      yield* join(kid);
+    }),
+    k.spawn('madvise', function* () {
+      yield* ready.wait();
+      yield* sleep(THINK_NS * 4);
+      for (let p = 2 * eighth; p < 3 * eighth; p++) values.allow(p, 0);
+      yield* madvise(mm, at(2 * eighth), eighth * PAGE_SIZE, MADV_DONTNEED);
+    }),
+    k.spawn('kswapd', function* () {
+      yield* ready.wait();
+      for (let r = 0; r < 2 * rounds; r++) {
+        yield* sleep(THINK_NS * 3);
+        yield* shrinkMemory(machine, eighth);
+      }
+    }),
+  ];
+
+  k.spawn('process', function* () {
+    base = yield* mmap(mm, {
+      len: pages * PAGE_SIZE,
+      prot: RW,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS,
+    });
+    for (let p = 0; p < pages; p++) yield* cpuWrite(mm, at(p), pageOf(p + 1));
+    dmirror = yield* Dmirror.open(device, mm);
+    ready.completeAll();
+    for (const t of workers) yield* join(t);
+    yield* checkPages(mm, base, pages, values, 'process');
+    yield* dmirror.close();
+    yield* mmput(mm);
+  });
+}
+
+/**
+ * The forked child: reads a sample of its copy (each page must hold a value the parent had
+ * allowed), writes its own values (COW: the parent must never see them), and exits.
+ */
+function* childLife(
+  child: import('../mm/mm.ts').Mm,
+  values: PageValues,
+  base: number,
+  mapped: number,
+): Co {
+  const step = Math.max(1, Math.floor(mapped / 16));
+  for (let p = 0; p < mapped; p += step) {
+    if (values.isUnmapped(p)) continue;
+    values.check('forked child', p, yield* cpuRead(child, base + p * PAGE_SIZE, PAGE_SIZE), 0);
+    yield* cpuWrite(child, base + p * PAGE_SIZE, pageOf(-1 - p));
+    yield* sleep(THINK_NS / 4);
+  }
+  yield* mmput(child);
+}

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { explore, isErrno, Kernel, TimedStrategy, TraceRecorder } from '../src/index.ts';
+import { findScenario, resolveParams, SCENARIOS } from '../src/scenarios/index.ts';
+
+test('every built-in scenario runs clean once under the timed strategy with its defaults', () => {
+  for (const s of SCENARIOS) {
+    const k = new Kernel({ strategy: new TimedStrategy(), maxSteps: 50_000_000 });
+    s.build(k, resolveParams(s));
+    const r = k.run();
+    assert.equal(r.ok, true, `${s.name}: ${r.bug?.message}`);
+    assert.ok(r.steps > 100, s.name);
+  }
+});
+
+test('the default scenario exercises every operation it names, and is deterministic', () => {
+  const run = () => {
+    const k = new Kernel({ strategy: new TimedStrategy(), maxSteps: 50_000_000 });
+    const rec = new TraceRecorder(k.trace);
+    const s = findScenario('default');
+    s.build(k, resolveParams(s, { pages: 128 }));
+    const r = k.run();
+    return { r, rec };
+  };
+  const a = run();
+  assert.equal(a.r.ok, true, a.r.bug?.message);
+  const events = new Set(
+    a.rec.events.map((e) => (e.type === 'mmu-start' ? `${e.type}:${e.event}` : e.type)),
+  );
+  for (const e of [
+    'mmu-start:UNMAP',
+    'mmu-start:PROTECTION_VMA',
+    'mmu-start:PROTECTION_PAGE',
+    'mmu-start:CLEAR',
+    'dev-fault',
+    'dev-map',
+    'cpu-fault',
+    'page-free',
+  ]) {
+    assert.ok(events.has(e), e);
+  }
+  assert.equal(run().rec.toText(), a.rec.toText());
+});
+
+test('the default scenario is clean under exploration (pct, seed 1, 50 runs, pages 64)', () => {
+  const s = findScenario('default');
+  const params = resolveParams(s, { pages: 64, chunk: 16, rounds: 1 });
+  const r = explore((k) => s.build(k, params), {
+    strategy: 'pct',
+    seed: 1,
+    runs: 50,
+    maxSteps: 2_000_000,
+  });
+  assert.equal(r.failure, null, r.failure?.bug.message);
+});
+
+test('unknown scenarios and bad parameters are EINVAL naming them', () => {
+  assert.throws(
+    () => findScenario('nope'),
+    (e: unknown) => isErrno(e, 'EINVAL') && /unknown scenario "nope"/.test(String(e)),
+  );
+  const s = findScenario('default');
+  assert.throws(
+    () => resolveParams(s, { pages: 1 }),
+    /parameter pages of scenario default must be an integer in \[64/,
+  );
+  assert.throws(() => resolveParams(s, { bogus: 1 }), /no parameter "bogus"/);
+});
