@@ -37,7 +37,6 @@ import {
 /** [0, ULONG_MAX & PAGE_MASK) in the model's address width. */
 const WHOLE_SPACE = Number.MAX_SAFE_INTEGER + 1 - PAGE_SIZE;
 
-
 export class Dmirror {
   readonly device: DmirrorDevice;
   /** The mirrored address space: the opener's. */
