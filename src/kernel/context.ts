@@ -139,7 +139,9 @@ export function lockReleased(lock: LockIdentity, mode: 'read' | 'write'): boolea
   const held = current().held;
   const i = lastIndexOf(held, lock, mode);
   if (i < 0) return false;
-  held.splice(i, 1);
+  // Locks are almost always released in reverse order: pop instead of splicing.
+  if (i === held.length - 1) held.pop();
+  else held.splice(i, 1);
   if (k.trace.on) k.trace.emit('lock-release', { lock: lock.name, mode });
   return true;
 }

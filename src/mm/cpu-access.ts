@@ -93,12 +93,16 @@ export function* cpuWrite(mm: Mm, addr: number, data: Uint8Array): Co {
 /** Reads a little-endian 32-bit integer (signed) at `addr`. */
 export function* cpuReadU32(mm: Mm, addr: number): Co<number> {
   const b = yield* cpuRead(mm, addr, 4);
-  return new DataView(b.buffer).getInt32(0, true);
+  return b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
 }
 
 /** Writes a little-endian 32-bit integer at `addr`. */
 export function* cpuWriteU32(mm: Mm, addr: number, value: number): Co {
+  // Bytes set one by one: a DataView over a 4-byte array makes V8 move it off-heap.
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, value | 0, true);
+  b[0] = value & 0xff;
+  b[1] = (value >>> 8) & 0xff;
+  b[2] = (value >>> 16) & 0xff;
+  b[3] = (value >>> 24) & 0xff;
   yield* cpuWrite(mm, addr, b);
 }
