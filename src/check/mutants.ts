@@ -28,6 +28,13 @@ export const MUTANTS: readonly MutantInfo[] = [
       'before 2ec74c3ef2d8 (v3.7), notifiers ran under the PT lock so no callback could sleep',
   },
   {
+    name: 'mm.fork-end-range-mismatch',
+    description:
+      "fork's copy_page_range passes invalidate_range_end a range recomputed from its walk instead of the start's",
+    history:
+      'the mmun_start/mmun_end rule of 2ec74c3ef2d8 (v3.7): copy_page_range and mremap passed end arguments of their own',
+  },
+  {
     name: 'itree.insert-idle-rule',
     description:
       'N1: an interval notifier inserted during an invalidation uses the idle rule (seq − 1, direct insert)',

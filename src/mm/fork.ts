@@ -5,7 +5,7 @@
  * both, inside one PROTECTION_PAGE invalidation of the parent range) and VM_PFNMAP/VM_MIXEDMAP
  * mappings. Shared mappings are left to fault from the page cache.
  */
-import { bug } from '../kernel/kernel.ts';
+import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { VM_DONTCOPY, VM_LOCKED, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
@@ -128,7 +128,12 @@ function* copyPageRange(dst: Vma, src: Vma): Co {
   if (cow) flushTlbRange(parent, src.start, src.end);
   child.ptl.unlock();
   parent.ptl.unlock();
-  if (range !== null) yield* invalidateRangeEnd(range);
+  if (range !== null) {
+    // Mutant: the walk's cursor, advanced to the end, is passed as the end's start: the
+    // accidental change the mmun_start/mmun_end locals of 2ec74c3ef2d8 were made to prevent.
+    const mismatch = kernel().mutant('mm.fork-end-range-mismatch');
+    yield* invalidateRangeEnd(mismatch ? { ...range, start: src.end } : range);
+  }
   for (const p of spare) machine.phys.put(p);
 }
 

@@ -17,6 +17,7 @@ import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
 import { shrinkMemory } from '../../src/mm/reclaim.ts';
+import { mutations as intervalMutations } from './interval-worlds.ts';
 import { KvmMirror } from './kvm-mirror.ts';
 
 const PAGES = 3;
@@ -24,13 +25,18 @@ const PAGES = 3;
 /** What the racing thread does to the mirrored range. */
 type Mutation = (machine: Machine, mm: Mm, base: number) => Co;
 
+/** munmap, reclaim and exit, plus the mprotect, madvise, fork and migration of the interval worlds. */
 export const mutations: Record<string, Mutation> = {
   *munmap(_m, mm, base) {
     yield* munmap(mm, base + PAGE_SIZE, PAGE_SIZE);
   },
+  mprotect: intervalMutations.mprotect!,
+  madvise: intervalMutations.madvise!,
+  fork: intervalMutations.fork!,
   *reclaim(m) {
     yield* shrinkMemory(m, 2);
   },
+  migration: intervalMutations.migration!,
   *exit(_m, mm) {
     yield* mmput(mm);
   },
