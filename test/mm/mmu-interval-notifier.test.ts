@@ -39,7 +39,8 @@ import {
   invalidateRangeStartNonblock,
   rangeInit,
 } from '../../src/mm/mmu-notifier.ts';
-import { EAGAIN } from '../../src/mm/mmu-notifier-types.ts';
+import { mmuNotifierRegister, mmuNotifierUnregister } from '../../src/mm/mmu-notifier-register.ts';
+import { EAGAIN, MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
 
 /** Callbacks that record what they saw and set the sequence, as drivers do. */
 function recorder(log: string[]): MmuIntervalNotifierOps {
@@ -375,4 +376,36 @@ test('invariant I1: the N1 mutant changing the tree while a callback walks it is
   const r = k.run();
   assert.ok(isKernelBug(r.bug, 'itree-invariant'), r.bug?.message);
   assert.match(r.bug!.message, /interval tree insert while 1 invalidation\(s\) walk it unlocked/);
+});
+
+test('classic and interval subscribers coexist: the interval callbacks run first, then the classic starts; ends reach the classic ones', () => {
+  const log: string[] = [];
+  const r = world(function* (mm) {
+    const classic = new MmuNotifier({
+      *invalidateRangeStart(_s, range) {
+        log.push(`classic start ${range.event}`);
+        return 0;
+      },
+      *invalidateRangeEnd(_s, range) {
+        log.push(`classic end ${range.event}`);
+      },
+    });
+    yield* mmuNotifierRegister(classic, mm);
+    const sub = new MmuIntervalNotifier({
+      *invalidate(s, range, cur) {
+        log.push(`interval ${range.event}`);
+        mmuIntervalSetSeq(s, cur);
+        return true;
+      },
+    });
+    yield* mmuIntervalNotifierInsert(sub, mm, 0, 0x10000, sub.ops);
+    const range = rangeInit(mm, 'CLEAR', 0x1000, 0x2000);
+    yield* invalidateRangeStart(range);
+    yield* invalidateRangeEnd(range);
+    yield* mmuIntervalNotifierRemove(sub);
+    yield* mmuNotifierUnregister(classic, mm);
+    yield* mmput(mm);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.deepEqual(log, ['interval CLEAR', 'classic start CLEAR', 'classic end CLEAR']);
 });
