@@ -22,14 +22,16 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
     return EXIT.ok;
   }
   const lines = ['Scenarios (odpsim run|explore <scenario> --set name=value)'];
+  const setting = (p: { name: string; default: number }) => `${p.name}=${p.default}`;
+  const setWidth = Math.max(
+    0,
+    ...report.scenarios.flatMap((s) => s.params.map((p) => setting(p).length)),
+  );
   for (const s of report.scenarios) {
     lines.push(`  ${s.name}${s.name === DEFAULT_SCENARIO ? '  (what odpsim run runs)' : ''}`);
     lines.push(`    ${s.description}`);
-    const width = Math.max(0, ...s.params.map((p) => p.name.length));
     for (const p of s.params)
-      lines.push(
-        `    --set ${`${p.name}=${p.default}`.padEnd(width + 8)} ${p.description} [${p.min}..${p.max}]`,
-      );
+      lines.push(`    --set ${setting(p).padEnd(setWidth)}  ${p.description} [${p.min}..${p.max}]`);
   }
   lines.push('', 'Mutants (odpsim explore <scenario> --mutant name)');
   const width = Math.max(...report.mutants.map((m) => m.name.length));

@@ -33,7 +33,7 @@ function breakdown(counts: Readonly<Record<string, number>>): string {
 
 /** The statistics block of a run report. */
 export function formatStats(s: RunStats): string[] {
-  const row = (label: string, value: string) => `  ${label.padEnd(18)}${value}`;
+  const row = (label: string, value: string) => `  ${label.padEnd(20)}${value}`;
   return [
     'Statistics',
     row(
