@@ -30,7 +30,7 @@ export const MUTANTS: readonly MutantInfo[] = [
   {
     name: 'mm.fork-end-range-mismatch',
     description:
-      "fork's copy_page_range passes invalidate_range_end a range recomputed from its walk instead of the start's",
+      "fork's copy_page_range passes invalidate_range_end its walk cursor (advanced to the end) as the start",
     history:
       'the mmun_start/mmun_end rule of 2ec74c3ef2d8 (v3.7): copy_page_range and mremap passed end arguments of their own',
   },
@@ -51,20 +51,20 @@ export const MUTANTS: readonly MutantInfo[] = [
   {
     name: 'mirror.valid-flag',
     description:
-      'N2: a mirror driver guards its commit with a boolean valid flag set at start and end instead of a sequence',
+      'N2: the test interval mirror (test/check/interval-mirror.ts) guards its commit with a boolean valid flag set at start and end instead of a sequence',
     history:
       '04ec32fbc2b2 "mm/hmm: allow hmm_range to be used with a mmu_interval_notifier or hmm_mirror" (v5.5)',
   },
   {
     name: 'mirror.retry-outside-lock',
     description:
-      'N3: a mirror driver checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
+      'N3: the test interval mirror (test/check/interval-mirror.ts) checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
     history: 'f95f51a4c335 "drm/amdgpu: Add notifier lock for KFD userptrs" (v6.2)',
   },
   {
     name: 'mirror.nonblock-sleeps',
     description:
-      'N6: a mirror driver takes its mutex with a sleeping lock even when the invalidation is not blockable',
+      'N6: the test interval mirror (test/check/interval-mirror.ts) takes its mutex with a sleeping lock even when the invalidation is not blockable',
     history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018)',
   },
   {
