@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isErrno } from '../../src/index.ts';
-import { current } from '../../src/kernel/kernel.ts';
-import type { Co } from '../../src/kernel/task.ts';
 import {
   MADV_DONTNEED,
   MADV_FREE,
@@ -10,66 +8,27 @@ import {
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
-  PAGE_SIZE,
   PROT_READ,
-  PROT_WRITE,
   VM_LOCKED,
   VM_PFNMAP,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import { madvise } from '../../src/mm/madvise.ts';
-import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { mmuNotifierRegister } from '../../src/mm/mmu-notifier-register.ts';
 import { MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
 import { shrinkMemory } from '../../src/mm/reclaim.ts';
-import { eventsOf, runMm } from './helpers.ts';
-
-const P = PAGE_SIZE;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-interface Seen {
-  event: string;
-  start: number;
-  end: number;
-  mmapHeld: boolean;
-  mmapWrite: boolean;
-  atomic: number;
-}
-
-function* probe(mm: Mm, seen: Seen[]): Co {
-  const sub = new MmuNotifier({
-    *invalidateRangeStart(_s, range) {
-      seen.push({
-        event: range.event,
-        start: range.start,
-        end: range.end,
-        mmapHeld: mm.mmapLock.isLockedByCurrent(),
-        mmapWrite: mm.mmapLock.isWriteLockedByCurrent(),
-        atomic: current().atomicDepth,
-      });
-      return 0;
-    },
-  });
-  yield* mmuNotifierRegister(sub, mm);
-}
-
-function snapshot(mm: Mm): string {
-  return JSON.stringify({
-    vmas: mm.vmas.map((v) => [v.start, v.end, v.flags, v.pgoff]),
-    pt: [...mm.pt].map(([vpn, p]) => [vpn, p.kind, p.page?.pfn, p.readable, p.writable, p.dirty]),
-  });
-}
-
-function assertPaired(rec: Parameters<typeof eventsOf>[0]): void {
-  const ends = eventsOf(rec, 'mmu-end');
-  for (const s of eventsOf(rec, 'mmu-start')) {
-    const m = ends.filter((e) => e.id === s.id);
-    assert.equal(m.length, 1, `start ${String(s.id)} has one end`);
-    assert.deepEqual([m[0]!.start, m[0]!.end, m[0]!.event], [s.start, s.end, s.event]);
-  }
-}
+import {
+  ANON,
+  assertPaired,
+  eventsOf,
+  P,
+  probe,
+  RW,
+  runMm,
+  type Seen,
+  snapshot,
+} from './helpers.ts';
 
 test('MADV_DONTNEED zaps anonymous memory with one CLEAR per VMA under mmap_lock(R); frames freed after start and the flush; reads see zeros', () => {
   const seen: Seen[] = [];

@@ -1,77 +1,32 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isErrno } from '../../src/index.ts';
-import { current } from '../../src/kernel/kernel.ts';
-import type { Co } from '../../src/kernel/task.ts';
 import {
-  MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
-  PAGE_SIZE,
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
   TASK_SIZE,
   VM_EXEC,
   VM_READ,
   VM_WRITE,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
-import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
-import { mmuNotifierRegister } from '../../src/mm/mmu-notifier-register.ts';
-import { MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
 import { mprotect } from '../../src/mm/mprotect.ts';
-import { eventsOf, runMm } from './helpers.ts';
-
-const P = PAGE_SIZE;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-interface Seen {
-  event: string;
-  start: number;
-  end: number;
-  mmapWrite: boolean;
-  atomic: number;
-}
-
-/** Registers a classic notifier recording each start with the locks held at that moment. */
-function* probe(mm: Mm, seen: Seen[]): Co {
-  const sub = new MmuNotifier({
-    *invalidateRangeStart(_s, range) {
-      seen.push({
-        event: range.event,
-        start: range.start,
-        end: range.end,
-        mmapWrite: mm.mmapLock.isWriteLockedByCurrent(),
-        atomic: current().atomicDepth,
-      });
-      return 0;
-    },
-  });
-  yield* mmuNotifierRegister(sub, mm);
-}
-
-/** VMAs and page table, for "nothing changed" comparisons. */
-function snapshot(mm: Mm): string {
-  return JSON.stringify({
-    vmas: mm.vmas.map((v) => [v.start, v.end, v.flags, v.pgoff]),
-    pt: [...mm.pt].map(([vpn, p]) => [vpn, p.kind, p.page?.pfn, p.readable, p.writable]),
-  });
-}
-
-/** Every start has exactly one end with the same id, range and event. */
-function assertPaired(rec: Parameters<typeof eventsOf>[0]): void {
-  const ends = eventsOf(rec, 'mmu-end');
-  for (const s of eventsOf(rec, 'mmu-start')) {
-    const m = ends.filter((e) => e.id === s.id);
-    assert.equal(m.length, 1, `start ${String(s.id)} has one end`);
-    assert.deepEqual([m[0]!.start, m[0]!.end, m[0]!.event], [s.start, s.end, s.event]);
-  }
-}
+import {
+  ANON,
+  assertPaired,
+  eventsOf,
+  P,
+  probe,
+  RW,
+  runMm,
+  type Seen,
+  snapshot,
+} from './helpers.ts';
 
 test('mprotect splits, write-protects and PROT_NONEs present entries; adding rights back does not make COW entries writable', () => {
   let a = 0;
@@ -165,7 +120,14 @@ test('mprotect starts its invalidation with mmap_lock held for write and no spin
   });
   assert.equal(r.ok, true, r.bug?.message);
   assert.deepEqual(seen, [
-    { event: 'PROTECTION_VMA', start: a, end: a + 2 * P, mmapWrite: true, atomic: 0 },
+    {
+      event: 'PROTECTION_VMA',
+      start: a,
+      end: a + 2 * P,
+      mmapHeld: true,
+      mmapWrite: true,
+      atomic: 0,
+    },
   ]);
   assertPaired(r.rec);
 });

@@ -1,74 +1,31 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isErrno } from '../../src/index.ts';
-import { current } from '../../src/kernel/kernel.ts';
-import type { Co } from '../../src/kernel/task.ts';
 import {
-  MAP_ANONYMOUS,
   MAP_FIXED,
-  MAP_PRIVATE,
   MAP_SHARED,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
   TASK_SIZE,
   VM_DONTEXPAND,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
-import { mmuNotifierRegister } from '../../src/mm/mmu-notifier-register.ts';
-import { MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
 import { mremap } from '../../src/mm/mremap.ts';
 import { shrinkMemory } from '../../src/mm/reclaim.ts';
-import { eventsOf, runMm } from './helpers.ts';
-
-const P = PAGE_SIZE;
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-interface Seen {
-  event: string;
-  start: number;
-  end: number;
-  mmapWrite: boolean;
-  atomic: number;
-}
-
-function* probe(mm: Mm, seen: Seen[]): Co {
-  const sub = new MmuNotifier({
-    *invalidateRangeStart(_s, range) {
-      seen.push({
-        event: range.event,
-        start: range.start,
-        end: range.end,
-        mmapWrite: mm.mmapLock.isWriteLockedByCurrent(),
-        atomic: current().atomicDepth,
-      });
-      return 0;
-    },
-  });
-  yield* mmuNotifierRegister(sub, mm);
-}
-
-function snapshot(mm: Mm): string {
-  return JSON.stringify({
-    vmas: mm.vmas.map((v) => [v.start, v.end, v.flags, v.pgoff]),
-    pt: [...mm.pt].map(([vpn, p]) => [vpn, p.kind, p.page?.pfn, p.readable, p.writable]),
-  });
-}
-
-function assertPaired(rec: Parameters<typeof eventsOf>[0]): void {
-  const ends = eventsOf(rec, 'mmu-end');
-  for (const s of eventsOf(rec, 'mmu-start')) {
-    const m = ends.filter((e) => e.id === s.id);
-    assert.equal(m.length, 1, `start ${String(s.id)} has one end`);
-    assert.deepEqual([m[0]!.start, m[0]!.end, m[0]!.event], [s.start, s.end, s.event]);
-  }
-}
+import {
+  ANON,
+  assertPaired,
+  eventsOf,
+  P,
+  probe,
+  RW,
+  runMm,
+  type Seen,
+  snapshot,
+} from './helpers.ts';
 
 /** Installs open/close hooks on the VMA at `addr` that log (hook, start - base, end - base). */
 function hook(mm: Mm, addr: number, base: number, log: string[]): void {
@@ -126,9 +83,16 @@ test('mremap moves a mapping that cannot grow in place: data, frames and rmap fo
   // The move's UNMAP with mmap_lock held for write, then munmap's UNMAP of the (empty) old range.
   // (The CLEAR after them is the write to the zero page mapped by the read of the new tail.)
   assert.deepEqual(seen, [
-    { event: 'UNMAP', start: a, end: a + 3 * P, mmapWrite: true, atomic: 0 },
-    { event: 'UNMAP', start: a, end: a + 3 * P, mmapWrite: true, atomic: 0 },
-    { event: 'CLEAR', start: b + 4 * P, end: b + 5 * P, mmapWrite: false, atomic: 0 },
+    { event: 'UNMAP', start: a, end: a + 3 * P, mmapHeld: true, mmapWrite: true, atomic: 0 },
+    { event: 'UNMAP', start: a, end: a + 3 * P, mmapHeld: true, mmapWrite: true, atomic: 0 },
+    {
+      event: 'CLEAR',
+      start: b + 4 * P,
+      end: b + 5 * P,
+      mmapHeld: true,
+      mmapWrite: false,
+      atomic: 0,
+    },
   ]);
   assertPaired(r.rec);
   const ev = r.rec.events;

@@ -1,62 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isErrno } from '../../src/index.ts';
-import { current } from '../../src/kernel/kernel.ts';
 import type { Co } from '../../src/kernel/task.ts';
-import {
-  MAP_PRIVATE,
-  MAP_SHARED,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
-} from '../../src/mm/constants.ts';
+import { MAP_PRIVATE, MAP_SHARED } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import type { File } from '../../src/mm/file.ts';
 import type { Machine } from '../../src/mm/machine.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
-import { mmuNotifierRegister } from '../../src/mm/mmu-notifier-register.ts';
-import { MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
 import { truncateFile, unmapMappingRange } from '../../src/mm/truncate.ts';
-import { eventsOf, runMm } from './helpers.ts';
-
-const P = PAGE_SIZE;
-const RW = PROT_READ | PROT_WRITE;
-
-interface Seen {
-  event: string;
-  start: number;
-  end: number;
-  iMmapHeld: boolean;
-  mmapHeld: boolean;
-  atomic: number;
-}
-
-function* probe(mm: Mm, file: File, seen: Seen[]): Co {
-  const sub = new MmuNotifier({
-    *invalidateRangeStart(_s, range) {
-      seen.push({
-        event: range.event,
-        start: range.start,
-        end: range.end,
-        iMmapHeld: file.iMmapLock.isLockedByCurrent(),
-        mmapHeld: mm.mmapLock.isLockedByCurrent(),
-        atomic: current().atomicDepth,
-      });
-      return 0;
-    },
-  });
-  yield* mmuNotifierRegister(sub, mm);
-}
-
-function assertPaired(rec: Parameters<typeof eventsOf>[0]): void {
-  const ends = eventsOf(rec, 'mmu-end');
-  for (const s of eventsOf(rec, 'mmu-start')) {
-    const m = ends.filter((e) => e.id === s.id);
-    assert.equal(m.length, 1, `start ${String(s.id)} has one end`);
-    assert.deepEqual([m[0]!.start, m[0]!.end, m[0]!.event], [s.start, s.end, s.event]);
-  }
-}
+import { assertPaired, eventsOf, P, probe, RW, runMm, type Seen } from './helpers.ts';
 
 /** A file of `pages` pages whose page i holds the integer i + 1 at offset 0 and at 2000. */
 function* dataFile(m: Machine, pages: number): Co<File> {
@@ -80,7 +33,7 @@ function* expectSigbus(mm: Mm, addr: number): Co {
 }
 
 test('truncate unmaps every mapping past the new size (COW copies too), drops the pages and zeroes the partial tail', () => {
-  const seen: Seen[] = [];
+  const seen: (Seen & { iMmapHeld: boolean })[] = [];
   let s = 0;
   let p = 0;
   const r = runMm(function* (m) {
@@ -91,7 +44,7 @@ test('truncate unmaps every mapping past the new size (COW copies too), drops th
     for (let i = 0; i < 4; i++) assert.equal(yield* cpuReadU32(mm, s + i * P), i + 1);
     yield* cpuWriteU32(mm, p + 3 * P, 44); // a private COW copy past the future EOF
     yield* cpuReadU32(mm, p + P);
-    yield* probe(mm, f, seen);
+    yield* probe(mm, seen, () => ({ iMmapHeld: f.iMmapLock.isLockedByCurrent() }));
     const cached = [...f.cache.values()];
     yield* truncateFile(f, P + 1000);
     assert.equal(f.size, P + 1000);
@@ -123,7 +76,7 @@ test('truncate unmaps every mapping past the new size (COW copies too), drops th
   // each, under i_mmap_rwsem without mmap_lock or a spinlock.
   const shared = { event: 'CLEAR', start: s + 2 * P, end: s + 4 * P };
   const priv = { event: 'CLEAR', start: p + 2 * P, end: p + 4 * P };
-  const ctx = { iMmapHeld: true, mmapHeld: false, atomic: 0 };
+  const ctx = { iMmapHeld: true, mmapHeld: false, mmapWrite: false, atomic: 0 };
   const expected = [shared, priv, shared, priv].map((x) => ({ ...x, ...ctx }));
   assert.deepEqual(seen, expected);
   // Every frame freed by the truncate is freed after a start returned and a TLB flush.
