@@ -62,6 +62,12 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .addOption(setOption())
     .addOption(mutantOption())
     .option('--seed <n>', "seed of the world's PRNG", intOption(0, U32), 1)
+    .option(
+      '--max-steps <n>',
+      'step limit of the run (a livelock guard; large scenarios need millions)',
+      intOption(1, Number.MAX_SAFE_INTEGER),
+      200_000_000,
+    )
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RunCommandOptions>) =>

@@ -14,6 +14,7 @@ export interface RunCommandOptions {
   readonly set: Record<string, number>;
   readonly mutant: string[];
   readonly seed: number;
+  readonly maxSteps: number;
   readonly json: boolean;
 }
 
@@ -26,6 +27,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     strategy: 'timed',
     runs: 1,
     seed: opts.seed,
+    maxSteps: opts.maxSteps,
     mutants: s.mutants,
     world: encodeWorld(s.spec),
     onKernel: watch.onKernel,
