@@ -3,6 +3,8 @@
  * @packageDocumentation
  */
 
+// The memory manager, notifiers, drivers and oracles.
+export * from './api-mm.ts';
 // Exploration.
 export {
   type ExploreFailure,
@@ -15,7 +17,6 @@ export {
 } from './check/explore.ts';
 export { decodeToken, encodeToken, type ReplayRecord } from './check/replay-token.ts';
 export type { WorldBuilder } from './check/run-world.ts';
-
 // The simulated-kernel runtime.
 export { type BugSite, isKernelBug, KernelBug, type KernelRule } from './kernel/bug.ts';
 export {
