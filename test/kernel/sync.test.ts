@@ -353,3 +353,45 @@ test('atomics: xchg returns the old value; inc and set are single steps', () => 
   assert.equal(r.steps, 5);
   assert.equal(a.peek(), 3);
 });
+
+test('double unlock of a mutex, a spinlock and an rwsem reader is reported as unlock-not-held', () => {
+  const cases: [string, (k: Kernel) => void][] = [
+    [
+      'mutex',
+      (k) => {
+        const m = new Mutex('m');
+        k.spawn('t', function* () {
+          yield* m.lock();
+          m.unlock();
+          m.unlock();
+        });
+      },
+    ],
+    [
+      'spinlock',
+      (k) => {
+        const s = new SpinLock('s');
+        k.spawn('t', function* () {
+          yield* s.lock();
+          s.unlock();
+          s.unlock();
+        });
+      },
+    ],
+    [
+      'rwsem',
+      (k) => {
+        const r = new RwSemaphore('r');
+        k.spawn('t', function* () {
+          yield* r.downRead();
+          r.upRead();
+          r.upRead();
+        });
+      },
+    ],
+  ];
+  for (const [what, build] of cases) {
+    const r = runOnce(build);
+    assert.ok(isKernelBug(r.bug, 'unlock-not-held'), `${what}: ${r.bug?.message}`);
+  }
+});
