@@ -9,38 +9,14 @@
  * every cell is the median. Tracing is off. Prints Markdown tables and the targets.
  */
 
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { arg, fmt, median, printTable, progressLog, workerRunner } from '../common.ts';
 import type { HeapResult, SpeedResult } from './worker.ts';
 
 const GIB = 1024 ** 3;
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
-
 const reps = Number(arg('reps', '5'));
-const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const t0 = Date.now();
-const log = (s: string) =>
-  process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
-
-function child<T>(args: string[]): T {
-  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', worker, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as T;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-const fmt = (x: number, digits = 0) =>
-  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const child = workerRunner(new URL('./worker.ts', import.meta.url));
+const log = progressLog();
 const perSec = (ns: number) => (ns > 0 ? 1e9 / ns : 0);
 
 log('anonymous first touch');
@@ -98,20 +74,34 @@ const rows: Row[] = [
 ];
 
 console.log(`# mm benchmark (node ${process.version}, median of ${reps}, tracing off)\n`);
-console.log('| measure | rate | ns/op | steps/op | bare baseline | bare ns/op | ratio |');
-console.log('|---|---|---|---|---|---|---|');
-for (const r of rows) {
-  console.log(
-    `| ${r.what} | ${fmt(perSec(r.model))} ${r.unit} | ${fmt(r.model)} | ${fmt(r.steps, 1)} | ${r.baseline} | ${fmt(r.bare)} | ${(r.model / r.bare).toFixed(1)}x |`,
-  );
-}
+printTable(
+  ['measure', 'rate', 'ns/op', 'steps/op', 'bare baseline', 'bare ns/op', 'ratio'],
+  rows.map((r) => [
+    r.what,
+    `${fmt(perSec(r.model))} ${r.unit}`,
+    fmt(r.model),
+    fmt(r.steps, 1),
+    r.baseline,
+    fmt(r.bare),
+    `${(r.model / r.bare).toFixed(1)}x`,
+  ]),
+);
 
 const perPage = heap.bytes / heap.resident;
 const met = heap.bytes <= GIB;
-console.log('\n| address space | heapUsed | arrayBuffers | total | bytes/resident page | target |');
-console.log('|---|---|---|---|---|---|');
-console.log(
-  `| ${fmt(heap.pages)} pages mapped, ${fmt(heap.resident)} resident (${fmt(heap.frames)} frames, built in ${fmt(heap.buildMs / 1000, 1)} s) | ${fmt(heap.heapUsed / 2 ** 20)} MiB | ${fmt(heap.arrayBuffers / 2 ** 20)} MiB | ${fmt(heap.bytes / 2 ** 20)} MiB | ${fmt(perPage)} | ≤ 1 GiB: ${met ? 'met' : 'NOT met'} |`,
+console.log();
+printTable(
+  ['address space', 'heapUsed', 'arrayBuffers', 'total', 'bytes/resident page', 'target'],
+  [
+    [
+      `${fmt(heap.pages)} pages mapped, ${fmt(heap.resident)} resident (${fmt(heap.frames)} frames, built in ${fmt(heap.buildMs / 1000, 1)} s)`,
+      `${fmt(heap.heapUsed / 2 ** 20)} MiB`,
+      `${fmt(heap.arrayBuffers / 2 ** 20)} MiB`,
+      `${fmt(heap.bytes / 2 ** 20)} MiB`,
+      fmt(perPage),
+      `≤ 1 GiB: ${met ? 'met' : 'NOT met'}`,
+    ],
+  ],
 );
 if (heap.usedFrames !== heap.resident)
   console.log(`\nwarning: ${heap.usedFrames} frames in use for ${heap.resident} resident pages`);

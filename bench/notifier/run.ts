@@ -12,41 +12,17 @@
  * Target: at 100,000 subscriptions the tree is ≥ 100x faster than the linear list.
  */
 
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { arg, fmt, median, printTable, progressLog, workerRunner } from '../common.ts';
 import type { DispatchResult, ReadResult } from './worker.ts';
 
 const HITS = [0, 1, 4] as const;
 const TARGET_SUBS = 100_000;
 const TARGET_SPEEDUP = 100;
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
-
 const sizes = arg('sizes', '10,1000,100000').split(',').map(Number);
 const reps = Number(arg('reps', '5'));
-const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const t0 = Date.now();
-const log = (s: string) =>
-  process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
-
-function child<T>(args: string[]): T {
-  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', worker, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as T;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-const fmt = (x: number, digits = 0) =>
-  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const child = workerRunner(new URL('./worker.ts', import.meta.url));
+const log = progressLog();
 
 const results = new Map<string, DispatchResult>();
 for (const n of sizes) {
@@ -63,10 +39,7 @@ console.log(
   `# Interval-notifier benchmark (node ${process.version}, median of ${reps}, tracing off)\n`,
 );
 console.log('## Invalidation dispatch: ns per invalidateRangeStart + invalidateRangeEnd pair\n');
-console.log(
-  '| subscriptions | range hits | tree ns/pair | linear ns/pair | speedup (linear / tree) |',
-);
-console.log('|---|---|---|---|---|');
+const dispatchRows: string[][] = [];
 const verdicts: string[] = [];
 for (const n of sizes) {
   const tree = results.get(`tree/${n}`)!;
@@ -75,27 +48,48 @@ for (const n of sizes) {
     const t = median(tree.ns[h]!);
     const l = median(linear.ns[h]!);
     const speedup = l / t;
-    console.log(
-      `| ${fmt(n)} | ${h} | ${fmt(t)} | ${fmt(l)} | ${speedup.toFixed(speedup < 10 ? 2 : 0)}x |`,
-    );
+    dispatchRows.push([
+      fmt(n),
+      String(h),
+      fmt(t),
+      fmt(l),
+      `${speedup.toFixed(speedup < 10 ? 2 : 0)}x`,
+    ]);
     if (n === TARGET_SUBS)
       verdicts.push(
         `${h} hit${h === 1 ? '' : 's'}: ${speedup.toFixed(0)}x ${speedup >= TARGET_SPEEDUP ? 'met' : 'NOT met'}`,
       );
   }
 }
+printTable(
+  ['subscriptions', 'range hits', 'tree ns/pair', 'linear ns/pair', 'speedup (linear / tree)'],
+  dispatchRows,
+);
 
 const model = median(read.model);
 const bare = median(read.bare);
 const bareGen = median(read.bareGen);
 console.log('\n## Reader side: mmuIntervalReadBegin + mmuIntervalReadRetry, uncontended\n');
-console.log('| measure | ns/pair | steps/pair | baseline | baseline ns/pair | ratio |');
-console.log('|---|---|---|---|---|---|');
-console.log(
-  `| readBegin + readRetry (1 of 1,000 subscriptions) | ${fmt(model, 1)} | ${fmt(read.steps, 1)} | plain function pair reading a field | ${fmt(bare, 1)} | ${fmt(model / bare)}x |`,
-);
-console.log(
-  `| | | | generator begin (yield*) + plain retry | ${fmt(bareGen, 1)} | ${fmt(model / bareGen, 1)}x |`,
+printTable(
+  ['measure', 'ns/pair', 'steps/pair', 'baseline', 'baseline ns/pair', 'ratio'],
+  [
+    [
+      'readBegin + readRetry (1 of 1,000 subscriptions)',
+      fmt(model, 1),
+      fmt(read.steps, 1),
+      'plain function pair reading a field',
+      fmt(bare, 1),
+      `${fmt(model / bare)}x`,
+    ],
+    [
+      '',
+      '',
+      '',
+      'generator begin (yield*) + plain retry',
+      fmt(bareGen, 1),
+      `${fmt(model / bareGen, 1)}x`,
+    ],
+  ],
 );
 
 console.log(

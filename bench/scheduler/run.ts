@@ -15,17 +15,13 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { median, printTable } from '../common.ts';
 
 type Api = typeof import('../../src/index.ts');
 
 const STEPS = 2_000_000;
 const RUNS = 20_000;
 const REPEAT = 5;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 function time(fn: () => void): number {
   const t0 = performance.now();
@@ -149,15 +145,30 @@ const overhead = median(traced) / median(untraced) - 1;
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
 console.log(`# Scheduler benchmark (node ${process.version}, median of ${REPEAT})\n`);
-console.log('| measure | value | baseline | ratio | target |');
-console.log('|---|---|---|---|---|');
-console.log(
-  `| ns per scheduled step (1 task, ${STEPS} steps) | ${nsStep.toFixed(1)} | bare generator next(): ${nsBare.toFixed(1)} | ${(nsStep / nsBare).toFixed(2)}x | ≤ 3x: ${verdict(nsStep / nsBare <= 3)} |`,
-);
-console.log(
-  `| pct runs/s (3 tasks, ${stepsPerRun.toFixed(0)} steps/run, ${RUNS} runs) | ${runsPerSec.toFixed(0)} | target 20,000 | ${(runsPerSec / 20000).toFixed(2)}x | ≥ 20,000: ${verdict(runsPerSec >= 20000)} |`,
-);
-console.log(`| pct steps/s | ${((runsPerSec * stepsPerRun) / 1e6).toFixed(2)} M | | | |`);
-console.log(
-  `| tracing overhead, no subscriber (explore above) | ${(median(traced)).toFixed(0)} ms | untraced copy: ${median(untraced).toFixed(0)} ms | ${(overhead * 100).toFixed(1)}% | ≤ 5%: ${verdict(overhead <= 0.05)} |`,
+printTable(
+  ['measure', 'value', 'baseline', 'ratio', 'target'],
+  [
+    [
+      `ns per scheduled step (1 task, ${STEPS} steps)`,
+      nsStep.toFixed(1),
+      `bare generator next(): ${nsBare.toFixed(1)}`,
+      `${(nsStep / nsBare).toFixed(2)}x`,
+      `≤ 3x: ${verdict(nsStep / nsBare <= 3)}`,
+    ],
+    [
+      `pct runs/s (3 tasks, ${stepsPerRun.toFixed(0)} steps/run, ${RUNS} runs)`,
+      runsPerSec.toFixed(0),
+      'target 20,000',
+      `${(runsPerSec / 20000).toFixed(2)}x`,
+      `≥ 20,000: ${verdict(runsPerSec >= 20000)}`,
+    ],
+    ['pct steps/s', `${((runsPerSec * stepsPerRun) / 1e6).toFixed(2)} M`, '', '', ''],
+    [
+      'tracing overhead, no subscriber (explore above)',
+      `${median(traced).toFixed(0)} ms`,
+      `untraced copy: ${median(untraced).toFixed(0)} ms`,
+      `${(overhead * 100).toFixed(1)}%`,
+      `≤ 5%: ${verdict(overhead <= 0.05)}`,
+    ],
+  ],
 );
