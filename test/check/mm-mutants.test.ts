@@ -91,7 +91,12 @@ test('explore rejects unknown mutants with EINVAL naming the known ones', () => 
 });
 
 test('mutant mm.fork-end-range-mismatch is found by the pairing oracle racing fork (pct, seed 1, ≤ 10,000 runs)', () => {
-  const r = explore(kvmWorld(mutations.fork!), { strategy: 'pct', seed: 1, runs: 10_000, mutants: ['mm.fork-end-range-mismatch'] });
+  const r = explore(kvmWorld(mutations.fork!), {
+    strategy: 'pct',
+    seed: 1,
+    runs: 10_000,
+    mutants: ['mm.fork-end-range-mismatch'],
+  });
   assert.equal(r.failure?.rule, 'notifier-pairing', r.failure?.bug.message);
   assert.match(r.failure.bug.message, /does not match its start .*\(PROTECTION_PAGE\)/);
 });
