@@ -6,6 +6,7 @@ import { RandomStrategy } from '../kernel/strategies/random.ts';
 import { ReplayStrategy } from '../kernel/strategies/replay.ts';
 import { TimedStrategy } from '../kernel/strategies/timed.ts';
 import type { Strategy, StrategyKind } from '../kernel/strategy.ts';
+import { Errno } from '../lib/errors.ts';
 import { checkExploreOptions } from './explore-options.ts';
 import { minimise } from './minimise.ts';
 import { decodeToken, encodeToken, type ReplayRecord } from './replay-token.ts';
@@ -39,7 +40,11 @@ export interface ExploreOptions {
   readonly onKernel?: (kernel: Kernel) => void;
   /** Called after each run with the number of runs done. */
   readonly onProgress?: (runsDone: number) => void;
-  /** Wall clock in ms for `elapsedMs` and the time budget; defaults to performance.now. */
+  /**
+   * Wall clock in ms for `elapsedMs` and `timeBudgetMs` (the CLI passes performance.now). The
+   * library reads no real time itself: without a clock, elapsedMs is 0 and a time budget is
+   * refused (EINVAL), so an exploration's outcome depends only on its options.
+   */
   readonly clock?: () => number;
 }
 
@@ -86,8 +91,7 @@ export function runSeed(seed: number, i: number): number {
   return (x ^ (x >>> 16)) >>> 0 || 1;
 }
 
-// The wall clock is read only for statistics and the time budget, never inside a run.
-const wallClock = (): number => performance.now();
+const noClock = (): number => 0;
 
 /**
  * Explores the interleavings of a world: builds a fresh world for each run, runs it under the
@@ -96,7 +100,13 @@ const wallClock = (): number => performance.now();
  */
 export function explore(build: WorldBuilder, options: ExploreOptions): ExploreResult {
   const o = checkExploreOptions(options);
-  const clock = options.clock ?? wallClock;
+  if (options.timeBudgetMs !== undefined && options.clock === undefined) {
+    throw new Errno(
+      'EINVAL',
+      'explore: timeBudgetMs needs a clock (pass options.clock, e.g. () => performance.now())',
+    );
+  }
+  const clock = options.clock ?? noClock;
   const t0 = clock();
   const settings: RunSettings = {
     maxSteps: o.maxSteps,

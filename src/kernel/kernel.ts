@@ -81,7 +81,7 @@ const firstRunnable: Strategy = {
  */
 export class Kernel {
   readonly trace: TraceBus;
-  /** The world's PRNG for scenario data, seeded from the options (never Math.random). */
+  /** The world's PRNG for scenario data, seeded from the options (never a real random source). */
   readonly prng: Prng;
   readonly seed: number;
   readonly strategy: Strategy;

@@ -1,6 +1,6 @@
 /**
  * The one seeded pseudo-random generator of the model (xorshift32). Every choice a strategy
- * makes comes from here, never from Math.random, so the same seed gives the same run.
+ * makes comes from here, never from a real random source, so the same seed gives the same run.
  */
 export class Prng {
   private state: number;
