@@ -107,8 +107,15 @@ test('explore reports statistics and respects a time budget', () => {
   assert.equal(r.stoppedBy, 'time');
   assert.equal(r.runs, 5);
   assert.ok(r.steps > 0 && r.contextSwitches > 0);
-  assert.equal(explore(counterWorld(true), { strategy: 'random', runs: 3 }).elapsedMs, 0, 'no clock, no real time');
-  assert.throws(() => explore(counterWorld(true), { strategy: 'random', timeBudgetMs: 5 }), /EINVAL: explore: timeBudgetMs needs a clock/);
+  assert.equal(
+    explore(counterWorld(true), { strategy: 'random', runs: 3 }).elapsedMs,
+    0,
+    'no clock, no real time',
+  );
+  assert.throws(
+    () => explore(counterWorld(true), { strategy: 'random', timeBudgetMs: 5 }),
+    /EINVAL: explore: timeBudgetMs needs a clock/,
+  );
 });
 
 test('explore and replay reject bad options and tokens with EINVAL naming the problem', () => {
