@@ -57,11 +57,6 @@ export const VM_DONTEXPAND = 0x40000;
 export const VM_MIXEDMAP = 0x10000000;
 export const VM_DONTDUMP = 0x4000000;
 
-/** Page index of an address. */
-export function pfnOf(addr: number): number {
-  return Math.floor(addr / PAGE_SIZE);
-}
-
 /** True when `addr` is a multiple of the page size. */
 export function pageAligned(addr: number): boolean {
   return addr % PAGE_SIZE === 0;

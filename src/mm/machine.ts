@@ -41,8 +41,6 @@ export class Machine {
   readonly files: File[] = [];
   readonly reclaimOnPressure: boolean;
   readonly notifierDispatch: ItreeDispatch;
-  /** Frames drivers hold as kernel memory (not leaks at quiescence while the driver lives). */
-  kernelFrames = 0;
   private nextRangeId = 1;
   private readonly devicePages = new Map<number, PageData>();
   private nextDevicePfn = 1 << 40;

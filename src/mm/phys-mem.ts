@@ -5,8 +5,6 @@ import { Page, type PageKind } from './page.ts';
 export interface PhysMemOptions {
   /** Frames the allocator manages (default 65,536 = 256 MiB). */
   readonly frames?: number;
-  /** Frames below which reclaim is worth running (the low watermark; default frames/16). */
-  readonly lowWatermark?: number;
 }
 
 /**
@@ -16,7 +14,6 @@ export interface PhysMemOptions {
  */
 export class PhysMem {
   readonly frames: number;
-  readonly lowWatermark: number;
   /** ZERO_PAGE(0): shared, never freed, never written. Not one of the allocatable frames. */
   readonly zeroPage: Page;
   private readonly pages: Page[] = [];
@@ -26,7 +23,6 @@ export class PhysMem {
 
   constructor(options: PhysMemOptions = {}) {
     this.frames = options.frames ?? 65_536;
-    this.lowWatermark = options.lowWatermark ?? Math.max(1, this.frames >> 4);
     for (let i = this.frames - 1; i >= 0; i--) this.freeList.push(i + 1);
     this.zeroPage = new Page(0);
     this.zeroPage.kind = 'zero';

@@ -28,7 +28,7 @@ export function measureLeaks(machine: Machine): LeakReport {
   let pins = 0;
   for (const p of machine.phys.lru) pins += p.pins;
   return {
-    frames: machine.phys.usedFrames - cached - machine.kernelFrames,
+    frames: machine.phys.usedFrames - cached,
     swapSlots: machine.swap.used,
     mms,
     subscriptions,
@@ -38,8 +38,7 @@ export function measureLeaks(machine: Machine): LeakReport {
 
 /**
  * The leak oracle: once every process has exited (every mm has mm_users 0), every frame, swap
- * slot, subscription, pin and mm reference is back. Frames of file page caches and frames a
- * driver owns (machine.kernelFrames) are not leaks.
+ * slot, subscription, pin and mm reference is back. Frames of file page caches are not leaks.
  */
 export function checkLeaks(machine: Machine): void {
   if (machine.mms.some((mm) => mm.users > 0)) return;
