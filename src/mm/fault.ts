@@ -91,19 +91,23 @@ function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
   const index = vma.pageIndex(addr);
   if (index * PAGE_SIZE >= vma.file.size)
     throw new Errno('EFAULT', `SIGBUS at ${hex(addr)}: beyond the end of ${vma.file.name}`);
-  const cached = yield* vma.file.getPage(index);
+  const file = vma.file;
+  const cached = yield* file.getPage(index);
   if (cached === null) throw oom(addr);
+  // Under the PTL, as filemap's finish_fault does: a truncate that dropped the page (or moved
+  // EOF below it) since it was looked up sends the fault round again, to SIGBUS.
+  const current = () => file.cache.get(index) === cached && index * PAGE_SIZE < file.size;
   if (vma.isShared || !write) {
     machine.phys.get(cached);
     if (write) cached.dirty = true;
     const entry = pageEntry(cached, write && vma.isShared, write);
-    return yield* install(mm, addr, undefined, entry, cached);
+    return yield* install(mm, addr, undefined, entry, cached, current);
   }
   // do_cow_fault(): a private write gets its own copy of the file page.
   const copy = yield* machine.allocPage('anon');
   if (copy === null) throw oom(addr);
   copy.data.copyFrom(cached.data);
-  const ok = yield* install(mm, addr, undefined, pageEntry(copy, true, true), copy);
+  const ok = yield* install(mm, addr, undefined, pageEntry(copy, true, true), copy, current);
   if (ok) machine.phys.lru.add(copy);
   return ok;
 }
@@ -131,9 +135,10 @@ function* install(
   expected: Pte | undefined,
   entry: Pte,
   ref?: Page,
+  stillValid?: () => boolean,
 ): Co<boolean> {
   yield* mm.ptl.lock();
-  if (mm.pte(addr) !== expected) {
+  if (mm.pte(addr) !== expected || (stillValid !== undefined && !stillValid())) {
     mm.ptl.unlock();
     if (ref !== undefined) mm.machine.phys.put(ref);
     return false;
