@@ -5,6 +5,7 @@ import { PAGE_SIZE } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { RmapOwner } from './page.ts';
+import { PageTable } from './page-table.ts';
 import { type Pte, pteGen, ptePfn, ptePresent } from './pte.ts';
 import type { Vma } from './vma.ts';
 
@@ -19,7 +20,7 @@ export class Mm implements RmapOwner {
   /** VMAs sorted by start, non-overlapping. */
   readonly vmas: Vma[] = [];
   /** Page table: virtual page number → entry. */
-  readonly pt = new Map<number, Pte>();
+  readonly pt = new PageTable();
   readonly mmapLock: RwSemaphore;
   readonly ptl: SpinLock;
   /** anon_vma->rwsem, as one lock per mm: the rmap walk takes it for read. */
