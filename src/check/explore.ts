@@ -41,7 +41,7 @@ export interface ExploreOptions {
   /** Called after each run with the number of runs done. */
   readonly onProgress?: (runsDone: number) => void;
   /**
-   * Wall clock in ms for `elapsedMs` and `timeBudgetMs` (the CLI passes performance.now). The
+   * Wall clock in ms for `elapsedMs` and `timeBudgetMs` (the CLI passes its wall clock). The
    * library reads no real time itself: without a clock, elapsedMs is 0 and a time budget is
    * refused (EINVAL), so an exploration's outcome depends only on its options.
    */
@@ -103,7 +103,7 @@ export function explore(build: WorldBuilder, options: ExploreOptions): ExploreRe
   if (options.timeBudgetMs !== undefined && options.clock === undefined) {
     throw new Errno(
       'EINVAL',
-      'explore: timeBudgetMs needs a clock (pass options.clock, e.g. () => performance.now())',
+      'explore: timeBudgetMs needs a clock (pass options.clock, a wall clock in ms)',
     );
   }
   const clock = options.clock ?? noClock;
