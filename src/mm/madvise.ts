@@ -7,18 +7,10 @@
  */
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
-import {
-  hex,
-  MADV_DONTNEED,
-  MADV_FREE,
-  PAGE_SIZE,
-  pageAlign,
-  pageAligned,
-  VM_LOCKED,
-  VM_PFNMAP,
-} from './constants.ts';
+import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from './constants.ts';
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
+import { checkUserRange } from './munmap.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -94,12 +86,8 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
 export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co {
   if (!Number.isInteger(advice) || !adviceValid(advice))
     throw new Errno('EINVAL', `madvise: advice ${String(advice)} is unknown or not modelled`);
-  if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr))
-    throw new Errno('EINVAL', `madvise: address ${String(addr)} is not page aligned`);
-  if (!Number.isSafeInteger(len) || len < 0)
-    throw new Errno('EINVAL', `madvise: length ${String(len)} is not a non-negative integer`);
+  const end = checkUserRange('madvise', addr, len, null);
   if (len === 0) return;
-  const end = addr + pageAlign(len);
   yield* mm.mmapLock.downRead();
   try {
     const vmas = mm.vmasIn(addr, end);

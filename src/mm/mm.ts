@@ -108,34 +108,28 @@ export class Mm implements RmapOwner {
     this.pt.set(addr / PAGE_SIZE, pte);
     if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero')
       pte.page.addRmap(this, addr);
-    const k = kernel();
-    if (k.trace.on && ptePresent(pte)) {
-      k.trace.emit('pte-set', {
-        mm: this.id,
-        addr,
-        pfn: ptePfn(pte),
-        gen: pteGen(pte),
-        readable: pte.readable,
-        writable: pte.writable,
-      });
-    }
+    this.tracePteSet(addr, pte);
   }
 
   /** Changes the rights of a present entry in place (write-protect, PROT_NONE). */
   protectPte(addr: number, pte: Pte, readable: boolean, writable: boolean): void {
     pte.readable = readable;
     pte.writable = writable;
+    this.tracePteSet(addr, pte);
+  }
+
+  /** The 'pte-set' event of a present entry (the oracles' view of the CPU page table). */
+  private tracePteSet(addr: number, pte: Pte): void {
     const k = kernel();
-    if (k.trace.on && ptePresent(pte)) {
-      k.trace.emit('pte-set', {
-        mm: this.id,
-        addr,
-        pfn: ptePfn(pte),
-        gen: pteGen(pte),
-        readable,
-        writable,
-      });
-    }
+    if (!k.trace.on || !ptePresent(pte)) return;
+    k.trace.emit('pte-set', {
+      mm: this.id,
+      addr,
+      pfn: ptePfn(pte),
+      gen: pteGen(pte),
+      readable: pte.readable,
+      writable: pte.writable,
+    });
   }
 
   /**

@@ -10,9 +10,6 @@ import {
   hex,
   PAGE_SIZE,
   PROT_MASK,
-  pageAlign,
-  pageAligned,
-  TASK_SIZE,
   VM_EXEC,
   VM_MAYEXEC,
   VM_MAYREAD,
@@ -24,6 +21,7 @@ import type { Mm } from './mm.ts';
 import { protToVm } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
+import { checkUserRange } from './munmap.ts';
 import { ptePresent } from './pte.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
@@ -36,14 +34,8 @@ const VM_ACCESS = VM_READ | VM_WRITE | VM_EXEC;
  * for a zero length (success without effect, as in Linux, whatever `prot` is).
  */
 function checkArgs(addr: number, len: number, prot: number): number | null {
-  if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr))
-    throw new Errno('EINVAL', `mprotect: address ${String(addr)} is not a page-aligned address`);
-  if (!Number.isSafeInteger(len) || len < 0)
-    throw new Errno('EINVAL', `mprotect: length ${String(len)} is not a non-negative integer`);
+  const end = checkUserRange('mprotect', addr, len, 'ENOMEM');
   if (len === 0) return null;
-  const end = addr + pageAlign(len);
-  if (end > TASK_SIZE)
-    throw new Errno('ENOMEM', `mprotect: [${hex(addr)}, +${len}) goes past TASK_SIZE`);
   if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0)
     throw new Errno('EINVAL', `mprotect: unknown prot bits ${hex(prot)}`);
   return end;

@@ -5,16 +5,26 @@ import type { Mm } from './mm.ts';
 import { removeVma, splitToRange } from './vma-split.ts';
 import { zapRange } from './zap.ts';
 
-/** Checks an (addr, len) pair as munmap/mprotect/madvise do; returns the page-aligned end. */
-export function checkUserRange(op: string, addr: number, len: number): number {
+/**
+ * Checks an (addr, len) pair as munmap, mprotect and madvise do: a page-aligned user address
+ * and a non-negative length (EINVAL). Unless `len` is 0, a range past TASK_SIZE is `pastLimit`
+ * (EINVAL for munmap, ENOMEM for mprotect), or left to the caller when it is null (madvise
+ * reports the unmapped part as a hole). Returns the page-aligned end.
+ */
+export function checkUserRange(
+  op: string,
+  addr: number,
+  len: number,
+  pastLimit: 'EINVAL' | 'ENOMEM' | null,
+): number {
   if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr)) {
     throw new Errno('EINVAL', `${op}: address ${String(addr)} is not a page-aligned user address`);
   }
   if (!Number.isSafeInteger(len) || len < 0)
     throw new Errno('EINVAL', `${op}: length ${String(len)} is not a non-negative integer`);
   const end = addr + pageAlign(len);
-  if (end > TASK_SIZE)
-    throw new Errno('EINVAL', `${op}: range [${hex(addr)}, +${len}) goes past TASK_SIZE`);
+  if (len > 0 && pastLimit !== null && end > TASK_SIZE)
+    throw new Errno(pastLimit, `${op}: range [${hex(addr)}, +${len}) goes past TASK_SIZE`);
   return end;
 }
 
@@ -33,7 +43,7 @@ export function* doMunmap(mm: Mm, start: number, end: number): Co {
 
 /** munmap(2). A zero length is EINVAL. */
 export function* munmap(mm: Mm, addr: number, len: number): Co {
-  const end = checkUserRange('munmap', addr, len);
+  const end = checkUserRange('munmap', addr, len, 'EINVAL');
   if (len === 0) throw new Errno('EINVAL', 'munmap: length is 0');
   yield* mm.mmapLock.downWrite();
   try {
