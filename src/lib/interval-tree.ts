@@ -25,16 +25,21 @@ import { F, PackedRbTree } from './interval-tree-rb.ts';
  * out of a tree.
  */
 export class IntervalTreeNode<T> {
-  /** First index covered (the kernel's `start`). */
-  readonly start: number;
-  /** Last index covered, inclusive (the kernel's `last`). */
-  readonly last: number;
   /** The payload given at insertion. */
   readonly value: T;
   /** @internal The node's slot in its tree's storage, 0 while in no tree. */
   slot: number;
   /** @internal The tree holding this node, or null while it is in none. */
   owner: IntervalTree<T> | null;
+  /**
+   * @internal The interval while detached. In a tree the slot holds it and these are stale:
+   * keeping doubles beyond the small-integer range here would box two numbers per insert.
+   * Starting as null keeps the fields' representation tagged, so a store never boxes a small
+   * integer.
+   */
+  detachedStart: number | null = null;
+  /** @internal See {@link detachedStart}. */
+  detachedLast: number | null = null;
 
   /**
    * A detached node for `[start, last]`, for {@link IntervalTree.insertNode}. Throws EINVAL
@@ -43,11 +48,23 @@ export class IntervalTreeNode<T> {
    */
   constructor(start: number, last: number, value: T) {
     checkRange(start, last);
-    this.start = start;
-    this.last = last;
+    this.detachedStart = start;
+    this.detachedLast = last;
     this.value = value;
     this.slot = 0;
     this.owner = null;
+  }
+
+  /** First index covered (the kernel's `start`). */
+  get start(): number {
+    const t = this.owner;
+    return t === null ? this.detachedStart! : t.f64[F * this.slot]!;
+  }
+
+  /** Last index covered, inclusive (the kernel's `last`). */
+  get last(): number {
+    const t = this.owner;
+    return t === null ? this.detachedLast! : t.f64[F * this.slot + 1]!;
   }
 
   /**
@@ -77,8 +94,10 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
    * it. O(log n). Throws EINVAL naming the argument on a bad interval; the tree is unchanged.
    */
   insert(start: number, last: number, value: T): IntervalTreeNode<T> {
-    const node = new IntervalTreeNode(start, last, value);
-    this.link(node);
+    checkRange(start, last);
+    // Small-integer placeholders: the slot holds the interval while the node is linked.
+    const node = new IntervalTreeNode(0, 0, value);
+    this.link(node, start, last);
     return node;
   }
 
@@ -98,7 +117,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
           : 'node is already in another tree; remove it from that tree first',
       );
     }
-    this.link(node);
+    this.link(node, node.detachedStart!, node.detachedLast!);
     return node;
   }
 
@@ -112,10 +131,9 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
       throw new Errno('EINVAL', this.foreignNodeMessage(node, 'remove'));
     }
     const s = node.slot;
+    this.detach(node);
     this.unlinkSlot(s);
     this.handles[s] = null;
-    node.slot = 0;
-    node.owner = null;
   }
 
   /** Removes every node (each one's `inTree` becomes false) and releases the storage. O(n). */
@@ -123,10 +141,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
     const handles = this.handles;
     for (let s = 1; s < handles.length; s++) {
       const n = handles[s];
-      if (n) {
-        n.slot = 0;
-        n.owner = null;
-      }
+      if (n) this.detach(n);
     }
     this.handles = [null];
     this.resetStore();
@@ -244,7 +259,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
       const last = f[F * s + 1]!;
       const at = `[${start}, ${last}]`;
       const h = handles[s];
-      if (!h || h.slot !== s || h.owner !== this || h.start !== start || h.last !== last) {
+      if (!h || h.slot !== s || h.owner !== this) {
         fail(`node ${at} has a bad handle`);
       }
       const red = (pc[s]! & 1) === 1;
@@ -283,13 +298,22 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
     return this.handles[this.root]!;
   }
 
-  private link(node: IntervalTreeNode<T>): void {
-    const s = this.allocSlot(node.start, node.last);
+  private link(node: IntervalTreeNode<T>, start: number, last: number): void {
+    const s = this.allocSlot(start, last);
     if (s === this.handles.length) this.handles.push(node);
     else this.handles[s] = node;
     node.slot = s;
     node.owner = this;
     this.linkSlot(s);
+  }
+
+  /** Copies the node's interval out of its slot and marks it as in no tree. */
+  private detach(node: IntervalTreeNode<T>): void {
+    const f = this.f64;
+    node.detachedStart = f[F * node.slot]!;
+    node.detachedLast = f[F * node.slot + 1]!;
+    node.slot = 0;
+    node.owner = null;
   }
 
   /** `interval_tree_iter_first()` on slots, arguments already checked. */
@@ -307,15 +331,20 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
     const i32 = this.i32;
     for (;;) {
       // Loop invariant: start <= max(s). The nil slot's max (-1) fails every test below.
+      // Both children's maxima are read before either is tested, so their two cache misses
+      // overlap instead of following one another (the kernel reads the right one later).
       const l = i32[8 * s + 6]!;
-      if (start <= f[F * l + 2]!) {
+      const r = i32[8 * s + 7]!;
+      const lmax = f[F * l + 2]!;
+      const rmax = f[F * r + 2]!;
+      if (start <= lmax) {
         s = l;
         continue;
       }
       if (f[F * s]! > last) return 0;
       if (start <= f[F * s + 1]!) return s;
-      s = i32[8 * s + 7]!;
-      if (f[F * s + 2]! < start) return 0;
+      if (rmax < start) return 0;
+      s = r;
     }
   }
 
