@@ -12,7 +12,8 @@
  * Storage is packed: the tree keeps each node's interval, subtree max, links and colour in
  * typed arrays (./interval-tree-rb.ts, with the rebalancing), 36 bytes per node, so queries
  * touch one cache line per visited node and the garbage collector sees no per-node pointers.
- * A handle ({@link IntervalTreeNode}) carries the interval, the value and its slot.
+ * A handle ({@link IntervalTreeNode}) carries the value and its slot; its interval lives in
+ * the slot while linked and moves into the handle when the node is removed.
  */
 
 import { checkIndex, describe, Errno } from './errors.ts';

@@ -208,6 +208,27 @@ test('the full safe-integer range works, including MAX_SAFE_INTEGER endpoints', 
   t.checkInvariants();
 });
 
+test('a node keeps its exact interval through removal, clear and re-insertion, at any size', () => {
+  const t: Tree = new IntervalTree();
+  const u: Tree = new IntervalTree();
+  const cases: [number, number][] = [
+    [3, 9],
+    [2 ** 46 + 4096, 2 ** 46 + 8191],
+    [2 ** 31 - 1, 2 ** 31],
+    [Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER],
+  ];
+  const nodes = cases.map(([s, l], i) => t.insert(s, l, String(i)));
+  const bounds = (n: TNode) => [n.start, n.last];
+  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'while linked'));
+  t.remove(nodes[1]!);
+  assert.deepEqual(bounds(nodes[1]!), cases[1], 'after remove');
+  t.clear();
+  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'after clear'));
+  for (const n of nodes) u.insertNode(n);
+  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'after insertNode'));
+  assert.deepEqual(values(query(u, 2 ** 46 + 8191, 2 ** 46 + 8191)), ['1']);
+  u.checkInvariants();
+});
 test('forEachOverlap visits in start order and stops when fn returns false', () => {
   const t: Tree = new IntervalTree();
   for (let i = 0; i < 10; i++) t.insert(i * 10, i * 10 + 15, String(i));
