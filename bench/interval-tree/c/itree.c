@@ -2,8 +2,8 @@
  * A same-machine C reference for the interval-tree benchmark: an augmented red-black interval
  * tree laid out like the kernel's (struct rb_node + start/last/subtree_last, 48 bytes a node,
  * nodes in one array in insertion order), run on the MMU-like workload of ../workloads.ts with
- * the same xorshift32 streams. Prints one JSON line: ns per insert, per k~0 query and per
- * removal (median of the runs), for n given on the command line.
+ * the same xorshift32 streams. Prints one JSON line: ns per insert, per query at k ~ 0, 1, 10
+ * and 100 results, and per removal (median of the runs), for n given on the command line.
  *
  * Written for this benchmark from the algorithm (CLRS red-black fix-ups with the augmented
  * rotate/propagate of include/linux/rbtree_augmented.h); it is not kernel code.
@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <time.h>
 
 struct node {
@@ -264,18 +265,21 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 100000;
 	int runs = argc > 2 ? atoi(argv[2]) : 5;
-	int nq = n >= 1000000 ? 10000 : 20000;
+	static const int ks[4] = {0, 1, 10, 100};
+	int base = n >= 1000000 ? 10000 : 20000;
 	if (n < 2 || runs < 1 || runs > 99) {
 		fprintf(stderr, "usage: itree <n >= 2> [runs 1-99]\n");
 		return 2;
 	}
 	uint64_t *start = malloc(n * sizeof *start), *last = malloc(n * sizeof *last);
-	uint64_t *qs = malloc(nq * sizeof *qs);
+	uint64_t *qs[4], qlen[4];
+	int nq[4];
 	int *order = malloc(n * sizeof *order);
 	struct node *nodes = malloc(n * sizeof *nodes);
-	if (!start || !last || !qs || !order || !nodes) return 1;
+	if (!start || !last || !order || !nodes) return 1;
 	/* makeIntervals('mmu', n) of ../workloads.ts */
 	rng_state = 0x9e3779b9;
+	double total = 0;
 	for (int i = 0; i < n; i++) {
 		uint64_t s;
 		if (i > 0 && rng_below(100) < 5) s = start[rng_below(i)];
@@ -283,10 +287,20 @@ int main(int argc, char **argv)
 		uint64_t pages = rng_below(100) == 0 ? 1 + rng_below(262144) : 1 + rng_below(512);
 		start[i] = s;
 		last[i] = s + pages * PAGE - 1;
+		total += pages * PAGE;
 	}
-	/* makeQueries(iv, n, 0, nq, 0x5eed + 0): 16-page queries at fresh page starts */
-	rng_state = 0x5eed;
-	for (int i = 0; i < nq; i++) qs[i] = (uint64_t)(rng_float() * 17179869184.0) * PAGE;
+	/* makeQueries(iv, n, k, count, 0x5eed + k): k = 0 is 16 pages; else sized for k results */
+	for (int j = 0; j < 4; j++) {
+		int k = ks[j];
+		double len = k == 0 ? 16 * PAGE : floor(k * 70368744177664.0 / n - total / n + 0.5);
+		if (len < 1) len = 1;
+		qlen[j] = (uint64_t)ceil(len / PAGE) * PAGE;
+		nq[j] = k >= 100 ? base / 10 : k >= 10 ? base / 2 : base;
+		qs[j] = malloc(nq[j] * sizeof *qs[j]);
+		if (!qs[j]) return 1;
+		rng_state = 0x5eed + k;
+		for (int i = 0; i < nq[j]; i++) qs[j][i] = (uint64_t)(rng_float() * 17179869184.0) * PAGE;
+	}
 	/* permutation(n, 0xbeef) */
 	rng_state = 0xbeef;
 	for (int i = 0; i < n; i++) order[i] = i;
@@ -295,7 +309,7 @@ int main(int argc, char **argv)
 		order[i] = order[j];
 		order[j] = tmp;
 	}
-	double b[99], q[99], r[99];
+	double b[99], q[4][99], r[99];
 	long found = 0;
 	for (int run = 0; run < runs; run++) {
 		struct tree t = {NULL, NULL};
@@ -306,17 +320,21 @@ int main(int argc, char **argv)
 			insert(&t, &nodes[i]);
 		}
 		b[run] = (now_ns() - t0) / n;
-		t0 = now_ns();
-		for (int i = 0; i < nq; i++) {
-			uint64_t s = qs[i], l = s + 16 * PAGE - 1;
-			for (struct node *x = iter_first(&t, s, l); x; x = iter_next(x, s, l)) found++;
+		for (int j = 0; j < 4; j++) {
+			t0 = now_ns();
+			for (int i = 0; i < nq[j]; i++) {
+				uint64_t s = qs[j][i], l = s + qlen[j] - 1;
+				for (struct node *x = iter_first(&t, s, l); x; x = iter_next(x, s, l)) found++;
+			}
+			q[j][run] = (now_ns() - t0) / nq[j];
 		}
-		q[run] = (now_ns() - t0) / nq;
 		t0 = now_ns();
 		for (int i = 0; i < n / 2; i++) erase(&t, &nodes[order[i]]);
 		r[run] = (now_ns() - t0) / (n / 2);
 	}
-	printf("{\"n\":%d,\"insert\":%.1f,\"query\":%.1f,\"remove\":%.1f,\"bytesPerNode\":%zu,\"found\":%ld}\n",
-	       n, median(b, runs), median(q, runs), median(r, runs), sizeof(struct node), found);
+	printf("{\"n\":%d,\"insert\":%.1f,\"query\":%.1f,\"queryK\":{\"1\":%.1f,\"10\":%.1f,\"100\":%.1f},"
+	       "\"remove\":%.1f,\"bytesPerNode\":%zu,\"found\":%ld}\n",
+	       n, median(b, runs), median(q[0], runs), median(q[1], runs), median(q[2], runs),
+	       median(q[3], runs), median(r, runs), sizeof(struct node), found);
 	return 0;
 }
