@@ -219,13 +219,16 @@ test('a node keeps its exact interval through removal, clear and re-insertion, a
   ];
   const nodes = cases.map(([s, l], i) => t.insert(s, l, String(i)));
   const bounds = (n: TNode) => [n.start, n.last];
-  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'while linked'));
+  const expectBounds = (when: string) => {
+    for (const [i, n] of nodes.entries()) assert.deepEqual(bounds(n), cases[i], when);
+  };
+  expectBounds('while linked');
   t.remove(nodes[1]!);
   assert.deepEqual(bounds(nodes[1]!), cases[1], 'after remove');
   t.clear();
-  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'after clear'));
+  expectBounds('after clear');
   for (const n of nodes) u.insertNode(n);
-  nodes.forEach((n, i) => assert.deepEqual(bounds(n), cases[i], 'after insertNode'));
+  expectBounds('after insertNode');
   assert.deepEqual(values(query(u, 2 ** 46 + 8191, 2 ** 46 + 8191)), ['1']);
   u.checkInvariants();
 });
