@@ -84,6 +84,15 @@ export class IntervalTreeNode<T> {
 export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTreeNode<T>> {
   /** @internal The handle of each slot (null for slot 0 and free slots). */
   handles: (IntervalTreeNode<T> | null)[] = [null];
+  /**
+   * @internal The node {@link iterFirst} or {@link iterNext} last returned and its slot, so
+   * the next `iterNext` on it starts from the slot without loading the handle: in a long
+   * iteration that load would be a cache miss on the path from one result to the next. Always
+   * null or a node linked in this tree ({@link remove} and {@link clear} drop it).
+   */
+  cursorNode: IntervalTreeNode<T> | null = null;
+  /** @internal The slot of {@link cursorNode}. */
+  cursorSlot = 0;
 
   /** Number of nodes in the tree, in O(1). */
   get size(): number {
@@ -132,6 +141,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
       throw new Errno('EINVAL', this.foreignNodeMessage(node, 'remove'));
     }
     const s = node.slot;
+    if (node === this.cursorNode) this.cursorNode = null;
     this.detach(node);
     this.unlinkSlot(s);
     this.handles[s] = null;
@@ -145,6 +155,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
       if (n) this.detach(n);
     }
     this.handles = [null];
+    this.cursorNode = null;
     this.resetStore();
   }
 
@@ -155,7 +166,7 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
    */
   iterFirst(start: number, last: number): IntervalTreeNode<T> | null {
     checkRange(start, last);
-    return this.handles[this.firstSlot(start, last)]!;
+    return this.cursorAt(this.firstSlot(start, last));
   }
 
   /**
@@ -165,10 +176,24 @@ export class IntervalTree<T> extends PackedRbTree implements Iterable<IntervalTr
    */
   iterNext(node: IntervalTreeNode<T>, start: number, last: number): IntervalTreeNode<T> | null {
     checkRange(start, last);
-    if (node === null || typeof node !== 'object' || node.owner !== this) {
-      throw new Errno('EINVAL', this.foreignNodeMessage(node, 'continue an iteration from'));
+    let s: number;
+    if (node === this.cursorNode && node !== null) {
+      s = this.cursorSlot;
+    } else {
+      if (node === null || typeof node !== 'object' || node.owner !== this) {
+        throw new Errno('EINVAL', this.foreignNodeMessage(node, 'continue an iteration from'));
+      }
+      s = node.slot;
     }
-    return this.handles[this.nextSlot(node.slot, start, last)]!;
+    return this.cursorAt(this.nextSlot(s, start, last));
+  }
+
+  /** The handle of slot `s` (null for 0), remembered as the iteration cursor. */
+  private cursorAt(s: number): IntervalTreeNode<T> | null {
+    const node = this.handles[s]!;
+    this.cursorNode = node;
+    this.cursorSlot = s;
+    return node;
   }
 
   /**

@@ -149,6 +149,45 @@ test('removing a node twice, or a node of another tree, throws EINVAL and change
   u.checkInvariants();
 });
 
+test('iterNext continues from any node, interleaved with other iterations and after removals', () => {
+  const t: Tree = new IntervalTree();
+  const nodes = Array.from({ length: 40 }, (_, i) => t.insert(i * 10, i * 10 + 15, `n${i}`));
+  // Two iterations advanced in turn: each iterNext continues from the node it is given.
+  const a: TNode[] = [];
+  const b: TNode[] = [];
+  let x = t.iterFirst(0, 95);
+  let y = t.iterFirst(200, 260);
+  while (x !== null || y !== null) {
+    if (x !== null) {
+      a.push(x);
+      x = t.iterNext(x, 0, 95);
+    }
+    if (y !== null) {
+      b.push(y);
+      y = t.iterNext(y, 200, 260);
+    }
+  }
+  assert.deepEqual(a, query(t, 0, 95));
+  assert.deepEqual(values(b), ['n19', 'n20', 'n21', 'n22', 'n23', 'n24', 'n25', 'n26']);
+  // Restarting from an earlier node than the last one returned.
+  assert.deepEqual(t.iterNext(nodes[2]!, 0, 95), nodes[3]);
+  // The node last returned, once removed, cannot continue an iteration.
+  const last = t.iterFirst(100, 100)!;
+  assert.equal(last, nodes[9]);
+  t.remove(last);
+  assert.throws(() => t.iterNext(last, 100, 100), einval(/not in any tree/));
+  t.insertNode(last);
+  assert.equal(t.iterNext(last, 100, 100), nodes[10]);
+  const u: Tree = new IntervalTree();
+  const moved = t.iterFirst(390, 390)!;
+  t.remove(moved);
+  u.insertNode(moved);
+  assert.throws(() => t.iterNext(moved, 390, 390), einval(/another tree/));
+  assert.equal(u.iterNext(moved, 390, 390), null);
+  t.clear();
+  assert.throws(() => t.iterNext(nodes[0]!, 0, 10), einval(/not in any tree/));
+});
+
 test('insertNode re-links a removed node and refuses one already in a tree', () => {
   const t: Tree = new IntervalTree();
   const u: Tree = new IntervalTree();
