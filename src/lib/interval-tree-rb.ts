@@ -206,80 +206,55 @@ export class PackedRbTree {
     else this.i32[8 * parent + R] = child;
   }
 
-  /** Left rotation at `x`, with the `rotate` callback: the new top inherits the old max. */
-  private rotateLeft(x: number): void {
+  /**
+   * Rotation at `x` towards `side` (L: a left rotation, R: a right one), with the augment
+   * `rotate` callback: the child that rises inherits the old subtree max of `x`.
+   */
+  private rotate(x: number, side: number): void {
     const i32 = this.i32;
     const f = this.f64;
-    const y = i32[8 * x + R]!;
-    const b = i32[8 * y + L]!;
-    i32[8 * x + R] = b;
+    const other = L + R - side;
+    const y = i32[8 * x + other]!;
+    const b = i32[8 * y + side]!;
+    i32[8 * x + other] = b;
     if (b !== 0) this.setParent(b, x);
     this.replaceChild(x, y);
-    i32[8 * y + L] = x;
+    i32[8 * y + side] = x;
     this.setParent(x, y);
     f[F * y + 2] = f[F * x + 2]!;
     f[F * x + 2] = this.computeMax(x);
   }
 
-  /** Right rotation at `x`, mirror of {@link rotateLeft}. */
-  private rotateRight(x: number): void {
-    const i32 = this.i32;
-    const f = this.f64;
-    const y = i32[8 * x + L]!;
-    const b = i32[8 * y + R]!;
-    i32[8 * x + L] = b;
-    if (b !== 0) this.setParent(b, x);
-    this.replaceChild(x, y);
-    i32[8 * y + R] = x;
-    this.setParent(x, y);
-    f[F * y + 2] = f[F * x + 2]!;
-    f[F * x + 2] = this.computeMax(x);
-  }
-
-  /** `rb_insert_augmented()` after linking: restores the rules above the new red slot `z`. */
+  /**
+   * `rb_insert_augmented()` after linking: restores the rules above the new red slot `z`.
+   * The kernel writes the two mirror cases out; here `side` is the parent's side under the
+   * grandparent and `other` the uncle's.
+   */
   private insertFixup(z: number): void {
     const pc = this.pc;
     const i32 = this.i32;
     let p = pc[z]! >> 1;
     while (p !== 0 && (pc[p]! & 1) === 1) {
       const g = pc[p]! >> 1; // p is red, so it is not the root.
-      if (p === i32[8 * g + L]) {
-        const u = i32[8 * g + R]!;
-        if ((pc[u]! & 1) === 1) {
-          pc[p] = pc[p]! & ~1;
-          pc[u] = pc[u]! & ~1;
-          pc[g] = pc[g]! | 1;
-          z = g;
-          p = pc[z]! >> 1;
-          continue;
-        }
-        if (z === i32[8 * p + R]) {
-          this.rotateLeft(p);
-          z = p;
-          p = pc[z]! >> 1;
-        }
+      const side = p === i32[8 * g + L] ? L : R;
+      const other = L + R - side;
+      const u = i32[8 * g + other]!;
+      if ((pc[u]! & 1) === 1) {
         pc[p] = pc[p]! & ~1;
+        pc[u] = pc[u]! & ~1;
         pc[g] = pc[g]! | 1;
-        this.rotateRight(g);
-      } else {
-        const u = i32[8 * g + L]!;
-        if ((pc[u]! & 1) === 1) {
-          pc[p] = pc[p]! & ~1;
-          pc[u] = pc[u]! & ~1;
-          pc[g] = pc[g]! | 1;
-          z = g;
-          p = pc[z]! >> 1;
-          continue;
-        }
-        if (z === i32[8 * p + L]) {
-          this.rotateRight(p);
-          z = p;
-          p = pc[z]! >> 1;
-        }
-        pc[p] = pc[p]! & ~1;
-        pc[g] = pc[g]! | 1;
-        this.rotateLeft(g);
+        z = g;
+        p = pc[z]! >> 1;
+        continue;
       }
+      if (z === i32[8 * p + other]) {
+        this.rotate(p, side);
+        z = p;
+        p = pc[z]! >> 1;
+      }
+      pc[p] = pc[p]! & ~1;
+      pc[g] = pc[g]! | 1;
+      this.rotate(g, other);
       break;
     }
     const r = this.root;
@@ -329,67 +304,44 @@ export class PackedRbTree {
     if (!removedRed) this.eraseFixup(x, xParent);
   }
 
-  /** `____rb_erase_color()`: `x` (maybe nil, under `parent`) carries an extra black. */
+  /**
+   * `____rb_erase_color()`: `x` (maybe nil, under `parent`) carries an extra black. As in
+   * {@link insertFixup}, one body serves both mirror cases: `side` is x's side, `other` the
+   * sibling's.
+   */
   private eraseFixup(x: number, parent: number): void {
     const i32 = this.i32;
     const pc = this.pc;
     while (x !== this.root && (pc[x]! & 1) === 0) {
       const p = parent;
-      if (x === i32[8 * p + L]) {
-        let w = i32[8 * p + R]!;
-        if ((pc[w]! & 1) === 1) {
-          pc[w] = pc[w]! & ~1;
-          pc[p] = pc[p]! | 1;
-          this.rotateLeft(p);
-          w = i32[8 * p + R]!;
-        }
-        const wl = i32[8 * w + L]!;
-        let wr = i32[8 * w + R]!;
-        if ((pc[wl]! & 1) === 0 && (pc[wr]! & 1) === 0) {
-          pc[w] = pc[w]! | 1;
-          x = p;
-          parent = pc[p]! >> 1;
-          continue;
-        }
-        if ((pc[wr]! & 1) === 0) {
-          pc[wl] = pc[wl]! & ~1;
-          pc[w] = pc[w]! | 1;
-          this.rotateRight(w);
-          w = i32[8 * p + R]!;
-          wr = i32[8 * w + R]!;
-        }
-        pc[w] = (pc[w]! & ~1) | (pc[p]! & 1);
-        pc[p] = pc[p]! & ~1;
-        pc[wr] = pc[wr]! & ~1;
-        this.rotateLeft(p);
-      } else {
-        let w = i32[8 * p + L]!;
-        if ((pc[w]! & 1) === 1) {
-          pc[w] = pc[w]! & ~1;
-          pc[p] = pc[p]! | 1;
-          this.rotateRight(p);
-          w = i32[8 * p + L]!;
-        }
-        const wr = i32[8 * w + R]!;
-        let wl = i32[8 * w + L]!;
-        if ((pc[wl]! & 1) === 0 && (pc[wr]! & 1) === 0) {
-          pc[w] = pc[w]! | 1;
-          x = p;
-          parent = pc[p]! >> 1;
-          continue;
-        }
-        if ((pc[wl]! & 1) === 0) {
-          pc[wr] = pc[wr]! & ~1;
-          pc[w] = pc[w]! | 1;
-          this.rotateLeft(w);
-          w = i32[8 * p + L]!;
-          wl = i32[8 * w + L]!;
-        }
-        pc[w] = (pc[w]! & ~1) | (pc[p]! & 1);
-        pc[p] = pc[p]! & ~1;
-        pc[wl] = pc[wl]! & ~1;
-        this.rotateRight(p);
+      const side = x === i32[8 * p + L] ? L : R;
+      const other = L + R - side;
+      let w = i32[8 * p + other]!;
+      if ((pc[w]! & 1) === 1) {
+        pc[w] = pc[w]! & ~1;
+        pc[p] = pc[p]! | 1;
+        this.rotate(p, side);
+        w = i32[8 * p + other]!;
       }
+      const near = i32[8 * w + side]!;
+      let far = i32[8 * w + other]!;
+      if ((pc[near]! & 1) === 0 && (pc[far]! & 1) === 0) {
+        pc[w] = pc[w]! | 1;
+        x = p;
+        parent = pc[p]! >> 1;
+        continue;
+      }
+      if ((pc[far]! & 1) === 0) {
+        pc[near] = pc[near]! & ~1;
+        pc[w] = pc[w]! | 1;
+        this.rotate(w, other);
+        w = i32[8 * p + other]!;
+        far = i32[8 * w + other]!;
+      }
+      pc[w] = (pc[w]! & ~1) | (pc[p]! & 1);
+      pc[p] = pc[p]! & ~1;
+      pc[far] = pc[far]! & ~1;
+      this.rotate(p, side);
       x = this.root;
       break;
     }
