@@ -2,6 +2,14 @@ import { PAGE_SIZE } from './constants.ts';
 
 const CHUNK = 512;
 const CHUNKS = PAGE_SIZE / CHUNK;
+/**
+ * Zeroed flat pages kept from freed frames for the next page to be written in full. A fresh
+ * 4 KiB typed array costs an off-heap allocation and a finaliser; an explorer run that writes
+ * a thousand pages and frees them at exit would pay that on every run. The contents are zeroed
+ * before reuse, so nothing observable depends on which buffer a page gets.
+ */
+const spareFlat: Uint8Array[] = [];
+const MAX_SPARE_FLAT = 2048;
 
 /**
  * The bytes of one page, allocated on first write so untouched memory costs nothing: a write
@@ -55,7 +63,7 @@ export class PageData {
 
   /** Switches to one flat array, keeping the contents. */
   private flatten(): void {
-    const flat = new Uint8Array(PAGE_SIZE);
+    const flat = spareFlat.pop() ?? new Uint8Array(PAGE_SIZE);
     if (this.chunks !== null) {
       for (let c = 0; c < CHUNKS; c++) {
         const chunk = this.chunks[c];
@@ -68,7 +76,11 @@ export class PageData {
 
   /** Copies every byte of `from` (copy_highpage()). */
   copyFrom(from: PageData): void {
-    this.flat = from.flat === null ? null : from.flat.slice();
+    this.clear();
+    if (from.flat !== null) {
+      this.flat = spareFlat.pop() ?? new Uint8Array(PAGE_SIZE);
+      this.flat.set(from.flat);
+    }
     this.chunks =
       from.chunks === null
         ? null
@@ -77,6 +89,11 @@ export class PageData {
 
   /** Zeroes the page (clear_highpage()); frees its storage. */
   clear(): void {
+    const flat = this.flat;
+    if (flat !== null && spareFlat.length < MAX_SPARE_FLAT) {
+      flat.fill(0);
+      spareFlat.push(flat);
+    }
     this.chunks = null;
     this.flat = null;
   }
