@@ -15,7 +15,8 @@ const U32 = 0xffff_ffff;
 function buildProgram(io: Io, status: { code: number }): Command {
   const program = new Command('odpsim')
     .description(
-      'An executable model of Linux on-demand paging: run scenarios in which devices mirror\n' +
+      // One line: commander wraps it to the terminal width itself.
+      'An executable model of Linux on-demand paging: run scenarios in which devices mirror ' +
         'process memory through MMU notifiers, explore their interleavings, replay races.',
     )
     .version(VERSION)
