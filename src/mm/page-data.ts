@@ -11,6 +11,11 @@ const CHUNKS = PAGE_SIZE / CHUNK;
 const spareFlat: Uint8Array[] = [];
 const MAX_SPARE_FLAT = 2048;
 
+/** A zeroed 4 KiB page buffer, spare if there is one. */
+function takeFlat(): Uint8Array {
+  return spareFlat.pop() ?? new Uint8Array(PAGE_SIZE);
+}
+
 /**
  * The bytes of one page, allocated on first write so untouched memory costs nothing: a write
  * of a few bytes allocates one 512-byte chunk; a write of half a page or more switches the page
@@ -63,7 +68,7 @@ export class PageData {
 
   /** Switches to one flat array, keeping the contents. */
   private flatten(): void {
-    const flat = spareFlat.pop() ?? new Uint8Array(PAGE_SIZE);
+    const flat = takeFlat();
     if (this.chunks !== null) {
       for (let c = 0; c < CHUNKS; c++) {
         const chunk = this.chunks[c];
@@ -76,9 +81,10 @@ export class PageData {
 
   /** Copies every byte of `from` (copy_highpage()). */
   copyFrom(from: PageData): void {
+    if (from === this) return;
     this.clear();
     if (from.flat !== null) {
-      this.flat = spareFlat.pop() ?? new Uint8Array(PAGE_SIZE);
+      this.flat = takeFlat();
       this.flat.set(from.flat);
     }
     this.chunks =

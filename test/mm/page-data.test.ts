@@ -53,4 +53,6 @@ test('a cleared page gives its buffer to the next full write, zeroed; copies sta
   again.write(0, filled(PAGE_SIZE / 2, 5), 0, PAGE_SIZE / 2);
   assert.deepEqual(readAll(copy), got, 'reusing a freed buffer leaves copies alone');
   assert.equal(readAll(again)[PAGE_SIZE / 2 + 100], 0);
+  again.copyFrom(again);
+  assert.equal(readAll(again)[0], 5, 'a copy onto itself keeps the bytes');
 });
