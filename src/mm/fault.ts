@@ -148,11 +148,21 @@ function* install(
   return true;
 }
 
-/** do_swap_page(): reads the slot into a new frame and maps it. */
+/**
+ * do_swap_page(): reads the slot into a new frame and maps it. The allocation may sleep in
+ * direct reclaim; meanwhile another thread can swap the page in and free the slot, which the
+ * next swap-out may reuse for another page. The kernel's swapcache_prepare() fails on such an
+ * entry and the fault backs out; here the PTE must still be this swap entry (its holder of
+ * the slot) when the slot is read.
+ */
 function* doSwapPage(mm: Mm, addr: number, pte: Pte, write: boolean): Co<boolean> {
   const machine = mm.machine;
   const page = yield* machine.allocPage('anon');
   if (page === null) throw oom(addr);
+  if (mm.pte(addr) !== pte) {
+    machine.phys.put(page);
+    return false;
+  }
   machine.swap.read(pte.swap, page.data);
   yield* mm.ptl.lock();
   if (mm.pte(addr) !== pte) {
