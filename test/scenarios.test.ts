@@ -69,6 +69,30 @@ test('the default scenario with its default parameters is clean under exploratio
   assert.equal(r.runs, 30);
 });
 
+test('swap-in racing reclaim keeps slots and data right (pct: kvm-mirror seed 13, default seed 11)', () => {
+  // kvm-mirror, 4 frames for 8 pages: a vCPU's swap-in slept in direct reclaim while another
+  // swapped the same page in and freed the slot, then read the freed slot (bad-swap, run 122).
+  // default, 30% frames: reclaim unmapped a page shared with the fork child, the parent swapped
+  // it in (freeing the slot) before the walk reached the child, and the child's entry took a
+  // slot meanwhile reused for another page (the child read page 0's data, run 56).
+  const cases: [string, Record<string, number>, number, number][] = [
+    ['kvm-mirror', { pages: 8, vcpus: 3, touches: 20, rounds: 2, frames: 4 }, 13, 130],
+    ['default', { pages: 64, rounds: 3, chunk: 8, pressure: 30 }, 11, 60],
+  ];
+  for (const [name, set, seed, runs] of cases) {
+    const s = findScenario(name);
+    const params = resolveParams(s, set);
+    const r = explore((k) => s.build(k, params), {
+      strategy: 'pct',
+      seed,
+      runs,
+      maxSteps: 2_000_000,
+    });
+    assert.equal(r.failure, null, `${name}: ${r.failure?.bug.message}`);
+    assert.equal(r.runs, runs);
+  }
+});
+
 test('unknown scenarios and bad parameters are EINVAL naming them', () => {
   assert.throws(
     () => findScenario('nope'),

@@ -21,7 +21,6 @@ import { flushTlbRange } from './tlb.ts';
  * walk stops and keeps it (try_to_unmap_one()'s folio_set_swapbacked() abort).
  */
 export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | null): Co<boolean> {
-  let first = true;
   let redirtied = false;
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     if (redirtied) return;
@@ -35,8 +34,7 @@ export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | nul
         page.lazyfree = false;
         redirtied = true;
       } else if (page.isAnon && swapSlot !== null) {
-        if (!first) machine.swap.dup(swapSlot);
-        first = false;
+        machine.swap.dup(swapSlot);
         // The slot was filled before the walk; a write through this entry since then must
         // reach swap too (Linux writes the page out only after try_to_unmap()).
         machine.swap.write(swapSlot, page.data);
@@ -52,8 +50,10 @@ export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | nul
     mm.ptl.unlock();
     yield* invalidateRangeEnd(range);
   });
-  // No mapping took the slot (they all went away meanwhile): give it back.
-  if (first && swapSlot !== null) machine.swap.free(swapSlot);
+  // The walk's own reference, as the swap cache's SWAP_HAS_CACHE: it kept the slot alive while
+  // the walk slept between mappings, though a mapping already converted may have been swapped
+  // in (freeing its reference) and the slot would otherwise have gone to another page.
+  if (swapSlot !== null) machine.swap.free(swapSlot);
   return page.mapcount === 0;
 }
 

@@ -20,7 +20,11 @@ export class SwapSpace {
     return this.slots.size;
   }
 
-  /** get_swap_page() + swap_writepage(): stores a copy of `data`; null when swap is full. */
+  /**
+   * get_swap_page() + swap_writepage(): stores a copy of `data` in a slot with one reference,
+   * the caller's (reclaim holds it for its unmap walk, as the swap cache does); null when swap
+   * is full.
+   */
   store(data: PageData): number | null {
     if (this.slots.size >= this.capacity) return null;
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
