@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { installOracles } from '../../src/check/oracles/install.ts';
 import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
+import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
+import { RANGE_RETRY_NS, RANGE_TIMEOUT_NS } from '../../src/drivers/dmirror/fault.ts';
 import {
   HMM_DMIRROR_FLAGS,
   HMM_DMIRROR_MIGRATE_TO_DEV,
@@ -21,6 +24,7 @@ import {
   PROT_WRITE,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
+import { mmput } from '../../src/mm/exit.ts';
 import { Machine } from '../../src/mm/machine.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { cmd, hmmTest, mirrorBuffer } from '../acceptance/hmm-harness.ts';
@@ -103,4 +107,38 @@ test('a closed mirror refuses commands; closing twice is EBADF; bad device numbe
   assert.ok(isErrno((r.bug as { cause?: unknown } | null)?.cause, 'EBADF'), r.bug?.message);
   const k = new Kernel();
   assert.throws(() => new DmirrorDevice(new Machine(k), 4), /ENODEV/);
+});
+
+test('a READ of more pages than the machine can hold at once gives up with -EBUSY after 1 s of virtual time', () => {
+  // Three pages, two frames: faulting the third evicts one of the others, whose invalidation
+  // sends the range fault round again. Each failed pass is charged, so the kernel's 1 s
+  // timeout ends the livelock instead of the step limit.
+  const k = new Kernel({ maxSteps: 5_000_000 });
+  const machine = new Machine(k, { frames: 2 });
+  installOracles(k, machine);
+  const device = new DmirrorDevice(machine, 0);
+  const mm = machine.createMm();
+  let ret = 0;
+  let started = 0;
+  k.spawn('test', function* () {
+    const dmirror = yield* Dmirror.open(device, mm);
+    const ptr = yield* mmap(mm, {
+      len: 3 * PAGE_SIZE,
+      prot: PROT_READ | PROT_WRITE,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS,
+    });
+    for (let p = 0; p < 3; p++) yield* cpuWriteU32(mm, ptr + p * PAGE_SIZE, p + 1);
+    started = k.now;
+    ret = yield* dmirror.ioctl(HMM_DMIRROR_READ, cmd(ptr, mirrorBuffer(3), 3));
+    yield* dmirror.close();
+    yield* mmput(mm);
+  });
+  const r = k.run();
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.equal(ret, -16);
+  const waited = k.now - started;
+  assert.ok(
+    waited > RANGE_TIMEOUT_NS && waited <= RANGE_TIMEOUT_NS + 2 * RANGE_RETRY_NS,
+    `${waited}`,
+  );
 });

@@ -4,6 +4,7 @@
  * 1000 ms (virtual) EBUSY timeout, committing the pfns to the device table under the mutex.
  */
 
+import { delay } from '../../kernel/context.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, isErrno } from '../../lib/errors.ts';
@@ -26,6 +27,14 @@ import type { Dmirror } from './dmirror.ts';
 export const FAULT_CHUNK_PAGES = 32;
 /** HMM_RANGE_DEFAULT_TIMEOUT: 1000 ms, in virtual ns. */
 export const RANGE_TIMEOUT_NS = 1_000_000_000;
+/**
+ * Virtual time charged for each failed pass of a range-fault loop before it starts again. A
+ * pass that faulted pages in, with direct reclaim and swap I/O, takes on the order of 100 µs on
+ * real hardware; without a charge the task's clock would stand still while it retries, and a
+ * livelock (more pages than frames can hold at once) would spin forever instead of ending in
+ * the kernel's EBUSY after 1 s, that is after 10,000 retries.
+ */
+export const RANGE_RETRY_NS = 100_000;
 
 /** dmirror_fault(): faults [start, end) in 32-page chunks; an mm that is gone gives 0. */
 export function* dmirrorFault(d: Dmirror, start: number, end: number, write: boolean): Co {
@@ -46,7 +55,8 @@ export function* dmirrorFault(d: Dmirror, start: number, end: number, write: boo
 function* rangeFault(d: Dmirror, start: number, end: number, write: boolean): Co {
   const k = kernel();
   const timeout = k.now + RANGE_TIMEOUT_NS;
-  for (;;) {
+  for (let pass = 0; ; pass++) {
+    if (pass > 0) yield* delay(RANGE_RETRY_NS);
     if (k.now > timeout)
       throw new Errno('EBUSY', `${d.pt.name}: fault of [${start}, ${end}) timed out`);
     const seq = yield* mmuIntervalReadBegin(d.notifier);

@@ -3,6 +3,7 @@
  * per page, in 32-page chunks each watched by a temporary interval notifier.
  */
 
+import { delay } from '../../kernel/context.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, isErrno } from '../../lib/errors.ts';
@@ -28,7 +29,7 @@ import {
 } from '../../mm/mmu-interval-notifier.ts';
 import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
 import type { Dmirror } from './dmirror.ts';
-import { FAULT_CHUNK_PAGES, RANGE_TIMEOUT_NS } from './fault.ts';
+import { FAULT_CHUNK_PAGES, RANGE_RETRY_NS, RANGE_TIMEOUT_NS } from './fault.ts';
 import {
   HMM_DMIRROR_PROT_ERROR,
   HMM_DMIRROR_PROT_NONE,
@@ -72,7 +73,8 @@ function* snapshotChunk(
   yield* mmuIntervalNotifierInsert(tmp, d.mm, start, end - start, tmp.ops);
   try {
     const timeout = k.now + RANGE_TIMEOUT_NS;
-    for (;;) {
+    for (let pass = 0; ; pass++) {
+      if (pass > 0) yield* delay(RANGE_RETRY_NS);
       if (k.now > timeout)
         throw new Errno('EBUSY', `${d.pt.name}: snapshot of [${start}, ${end}) timed out`);
       const seq = yield* mmuIntervalReadBegin(tmp);
