@@ -181,14 +181,18 @@ function* doSwapPage(mm: Mm, addr: number, pte: Pte, write: boolean): Co<boolean
 /**
  * do_wp_page(): a write to a present, write-protected entry. Shared mappings and exclusive
  * anonymous pages are made writable in place; anything else (the zero page, a page shared
- * after fork, a page cache page in a private mapping, a pinned page) is copied: CLEAR
+ * after fork, a page cache page in a private mapping, a pinned or locked page) is copied: CLEAR
  * invalidation of the page, clear and flush, new entry, end, then the old page is put.
  */
 function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
   const machine = mm.machine;
   const old = pte.page;
   if (pte.kind === 'pfn' || old === null) throw segv(addr, 'write to a read-only device mapping');
-  const reuse = vma.isShared || (old.isAnon && old.mapcount === 1 && old.refcount === 1);
+  // wp_can_reuse_anon_folio(): a page that reclaim or migration holds locked is in the middle
+  // of being copied out (its other mappings may already point at that copy): the write gets
+  // its own page instead of changing the one being copied.
+  const reuse =
+    vma.isShared || (old.isAnon && old.mapcount === 1 && old.refcount === 1 && !old.locked);
   if (reuse) {
     yield* mm.ptl.lock();
     const same = mm.pte(addr) === pte;
