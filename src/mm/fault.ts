@@ -197,8 +197,7 @@ function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
     yield* mm.ptl.lock();
     const same = mm.pte(addr) === pte;
     if (same) {
-      mm.protectPte(addr, pte, true, true);
-      pte.dirty = true;
+      mm.protectPte(addr, pte, true, true).dirty = true;
       old.dirty = true;
     }
     mm.ptl.unlock();

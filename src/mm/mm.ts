@@ -111,11 +111,17 @@ export class Mm implements RmapOwner {
     this.tracePteSet(addr, pte);
   }
 
-  /** Changes the rights of a present entry in place (write-protect, PROT_NONE). */
-  protectPte(addr: number, pte: Pte, readable: boolean, writable: boolean): void {
-    pte.readable = readable;
-    pte.writable = writable;
-    this.tracePteSet(addr, pte);
+  /**
+   * Changes the rights of a present entry (write-protect, PROT_NONE, a write fault's reuse)
+   * and returns the new entry. It is a new object, not the old one changed: faults compare
+   * entries by identity as pte_same() compares values, and a fault that looked at the
+   * read-only entry must see that it has changed.
+   */
+  protectPte(addr: number, pte: Pte, readable: boolean, writable: boolean): Pte {
+    const now = { ...pte, readable, writable };
+    this.pt.set(addr / PAGE_SIZE, now);
+    this.tracePteSet(addr, now);
+    return now;
   }
 
   /** The 'pte-set' event of a present entry (the oracles' view of the CPU page table). */
