@@ -49,6 +49,22 @@ export function nonBlockEnd(): void {
   t.nonBlockDepth--;
 }
 
+/**
+ * lockdep_off(): the running task's lock acquisitions are neither checked nor recorded until
+ * {@link lockdepOn}, for a known false positive (the kernel brackets those call sites the same
+ * way).
+ */
+export function lockdepOff(): void {
+  current().lockdepOff++;
+}
+
+/** lockdep_on(). */
+export function lockdepOn(): void {
+  const t = current();
+  if (t.lockdepOff === 0) kernel().bug('warn', 'lockdep_on() without lockdep_off()');
+  t.lockdepOff--;
+}
+
 /** preempt_disable(): enters atomic context without a lock. */
 export function preemptDisable(): void {
   current().atomicDepth++;

@@ -60,6 +60,8 @@ export class Task<T = unknown> {
   nonBlockDepth = 0;
   /** SRCU read-side sections open. */
   srcuDepth = 0;
+  /** lockdep_off() nesting: while positive, lockdep records and checks nothing for this task. */
+  lockdepOff = 0;
   /** Locks held, in acquisition order. */
   readonly held: HeldLock[] = [];
   /** The result once DONE without error. */

@@ -36,6 +36,12 @@ export interface TraceEventMap {
   bug: { rule: string; message: string };
   /** A free-form annotation from a scenario. */
   note: { text: string };
+  /** A reference to a tracked object was taken (kref_get, a usecount, an SRCU-protected lookup). */
+  'obj-get': { obj: string };
+  /** A reference to a tracked object was dropped. */
+  'obj-put': { obj: string };
+  /** A tracked object was freed. */
+  'obj-free': { obj: string };
 }
 
 /** Fields every event carries: the scheduler step, virtual time in ns, and the acting task id. */
