@@ -27,6 +27,7 @@ export const ERRNO_CODES = {
   ENOSPC: 28,
   EAGAIN: 11,
   EOVERFLOW: 75,
+  EOPNOTSUPP: 95,
   ETIMEDOUT: 110,
 } as const;
 

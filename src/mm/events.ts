@@ -50,7 +50,10 @@ declare module '../kernel/trace.ts' {
     };
     /** mmu_notifier_release() at exit. */
     'mmu-release': { mm: number };
-    /** A device established a translation from a snapshot of (pfn, gen). */
+    /**
+     * A device established a translation from a snapshot of (pfn, gen). `regionWritable` says
+     * whether the device region it belongs to (an MR's access rights) allows writes at all.
+     */
     'dev-map': {
       dev: string;
       mm: number;
@@ -58,7 +61,14 @@ declare module '../kernel/trace.ts' {
       pfn: number;
       gen: number;
       writable: boolean;
+      regionWritable: boolean;
     };
+    /** A device translation-table update (a UMR work request) was posted, or completed. */
+    'dev-update': { dev: string; phase: 'begin' | 'end' };
+    /** A device translation table was destroyed (its key can no longer be used or updated). */
+    'dev-retire': { dev: string };
+    /** A device accessed a frame it holds a reference to (a pinned region: no CPU mirror). */
+    'dev-dma': { dev: string; pfn: number; gen: number; write: boolean };
     /** A device dropped its translation of an address. */
     'dev-unmap': { dev: string; mm: number; addr: number };
     /** A device read or wrote through its translation. */

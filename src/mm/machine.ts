@@ -9,7 +9,7 @@ import { Mm } from './mm.ts';
 import type { ItreeDispatch } from './mmu-interval-tree-state.ts';
 import type { Page, PageKind } from './page.ts';
 import { PageData } from './page-data.ts';
-import { PhysMem } from './phys-mem.ts';
+import { PFN_SPAN, PhysMem } from './phys-mem.ts';
 import { shrinkMemory } from './reclaim.ts';
 import { SwapSpace } from './swap.ts';
 
@@ -23,11 +23,35 @@ export interface MachineOptions {
   readonly reclaimOnPressure?: boolean;
   /** Interval-notifier dispatch: the tree (default) or the linear list kept for benchmarks. */
   readonly notifierDispatch?: ItreeDispatch;
+  /**
+   * The notifier core of 3.19–5.3, which the 2014 and interim ODP designs ran on (default
+   * false: today's core). There a failed non-blockable start is only reported: no end for the
+   * subscribers whose start succeeded and no WARN on a failing subscriber that has an end
+   * (both c2655835fd8c, v5.13); and range_end callbacks may sleep even for a non-blockable
+   * range (non_block_start() around them came in v5.4).
+   */
+  readonly legacyNotifierCore?: boolean;
 }
+
+/** Machines and address spaces built on each kernel so far (ids and pfn ranges stay unique). */
+const perKernel = new WeakMap<Kernel, { machines: number; mms: number }>();
+
+function counters(k: Kernel): { machines: number; mms: number } {
+  let c = perKernel.get(k);
+  if (c === undefined) {
+    c = { machines: 0, mms: 0 };
+    perKernel.set(k, c);
+  }
+  return c;
+}
+
+/** First pfn of device memory (BARs, device-private pages): above every machine's frames. */
+export const DEVICE_PFN_BASE = 2 ** 40;
 
 /**
  * The memory of one simulated machine: physical frames, swap, the SRCU domain of the classic
- * MMU notifiers, and every address space and file. Build one per world.
+ * MMU notifiers, and every address space and file. A world has one, or several connected by
+ * devices (RDMA); their frames, device pfns and address-space ids are disjoint.
  */
 export class Machine {
   readonly kernel: Kernel;
@@ -41,24 +65,34 @@ export class Machine {
   readonly files: File[] = [];
   readonly reclaimOnPressure: boolean;
   readonly notifierDispatch: ItreeDispatch;
+  readonly legacyNotifierCore: boolean;
+  /** This machine's number in its world (0 for the first). */
+  readonly index: number;
   private nextRangeId = 1;
+  private nextPid = 1;
   private readonly devicePages = new Map<number, PageData>();
-  private nextDevicePfn = 1 << 40;
+  private nextDevicePfn: number;
 
   constructor(kernel: Kernel, options: MachineOptions = {}) {
     this.kernel = kernel;
     const frames = options.frames ?? 65_536;
     if (!Number.isSafeInteger(frames) || frames < 1)
       throw new Errno('EINVAL', `frames must be a positive integer, got ${frames}`);
-    this.phys = new PhysMem({ frames });
+    const c = counters(kernel);
+    this.index = c.machines++;
+    if (frames >= PFN_SPAN || this.index >= 256)
+      throw new Errno('EINVAL', `frames must be below 2^32 and a world has at most 256 machines`);
+    this.phys = new PhysMem({ frames, pfnBase: this.index * PFN_SPAN });
+    this.nextDevicePfn = DEVICE_PFN_BASE + this.index * 2 ** 36;
     this.swap = new SwapSpace(options.swapSlots ?? 1 << 20);
     this.reclaimOnPressure = options.reclaimOnPressure ?? true;
     this.notifierDispatch = options.notifierDispatch ?? 'tree';
+    this.legacyNotifierCore = options.legacyNotifierCore ?? false;
   }
 
   /** mm_alloc(): a new, empty address space with mm_users = mm_count = 1. */
   createMm(): Mm {
-    const mm = new Mm(this, this.mms.length + 1);
+    const mm = new Mm(this, ++counters(this.kernel).mms);
     this.mms.push(mm);
     if (this.kernel.trace.on) this.kernel.trace.emit('mm-create', { mm: mm.id });
     return mm;
@@ -92,6 +126,11 @@ export class Machine {
       this.devicePages.set(pfn, d);
     }
     return d;
+  }
+
+  /** alloc_pid(): a fresh process id. */
+  allocPid(): number {
+    return this.nextPid++;
   }
 
   /** A fresh id pairing an invalidation's start with its end. */

@@ -35,6 +35,8 @@ export class Mm implements RmapOwner {
   exited = false;
   /** MMF_UNSTABLE: the OOM reaper has torn pages out; faults must not trust the page table. */
   unstable = false;
+  /** mm->pinned_vm: pages long-term pinned and charged against RLIMIT_MEMLOCK (ib_umem_get()). */
+  pinnedVm = 0;
 
   constructor(machine: Machine, id: number) {
     this.machine = machine;

@@ -88,6 +88,8 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   const subs = range.mm.notifiers!;
   const srcu = range.mm.machine.notifierSrcu;
   const idx = srcu.readLock();
+  // Before c2655835fd8c a failed start was only reported (MachineOptions.legacyNotifierCore).
+  const unwind = !range.mm.machine.legacyNotifierCore;
   let ret = 0;
   for (const sub of [...subs.list]) {
     const start = sub.ops.invalidateRangeStart;
@@ -98,14 +100,14 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
     if (r !== 0) {
       if (range.blockable || r !== EAGAIN)
         bug('warn', `invalidate_range_start failed with ${r} (blockable ${range.blockable})`);
-      if (sub.ops.invalidateRangeEnd !== undefined)
+      if (unwind && sub.ops.invalidateRangeEnd !== undefined)
         bug('warn', 'a subscriber whose start can fail has an end op');
       ret = r;
     }
   }
   // Mutant N4: the pre-c2655835fd8c core returned EAGAIN without ending the subscribers
   // whose start had succeeded.
-  if (ret !== 0 && !kernel().mutant('notifier.nonblock-unpaired')) {
+  if (ret !== 0 && unwind && !kernel().mutant('notifier.nonblock-unpaired')) {
     for (const sub of [...subs.list]) {
       const end = sub.ops.invalidateRangeEnd;
       if (end !== undefined) yield* end.call(sub.ops, sub, range);
@@ -127,12 +129,13 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
     if (subs.list.length > 0) {
       const srcu = mm.machine.notifierSrcu;
       const idx = srcu.readLock();
+      const nonblock = !range.blockable && !mm.machine.legacyNotifierCore;
       for (const sub of [...subs.list]) {
         const end = sub.ops.invalidateRangeEnd;
         if (end === undefined) continue;
-        if (!range.blockable) nonBlockStart();
+        if (nonblock) nonBlockStart();
         yield* end.call(sub.ops, sub, range);
-        if (!range.blockable) nonBlockEnd();
+        if (nonblock) nonBlockEnd();
       }
       srcu.readUnlock(idx);
     }

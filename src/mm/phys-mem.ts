@@ -5,7 +5,15 @@ import { Page, type PageKind } from './page.ts';
 export interface PhysMemOptions {
   /** Frames the allocator manages (default 65,536 = 256 MiB). */
   readonly frames?: number;
+  /**
+   * The pfn of this machine's zero page; its frames follow it. Machines of one world get
+   * disjoint ranges (see {@link PFN_SPAN}), so a pfn names one frame of one machine.
+   */
+  readonly pfnBase?: number;
 }
+
+/** Pfns each machine of a world may use: its zero page, then at most 2^32 − 1 frames. */
+export const PFN_SPAN = 2 ** 32;
 
 /**
  * Physical memory: the frames, the page allocator (a LIFO free list, so a freed frame is
@@ -14,6 +22,8 @@ export interface PhysMemOptions {
  */
 export class PhysMem {
   readonly frames: number;
+  /** The zero page's pfn; frame i is pfnBase + i + 1. */
+  readonly pfnBase: number;
   /** ZERO_PAGE(0): shared, never freed, never written. Not one of the allocatable frames. */
   readonly zeroPage: Page;
   private readonly pages: Page[] = [];
@@ -23,8 +33,9 @@ export class PhysMem {
 
   constructor(options: PhysMemOptions = {}) {
     this.frames = options.frames ?? 65_536;
-    for (let i = this.frames - 1; i >= 0; i--) this.freeList.push(i + 1);
-    this.zeroPage = new Page(0);
+    this.pfnBase = options.pfnBase ?? 0;
+    for (let i = this.frames - 1; i >= 0; i--) this.freeList.push(this.pfnBase + i + 1);
+    this.zeroPage = new Page(this.pfnBase);
     this.zeroPage.kind = 'zero';
     this.zeroPage.refcount = 1;
   }
@@ -39,19 +50,19 @@ export class PhysMem {
     return this.frames - this.freeList.length;
   }
 
-  /** The frame with this pfn (0 is the zero page), or undefined. */
+  /** The frame with this pfn (pfnBase is the zero page), or undefined. */
   page(pfn: number): Page | undefined {
-    return pfn === 0 ? this.zeroPage : this.pages[pfn];
+    return pfn === this.pfnBase ? this.zeroPage : this.pages[pfn - this.pfnBase];
   }
 
   /** alloc_page(): a zeroed frame with refcount 1, or null when memory is exhausted. */
   alloc(kind: PageKind): Page | null {
     const pfn = this.freeList.pop();
     if (pfn === undefined) return null;
-    let page = this.pages[pfn];
+    let page = this.pages[pfn - this.pfnBase];
     if (page === undefined) {
       page = new Page(pfn);
-      this.pages[pfn] = page;
+      this.pages[pfn - this.pfnBase] = page;
     }
     page.gen++;
     page.kind = kind;

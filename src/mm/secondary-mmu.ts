@@ -23,10 +23,17 @@ export function snapshotPte(pte: Pte): DeviceTranslation {
  */
 export class SecondaryMmu {
   readonly name: string;
+  /**
+   * Whether the region this table translates may be written by the device at all (an RDMA
+   * MR registered without write access is not): a writable translation in a read-only region
+   * breaks the permission rule.
+   */
+  readonly regionWritable: boolean;
   private readonly table = new Map<Mm, Map<number, DeviceTranslation>>();
 
-  constructor(name: string) {
+  constructor(name: string, options: { regionWritable?: boolean } = {}) {
     this.name = name;
+    this.regionWritable = options.regionWritable ?? true;
   }
 
   /** Commits a translation of `addr` (page aligned) built from a CPU entry snapshot. */
@@ -46,6 +53,7 @@ export class SecondaryMmu {
         pfn: t.pfn,
         gen: t.gen,
         writable: t.writable,
+        regionWritable: this.regionWritable,
       });
   }
 
@@ -89,6 +97,33 @@ export class SecondaryMmu {
         addr: addr - (addr % PAGE_SIZE),
         write,
       });
+  }
+
+  /**
+   * A translation-table update is posted to the device (it is in flight until
+   * {@link endUpdate}): at most one may be in flight per table (a UMR to one mkey).
+   */
+  beginUpdate(): void {
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('dev-update', { dev: this.name, phase: 'begin' });
+  }
+
+  /** The update posted by {@link beginUpdate} completed. */
+  endUpdate(): void {
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('dev-update', { dev: this.name, phase: 'end' });
+  }
+
+  /** The table is destroyed: no translation may remain, and nothing may use or update it. */
+  retire(): void {
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('dev-retire', { dev: this.name });
+  }
+
+  /** The device reads or writes a frame it holds a reference to (no CPU entry is mirrored). */
+  dma(pfn: number, gen: number, write: boolean): void {
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('dev-dma', { dev: this.name, pfn, gen, write });
   }
 
   /** Translations held for `mm`. */
