@@ -12,6 +12,8 @@ interface Entry {
 
 /** First device pfn: frames at or above this are device memory, outside the allocator. */
 const DEVICE_PFN_BASE = 2 ** 40;
+/** Each machine's pfns start with its zero page at a multiple of this (mm/phys-mem.ts). */
+const PFN_SPAN = 2 ** 32;
 /** Keys are mm·2^36 + page number: the page number of a user address is below 2^35. */
 const MM_SHIFT = 2 ** 36;
 
@@ -72,6 +74,9 @@ export class CoherenceOracle {
       case 'dev-access':
         this.devAccess(e);
         return;
+      case 'dev-dma':
+        this.frameLive(e.pfn, e.gen, `device ${e.dev} DMA ${e.write ? 'write' : 'read'}`);
+        return;
       case 'cpu-access':
         this.frameLive(
           e.pfn,
@@ -90,7 +95,7 @@ export class CoherenceOracle {
 
   private frameLive(pfn: number, gen: number, what: string): void {
     this.checks++;
-    if (pfn === 0 || pfn >= DEVICE_PFN_BASE) return;
+    if (pfn % PFN_SPAN === 0 || pfn >= DEVICE_PFN_BASE) return;
     const g = this.live.get(pfn);
     if (g === undefined) this.fail('use-after-free', `${what} reaches pfn ${pfn} which is free`);
     if (g !== gen)

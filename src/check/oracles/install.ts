@@ -2,13 +2,19 @@ import type { Kernel } from '../../kernel/kernel.ts';
 import type { Machine } from '../../mm/machine.ts';
 import { CoherenceOracle } from './coherence.ts';
 import { checkLeaks } from './leaks.ts';
+import { LifetimeOracle } from './lifetime.ts';
+import { LivenessOracle } from './liveness.ts';
 import { PairingOracle } from './pairing.ts';
 import { registerOracle } from './registry.ts';
+import { TranslationOracle } from './translation.ts';
 
 /** The oracles watching one world, with their check counts for reports. */
 export interface Oracles {
   readonly coherence: CoherenceOracle;
   readonly pairing: PairingOracle;
+  readonly translation: TranslationOracle;
+  readonly lifetime: LifetimeOracle;
+  readonly liveness: LivenessOracle;
 }
 
 /**
@@ -24,11 +30,18 @@ export function installOracles(
 ): Oracles {
   const coherence = new CoherenceOracle();
   const pairing = new PairingOracle();
+  const translation = new TranslationOracle();
+  const lifetime = new LifetimeOracle();
+  const liveness = new LivenessOracle();
   k.trace.subscribe((e) => {
     coherence.onEvent(e);
     pairing.onEvent(e);
+    translation.onEvent(e);
+    lifetime.onEvent(e);
+    liveness.onEvent(e);
   });
   k.onQuiescence(() => pairing.checkQuiescent());
+  k.onQuiescence(() => lifetime.checkQuiescent());
   registerOracle(k, {
     name: 'coherence',
     description: 'no device translation outlives its CPU entry; no access to a freed frame',
@@ -40,6 +53,27 @@ export function installOracles(
     description: 'every invalidate_range_start is ended once, with the same range',
     rules: ['notifier-pairing'],
     checks: () => pairing.checks,
+  });
+  registerOracle(k, {
+    name: 'translation',
+    description:
+      'a writable device translation only in a writable region; one update in flight per table; nothing after its destruction',
+    rules: ['permission', 'serialization'],
+    checks: () => translation.checks,
+  });
+  registerOracle(k, {
+    name: 'lifetime',
+    description:
+      'driver objects are freed once, with no reference outstanding, and never used after',
+    rules: ['lifetime'],
+    checks: () => lifetime.checks,
+  });
+  registerOracle(k, {
+    name: 'liveness',
+    description:
+      'a device fault gives up only when an invalidation of its address space ran meanwhile',
+    rules: ['liveness'],
+    checks: () => liveness.checks,
   });
   if (options.leaks ?? true) {
     let leakChecks = 0;
@@ -54,5 +88,5 @@ export function installOracles(
       checks: () => leakChecks,
     });
   }
-  return { coherence, pairing };
+  return { coherence, pairing, translation, lifetime, liveness };
 }
