@@ -1,0 +1,253 @@
+/**
+ * The verbs a process calls (libibverbs over uverbs, drivers/infiniband/core/uverbs_cmd.c and
+ * verbs.c): query the device, allocate PDs and CQs, create, modify and destroy RC QPs,
+ * register and deregister MRs, post work requests and poll completions. Each validates its
+ * arguments as the kernel and rdma-core do and fails with the errno they return.
+ */
+import { current } from '../../../kernel/kernel.ts';
+import type { Co } from '../../../kernel/task.ts';
+import { Errno } from '../../../lib/errors.ts';
+import { Process } from '../../../mm/process.ts';
+import type { IbDevice } from './device.ts';
+import {
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_ON_DEMAND,
+  IB_ACCESS_REMOTE_ATOMIC,
+  IB_ACCESS_REMOTE_WRITE,
+  IB_ACCESS_SUPPORTED,
+  IB_ODP_SUPPORT,
+  type IbOdpCaps,
+  type IbWrOpcode,
+  QP_TRANSITIONS,
+} from './ib-verbs.ts';
+import {
+  IbCq,
+  type IbMr,
+  IbPd,
+  IbQp,
+  type IbQpAttr,
+  type IbQpInitAttr,
+  type IbRecvWr,
+  type IbSendWr,
+  type IbSge,
+  type IbUcontext,
+  type IbWc,
+} from './objects.ts';
+
+const OPCODES: readonly IbWrOpcode[] = [
+  'SEND',
+  'RDMA_WRITE',
+  'RDMA_READ',
+  'ATOMIC_CMP_AND_SWP',
+  'ATOMIC_FETCH_AND_ADD',
+];
+
+/** ibv_query_device_ex(): the ODP capabilities. */
+export function ibQueryDeviceEx(device: IbDevice): { readonly odpCaps: IbOdpCaps } {
+  return { odpCaps: device.odpCaps };
+}
+
+function live(ctx: IbUcontext): void {
+  if (ctx.ufile.closed || ctx.ufile.ucontext !== ctx)
+    throw new Errno('EBADF', `the verbs file of ${ctx.device.name} is closed`);
+}
+
+function checkInt(v: unknown, what: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw new Errno('EINVAL', `${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  return v;
+}
+
+/** ibv_alloc_pd(). */
+export function ibAllocPd(ctx: IbUcontext): IbPd {
+  live(ctx);
+  const pd = new IbPd(ctx.device.objectId(), ctx);
+  ctx.pds.add(pd);
+  return pd;
+}
+
+/** ibv_dealloc_pd(): EBUSY while QPs or MRs use it. */
+export function ibDeallocPd(pd: IbPd): void {
+  live(pd.ucontext);
+  if (pd.dead) throw new Errno('EINVAL', `pd${pd.id} was already deallocated`);
+  if (pd.usecnt > 0) throw new Errno('EBUSY', `pd${pd.id} is used by ${pd.usecnt} QPs or MRs`);
+  pd.dead = true;
+  pd.ucontext.pds.delete(pd);
+}
+
+/** ibv_create_cq() with `cqe` entries (1 to 2^22). */
+export function ibCreateCq(ctx: IbUcontext, cqe: number): IbCq {
+  live(ctx);
+  checkInt(cqe, 'cqe', 1, 1 << 22);
+  const cq = new IbCq(ctx.device.objectId(), ctx, cqe);
+  ctx.cqs.add(cq);
+  return cq;
+}
+
+/** ibv_destroy_cq(): EBUSY while QPs use it. */
+export function ibDestroyCq(cq: IbCq): void {
+  live(cq.ucontext);
+  if (cq.dead) throw new Errno('EINVAL', `cq${cq.id} was already destroyed`);
+  if (cq.usecnt > 0) throw new Errno('EBUSY', `cq${cq.id} is used by ${cq.usecnt} QPs`);
+  cq.dead = true;
+  cq.ucontext.cqs.delete(cq);
+}
+
+/** ibv_create_qp() (RC): the QP starts in RESET. */
+export function* ibCreateQp(pd: IbPd, attr: IbQpInitAttr): Co<IbQp> {
+  const ctx = pd.ucontext;
+  live(ctx);
+  if (pd.dead) throw new Errno('EINVAL', `pd${pd.id} was deallocated`);
+  for (const cq of [attr.sendCq, attr.recvCq]) {
+    if (!(cq instanceof IbCq) || cq.dead || cq.ucontext !== ctx)
+      throw new Errno('EINVAL', 'create_qp: a CQ of this context is required');
+  }
+  checkInt(attr.maxSendWr ?? 128, 'max_send_wr', 1, 1 << 15);
+  checkInt(attr.maxRecvWr ?? 128, 'max_recv_wr', 1, 1 << 15);
+  checkInt(attr.maxSge ?? 4, 'max_sge', 1, 30);
+  const qp = yield* ctx.device.ops.createQp(pd, attr);
+  pd.usecnt++;
+  attr.sendCq.usecnt++;
+  attr.recvCq.usecnt++;
+  ctx.qps.add(qp);
+  return qp;
+}
+
+/**
+ * ibv_modify_qp(): RESET→INIT→RTR (connecting to `dest`)→RTS, any state →ERR or →RESET.
+ * EINVAL for another transition, a missing peer at RTR, or a timer or counter out of range.
+ */
+export function* ibModifyQp(qp: IbQp, attr: IbQpAttr): Co {
+  live(qp.pd.ucontext);
+  if (qp.destroyed) throw new Errno('EINVAL', `qp${qp.qpn} was destroyed`);
+  const next = attr.state;
+  if (!(next in QP_TRANSITIONS) || !QP_TRANSITIONS[qp.state].includes(next))
+    throw new Errno('EINVAL', `qp${qp.qpn}: no transition from ${qp.state} to ${String(next)}`);
+  if (next === 'RTR' && qp.state === 'INIT') {
+    if (!(attr.dest instanceof IbQp) || attr.dest.destroyed)
+      throw new Errno('EINVAL', `qp${qp.qpn}: RTR needs the connected peer QP (dest)`);
+  } else if (attr.dest !== undefined) {
+    throw new Errno('EINVAL', `qp${qp.qpn}: the peer is set at RTR only`);
+  }
+  if (attr.minRnrTimer !== undefined) checkInt(attr.minRnrTimer, 'min_rnr_timer', 0, 31);
+  if (attr.timeout !== undefined) checkInt(attr.timeout, 'timeout', 0, 31);
+  if (attr.retryCnt !== undefined) checkInt(attr.retryCnt, 'retry_cnt', 0, 7);
+  if (attr.rnrRetry !== undefined) checkInt(attr.rnrRetry, 'rnr_retry', 0, 7);
+  yield* qp.device.ops.modifyQp(qp, attr);
+}
+
+/** ibv_destroy_qp(). */
+export function* ibDestroyQp(qp: IbQp): Co {
+  const ctx = qp.pd.ucontext;
+  live(ctx);
+  if (qp.destroyed || !ctx.qps.has(qp))
+    throw new Errno('EINVAL', `qp${qp.qpn} was already destroyed`);
+  ctx.qps.delete(qp);
+  yield* qp.device.ops.destroyQp(qp);
+  qp.pd.usecnt--;
+  qp.sendCq.usecnt--;
+  qp.recvCq.usecnt--;
+}
+
+/**
+ * ibv_reg_mr() by process `caller`: [addr, addr + length) with IB_ACCESS_* `access`. EINVAL for
+ * unknown flags, REMOTE_WRITE or REMOTE_ATOMIC without LOCAL_WRITE (ib_check_mr_access), an
+ * empty or overflowing range; EOPNOTSUPP for ON_DEMAND on a device without ODP; then the
+ * umem's errors (ENOMEM past RLIMIT_MEMLOCK or out of memory, EFAULT for unmapped pages of a
+ * pinned MR, EINVAL for an ODP MR from a process other than the context's creator).
+ */
+export function* ibRegMr(
+  caller: Process,
+  pd: IbPd,
+  addr: number,
+  length: number,
+  access: number,
+): Co<IbMr> {
+  if (!(caller instanceof Process))
+    throw new Errno('EINVAL', 'reg_mr: the caller must be a Process');
+  const ctx = pd.ucontext;
+  live(ctx);
+  if (pd.dead) throw new Errno('EINVAL', `pd${pd.id} was deallocated`);
+  checkInt(access, 'access flags', 0, 0xffff);
+  if ((access & ~IB_ACCESS_SUPPORTED) !== 0)
+    throw new Errno(
+      'EINVAL',
+      `reg_mr: unsupported access flags 0x${(access & ~IB_ACCESS_SUPPORTED).toString(16)}`,
+    );
+  if (
+    access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC) &&
+    !(access & IB_ACCESS_LOCAL_WRITE)
+  )
+    throw new Errno('EINVAL', 'reg_mr: REMOTE_WRITE and REMOTE_ATOMIC need LOCAL_WRITE');
+  if (access & IB_ACCESS_ON_DEMAND && !(ctx.device.odpCaps.generalCaps & IB_ODP_SUPPORT))
+    throw new Errno('EOPNOTSUPP', `reg_mr: ${ctx.device.name} has no on-demand paging`);
+  checkInt(addr, 'reg_mr address', 0, Number.MAX_SAFE_INTEGER);
+  checkInt(length, 'reg_mr length', 1, Number.MAX_SAFE_INTEGER - addr);
+  const mr = yield* ctx.device.ops.regUserMr(pd, addr, length, access, caller);
+  pd.usecnt++;
+  ctx.mrs.add(mr);
+  return mr;
+}
+
+/** ibv_dereg_mr(): the device no longer uses the MR when it returns. */
+export function* ibDeregMr(mr: IbMr): Co {
+  const ctx = mr.pd.ucontext;
+  live(ctx);
+  if (!ctx.mrs.has(mr)) throw new Errno('EINVAL', `MR 0x${mr.lkey.toString(16)} is not registered`);
+  ctx.mrs.delete(mr);
+  yield* ctx.device.ops.deregMr(mr);
+  mr.pd.usecnt--;
+}
+
+function checkSgList(list: unknown, max: number): readonly IbSge[] {
+  if (!Array.isArray(list)) throw new Errno('EINVAL', 'sg_list must be an array');
+  if (list.length > max) throw new Errno('EINVAL', `${list.length} SGEs exceed max_sge ${max}`);
+  for (const s of list as IbSge[]) {
+    checkInt(s?.addr, 'sge addr', 0, Number.MAX_SAFE_INTEGER);
+    checkInt(s.length, 'sge length', 0, 2 ** 31);
+    checkInt(s.lkey, 'sge lkey', 0, 0xffff_ffff);
+  }
+  return list as IbSge[];
+}
+
+/** ibv_post_send(): EINVAL for a malformed WR or a QP that cannot send; ENOMEM when full. */
+export function ibPostSend(qp: IbQp, wr: IbSendWr): void {
+  if (qp.destroyed) throw new Errno('EINVAL', `qp${qp.qpn} was destroyed`);
+  if (!OPCODES.includes(wr?.opcode))
+    throw new Errno('EINVAL', `unknown opcode ${String(wr?.opcode)}`);
+  checkInt(wr.wrId, 'wr_id', 0, Number.MAX_SAFE_INTEGER);
+  checkSgList(wr.sgList, qp.maxSge);
+  if (wr.opcode !== 'SEND') {
+    checkInt(wr.remoteAddr, 'remote_addr', 0, Number.MAX_SAFE_INTEGER);
+    checkInt(wr.rkey, 'rkey', 0, 0xffff_ffff);
+  }
+  if (wr.opcode.startsWith('ATOMIC')) {
+    checkInt(wr.compareAdd, 'compare_add', 0, Number.MAX_SAFE_INTEGER);
+    if (wr.opcode === 'ATOMIC_CMP_AND_SWP') checkInt(wr.swap, 'swap', 0, Number.MAX_SAFE_INTEGER);
+  }
+  qp.device.ops.postSend(qp, wr);
+}
+
+/** ibv_post_recv(). */
+export function ibPostRecv(qp: IbQp, wr: IbRecvWr): void {
+  if (qp.destroyed) throw new Errno('EINVAL', `qp${qp.qpn} was destroyed`);
+  checkInt(wr?.wrId, 'wr_id', 0, Number.MAX_SAFE_INTEGER);
+  checkSgList(wr.sgList, qp.maxSge);
+  qp.device.ops.postRecv(qp, wr);
+}
+
+/** ibv_poll_cq(): up to `n` completions (never sleeps). */
+export function ibPollCq(cq: IbCq, n: number): IbWc[] {
+  checkInt(n, 'poll count', 1, Number.MAX_SAFE_INTEGER);
+  return cq.poll(n);
+}
+
+/**
+ * Waits for completions (ibv_req_notify_cq + ibv_get_cq_event, then polling): sleeps until the
+ * CQ holds at least one, returns up to `n`.
+ */
+export function* ibWaitCq(cq: IbCq, n = 1): Co<IbWc[]> {
+  current();
+  yield* cq.wq.waitEvent(() => cq.entries.length > 0 || cq.overflowed);
+  return ibPollCq(cq, n);
+}

@@ -1,0 +1,15 @@
+/** Trace events of the RDMA drivers (merged into the kernel's TraceEventMap), for timelines and statistics. */
+declare module '../../kernel/trace.ts' {
+  interface TraceEventMap {
+    /** The HCA stopped a side of a QP on a translation miss and posted a page-fault event. */
+    'rdma-pagefault': { dev: string; qp: number; subtype: string; requester: boolean };
+    /** PAGE_FAULT_RESUME of a QP side, with or without an error. */
+    'rdma-resume': { dev: string; qp: number; error: boolean };
+    /** The requester got an RNR NAK or no response (`kind` 'rnr' or 'drop'), or a NAK. */
+    'rdma-nak': { dev: string; qp: number; kind: string; psn: number };
+    /** A send WQE completed. */
+    'rdma-wc': { dev: string; qp: number; opcode: string; status: string };
+  }
+}
+
+export {};

@@ -1,0 +1,112 @@
+/**
+ * The mlx5-like device (drivers/infiniband/hw/mlx5/main.c): its ODP capabilities
+ * (mlx5_ib_internal_fill_odp_caps), the mkey table the hardware resolves keys in, the QP
+ * table page-fault events are dispatched through, mr_srcu, the single-threaded page-fault
+ * workqueue, its ODP counters, and the driver operations the verbs core calls.
+ */
+import { Srcu } from '../../../../kernel/sync/srcu.ts';
+import { Workqueue } from '../../../../kernel/workqueue.ts';
+import type { Machine } from '../../../../mm/machine.ts';
+import type { IbDeviceOps } from '../../core/device.ts';
+import { IbDevice } from '../../core/device.ts';
+import '../../events.ts';
+import {
+  IB_ODP_SUPPORT,
+  IB_ODP_SUPPORT_ATOMIC,
+  IB_ODP_SUPPORT_READ,
+  IB_ODP_SUPPORT_RECV,
+  IB_ODP_SUPPORT_SEND,
+  IB_ODP_SUPPORT_SRQ_RECV,
+  IB_ODP_SUPPORT_WRITE,
+  type IbOdpCaps,
+} from '../../core/ib-verbs.ts';
+import { type Mlx5Mr, mlx5DeregMr, mlx5RegUserMr } from './mr.ts';
+import { mlx5InvalidateRange } from './odp.ts';
+import {
+  type Mlx5Qp,
+  mlx5CreateQp,
+  mlx5DestroyQp,
+  mlx5ModifyQp,
+  mlx5PostRecv,
+  mlx5PostSend,
+} from './qp.ts';
+
+const RC_CAPS =
+  IB_ODP_SUPPORT_SEND |
+  IB_ODP_SUPPORT_RECV |
+  IB_ODP_SUPPORT_WRITE |
+  IB_ODP_SUPPORT_READ |
+  IB_ODP_SUPPORT_ATOMIC |
+  IB_ODP_SUPPORT_SRQ_RECV;
+
+/** What a ConnectX-4-class device reports: ODP on RC for every opcode, UD send (no implicit ODP in this design). */
+export const MLX5_ODP_CAPS: IbOdpCaps = {
+  generalCaps: IB_ODP_SUPPORT,
+  perTransportCaps: {
+    rc: RC_CAPS,
+    uc: 0,
+    ud: IB_ODP_SUPPORT_SEND | IB_ODP_SUPPORT_SRQ_RECV,
+    xrc: RC_CAPS,
+  },
+};
+
+/** A device without on-demand paging (odp_caps all zero). */
+export const NO_ODP_CAPS: IbOdpCaps = {
+  generalCaps: 0,
+  perTransportCaps: { rc: 0, uc: 0, ud: 0, xrc: 0 },
+};
+
+/** The ODP counters (names of mlx5's odp statistics). */
+export interface OdpStats {
+  /** Pages faulted in for the device. */
+  page_faults: number;
+  /** MTT entries zapped by invalidations. */
+  page_invalidations: number;
+  /** Faults whose key resolved to no live MR. */
+  num_mrs_not_found: number;
+}
+
+/** An mlx5-like HCA. */
+export class Mlx5Device extends IbDevice {
+  readonly ops: IbDeviceOps;
+  /** The mkey table (the core's mr radix tree): index → MR. */
+  readonly mkeys = new Map<number, Mlx5Mr>();
+  /** QPs by number (mlx5_core_res_hold()). */
+  readonly qpTable = new Map<number, Mlx5Qp>();
+  /** dev->mr_srcu: page faults look MRs up inside it; deregistration waits for them. */
+  readonly mrSrcu: Srcu;
+  /** mlx5_ib_page_fault: the single-threaded workqueue page faults are handled on. */
+  readonly pfWq: Workqueue;
+  readonly stats: OdpStats = { page_faults: 0, page_invalidations: 0, num_mrs_not_found: 0 };
+  private nextMkey = 1;
+  private nextQpn = 0x100;
+
+  constructor(machine: Machine, options: { name?: string; odpCaps?: IbOdpCaps } = {}) {
+    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? MLX5_ODP_CAPS);
+    this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
+    this.pfWq = new Workqueue(`${this.name}_page_fault`);
+    const odp = (this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0;
+    this.ops = {
+      regUserMr: (pd, start, length, access, caller) =>
+        mlx5RegUserMr(this, pd, start, length, access, caller),
+      deregMr: (mr) => mlx5DeregMr(this, mr as Mlx5Mr),
+      createQp: (pd, attr) => mlx5CreateQp(this, pd, attr),
+      modifyQp: (qp, attr) => mlx5ModifyQp(qp as Mlx5Qp, attr),
+      destroyQp: (qp) => mlx5DestroyQp(qp as Mlx5Qp),
+      postSend: (qp, wr) => mlx5PostSend(qp as Mlx5Qp, wr),
+      postRecv: (qp, wr) => mlx5PostRecv(qp as Mlx5Qp, wr),
+      ...(odp ? { invalidateRange: (umem, s, e) => mlx5InvalidateRange(this, umem, s, e) } : {}),
+    };
+  }
+
+  /** A fresh mkey: 24-bit index and an 8-bit variant that changes at every reuse. */
+  allocMkey(): { index: number; key: number } {
+    const index = this.nextMkey++;
+    return { index, key: ((index << 8) | (index & 0xff)) >>> 0 };
+  }
+
+  /** A fresh QP number. */
+  allocQpn(): number {
+    return this.nextQpn++;
+  }
+}

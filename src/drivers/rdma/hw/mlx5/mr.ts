@@ -1,0 +1,149 @@
+/**
+ * Memory regions of the mlx5-like driver (drivers/infiniband/hw/mlx5/mr.c of the 2014 ODP
+ * design): mlx5_ib_reg_user_mr, mlx5_ib_dereg_mr, and the mkey lookups of the page-fault path
+ * (mlx5_ib_odp_find_mr_lkey). An mkey is 24 bits of index and 8 bits of variant, so a key
+ * reused after deregistration does not match the old one.
+ */
+
+import { preempt } from '../../../../kernel/context.ts';
+import { Tracked } from '../../../../kernel/lifetime.ts';
+import type { Co } from '../../../../kernel/task.ts';
+import { Errno } from '../../../../lib/errors.ts';
+import type { Mm } from '../../../../mm/mm.ts';
+import type { Process } from '../../../../mm/process.ts';
+import { SecondaryMmu } from '../../../../mm/secondary-mmu.ts';
+import { IB_ACCESS_ON_DEMAND, ibAccessWritable } from '../../core/ib-verbs.ts';
+import { IbMr, type IbPd } from '../../core/objects.ts';
+import { type IbUmem, ibUmemGet, ibUmemRelease } from '../../core/umem.ts';
+import {
+  ibUmemOdpGet2014,
+  ibUmemOdpRelease2014,
+  type UmemOdp2014,
+} from '../../core/umem-odp-2014.ts';
+import type { Mlx5Device } from './main.ts';
+import { mlx5InvalidateRange } from './odp.ts';
+
+/** struct mlx5_ib_mr. */
+export class Mlx5Mr extends IbMr {
+  readonly dev: Mlx5Device;
+  /** The mkey's index in the device's mkey table (mlx5_base_mkey()). */
+  readonly index: number;
+  /** mr->live: set once the MR is set up; cleared first thing at deregistration. */
+  live = false;
+  /**
+   * The MTT as the oracles see it. For an ODP MR it mirrors `mm`; a pinned MR reports its DMA
+   * through it (its pages are its own, not a mirror of the CPU page table).
+   */
+  readonly tt: SecondaryMmu;
+  /** The address space an ODP MR mirrors (the registering process's). */
+  readonly mm: Mm;
+  /** The MR's lifetime as the oracles see it: lookups hold references until they are done. */
+  readonly tracked: Tracked;
+  /** The mkey was destroyed: the device no longer resolves it. */
+  destroyed = false;
+
+  constructor(
+    dev: Mlx5Device,
+    index: number,
+    key: number,
+    pd: IbPd,
+    access: number,
+    iova: number,
+    length: number,
+    umem: IbUmem | UmemOdp2014,
+    mm: Mm,
+  ) {
+    super(key, pd, access, iova, length, umem);
+    this.dev = dev;
+    this.index = index;
+    this.mm = mm;
+    const name = `${dev.name}/mr${key.toString(16)}`;
+    this.tt = new SecondaryMmu(name, { regionWritable: ibAccessWritable(access) });
+    this.tracked = new Tracked(name);
+  }
+
+  get isOdp(): boolean {
+    return this.umem.kind !== 'pinned';
+  }
+
+  get odp(): UmemOdp2014 {
+    if (this.umem.kind === 'pinned') throw new Error(`${this.tt.name} is not an ODP MR`);
+    return this.umem;
+  }
+}
+
+/**
+ * mlx5_ib_reg_user_mr(): the umem (ODP or pinned), then the mkey — with every ODP translation
+ * absent — made visible in the mkey table and marked live; for ODP, `private` is published
+ * after that, so invalidations see the MR before any fault can complete through it.
+ */
+export function* mlx5RegUserMr(
+  dev: Mlx5Device,
+  pd: IbPd,
+  start: number,
+  length: number,
+  access: number,
+  caller: Process,
+): Co<Mlx5Mr> {
+  const writable = ibAccessWritable(access);
+  const ctx = pd.ucontext;
+  const odp = (access & IB_ACCESS_ON_DEMAND) !== 0;
+  const mm = caller.mm;
+  if (mm === null) throw new Errno('EINVAL', `registration by ${caller}, which has no mm`);
+  const umem = odp
+    ? yield* ibUmemOdpGet2014(ctx, caller, start, length, writable)
+    : yield* ibUmemGet(caller, start, length, writable);
+  const { index, key } = dev.allocMkey();
+  const mr = new Mlx5Mr(dev, index, key, pd, access, start, length, umem, mm);
+  dev.mkeys.set(index, mr);
+  mr.live = true;
+  if (odp) {
+    // smp_wmb(): the MR is fully set up before `private` points at it.
+    yield* preempt();
+    (umem as UmemOdp2014).privateMr = mr;
+  }
+  return mr;
+}
+
+/**
+ * mlx5_ib_dereg_mr(). ODP: no new fault may succeed (live = 0), running faults finish
+ * (synchronize_srcu), every translation is zapped, and the umem leaves the tree before the
+ * mkey is destroyed, so no invalidation in flight looks at a freed MR. Pinned: the mkey is
+ * destroyed, then the pages are unpinned.
+ */
+export function* mlx5DeregMr(dev: Mlx5Device, mr: Mlx5Mr): Co {
+  if (mr.umem.kind !== 'pinned') {
+    const umem = mr.umem;
+    mr.live = false;
+    yield* dev.mrSrcu.synchronize();
+    yield* mlx5InvalidateRange(dev, umem, umem.start, umem.end);
+    yield* ibUmemOdpRelease2014(umem);
+    destroyMkey(dev, mr);
+    return;
+  }
+  destroyMkey(dev, mr);
+  ibUmemRelease(mr.umem);
+}
+
+/** mlx5_core_destroy_mkey(): the device stops resolving the key; the MR is freed. */
+function destroyMkey(dev: Mlx5Device, mr: Mlx5Mr): void {
+  dev.mkeys.delete(mr.index);
+  mr.destroyed = true;
+  mr.tt.retire();
+  mr.tracked.free();
+}
+
+/** The mkey table entry for `key` if its variant matches (what the hardware resolves). */
+export function mlx5MkeyLookup(dev: Mlx5Device, key: number): Mlx5Mr | null {
+  const mr = dev.mkeys.get(key >>> 8);
+  return mr !== undefined && mr.lkey === key ? mr : null;
+}
+
+/**
+ * mlx5_ib_odp_find_mr_lkey(): the live MR behind `key`, for the page-fault path (called in
+ * an mr_srcu read section); null when it was never there, replaced, or is being destroyed.
+ */
+export function mlx5OdpFindMrLkey(dev: Mlx5Device, key: number): Mlx5Mr | null {
+  const mr = mlx5MkeyLookup(dev, key);
+  return mr?.live ? mr : null;
+}

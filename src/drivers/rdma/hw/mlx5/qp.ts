@@ -1,0 +1,300 @@
+/**
+ * Queue pairs of the mlx5-like driver (drivers/infiniband/hw/mlx5/qp.c with the ODP parts of
+ * 2014): create, modify (mlx5_ib_qp_enable_pagefaults on RESET→INIT,
+ * mlx5_ib_qp_disable_pagefaults with its flush on →RESET/ERR and destroy), destroy, the
+ * user-space doorbells (post_send / post_recv), and the page-fault event path
+ * (mlx5_ib_pfault_handler in interrupt context, queueing the QP's work unless page faults are
+ * disabled).
+ */
+import { delay, join } from '../../../../kernel/context.ts';
+import { kernel } from '../../../../kernel/kernel.ts';
+import { SpinLock } from '../../../../kernel/sync/spinlock.ts';
+import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
+import type { Co, Task } from '../../../../kernel/task.ts';
+import { Work } from '../../../../kernel/workqueue.ts';
+import { Errno } from '../../../../lib/errors.ts';
+import type { IbWcStatus } from '../../core/ib-verbs.ts';
+import {
+  type IbPd,
+  IbQp,
+  type IbQpAttr,
+  type IbQpInitAttr,
+  type IbRecvWr,
+  type IbSendWr,
+} from '../../core/objects.ts';
+import { PF_EVENT_NS } from '../costs.ts';
+import { requesterEngine } from './hca-requester.ts';
+import type { Mlx5Device } from './main.ts';
+import { mlx5IbMrPfaultHandler } from './odp.ts';
+
+/** A posted send WQE and the requester's progress through it. */
+export interface SendWqe {
+  readonly wr: IbSendWr;
+  /** The packet sequence number of its request (what the responder dedups atomics by). */
+  readonly psn: number;
+  /** Message bytes. */
+  readonly total: number;
+  /** Bytes acknowledged so far (the hardware's bytes_committed). */
+  sent: number;
+}
+
+/** A posted receive WQE. */
+export interface RecvWqe {
+  readonly wr: IbRecvWr;
+  readonly total: number;
+}
+
+/** struct mlx5_pagefault: what the page-fault EQE said. */
+export interface Mlx5Pagefault {
+  /** MLX5_PFAULT_SUBTYPE_WQE (a WQE's buffers) or _RDMA (a remote access to an rkey). */
+  readonly subtype: 'wqe' | 'rdma';
+  /** MLX5_PFAULT_REQUESTOR: the send side of the QP, else the responder side. */
+  readonly requester: boolean;
+  /** bytes_committed: what the hardware already finished of the WQE or operation. */
+  bytesCommitted: number;
+  /** WQE faults: the WQE (the driver reads it from the queue buffer). */
+  readonly wqe?: SendWqe | RecvWqe;
+  /** RDMA faults: the key, address and remaining length of the operation, and the packet. */
+  readonly rkey?: number;
+  readonly va?: number;
+  readonly opLen?: number;
+  readonly packetSize?: number;
+}
+
+/** One of a QP's two page-fault contexts (requester, responder): the hardware's side and the work. */
+export class PfChannel {
+  /** A fault is outstanding: this side of the QP is stopped until PAGE_FAULT_RESUME. */
+  suspended = false;
+  /** The outstanding fault's EQE. */
+  pfault: Mlx5Pagefault | null = null;
+  /** The last resume reported an error (what the stopped side does next depends on it). */
+  error = false;
+  /** qp->pagefaults[context].work. */
+  readonly work: Work;
+
+  constructor(name: string, fn: () => Co) {
+    this.work = new Work(name, fn);
+  }
+}
+
+/** struct mlx5_ib_qp with the modelled HCA's queue state. */
+export class Mlx5Qp extends IbQp {
+  readonly dev: Mlx5Device;
+  readonly sq: SendWqe[] = [];
+  readonly rq: RecvWqe[] = [];
+  /** The send-queue engine while it runs. */
+  engine: Task | null = null;
+  readonly reqPf: PfChannel;
+  readonly respPf: PfChannel;
+  /** qp->disable_page_faults and its lock: no fault work is queued while set. */
+  disablePageFaults = true;
+  readonly disablePageFaultsLock: SpinLock;
+  /** Where the send-queue engine waits for a resume or a state change. */
+  readonly sqWake: WaitQueue;
+  /**
+   * Responder events (a resume, a posted receive, a state change), counted and announced:
+   * a peer waiting out an RNR or ACK timer under an exploring strategy retries at the next
+   * one instead of only when nothing else can run.
+   */
+  respEpoch = 0;
+  readonly respEvents: WaitQueue;
+  /** Responder: bytes of the current SEND message placed into rq[0]. */
+  recvOffset = 0;
+  /** Responder: the last atomic executed, for a retransmitted request (responder resources). */
+  lastAtomic: { readonly psn: number; readonly value: bigint } | null = null;
+  private nextPsn = 1;
+
+  constructor(dev: Mlx5Device, qpn: number, pd: IbPd, attr: IbQpInitAttr) {
+    super(qpn, pd, attr);
+    this.dev = dev;
+    const name = `${dev.name}:qp${qpn}`;
+    this.reqPf = new PfChannel(`${name}.pf-req`, () => mlx5IbMrPfaultHandler(this, this.reqPf));
+    this.respPf = new PfChannel(`${name}.pf-resp`, () => mlx5IbMrPfaultHandler(this, this.respPf));
+    this.disablePageFaultsLock = new SpinLock(
+      `${name}.disable_page_faults_lock`,
+      'disable_page_faults_lock',
+    );
+    this.sqWake = new WaitQueue(`${name}.sq`);
+    this.respEvents = new WaitQueue(`${name}.resp`);
+  }
+
+  /** A PSN for a new request. */
+  allocPsn(): number {
+    return this.nextPsn++;
+  }
+
+  /** Announces a responder event (see {@link respEpoch}). */
+  responderEvent(): void {
+    this.respEpoch++;
+    this.respEvents.wakeUpAll();
+  }
+
+  override toString(): string {
+    return `${this.dev.name}:qp${this.qpn}`;
+  }
+}
+
+/** mlx5_ib_create_qp(): a QP in RESET with page faults disabled. */
+export function* mlx5CreateQp(dev: Mlx5Device, pd: IbPd, attr: IbQpInitAttr): Co<Mlx5Qp> {
+  yield* delay(0);
+  const qp = new Mlx5Qp(dev, dev.allocQpn(), pd, attr);
+  dev.qpTable.set(qp.qpn, qp);
+  return qp;
+}
+
+/** mlx5_ib_qp_enable_pagefaults(). */
+function* enablePageFaults(qp: Mlx5Qp): Co {
+  yield* qp.disablePageFaultsLock.lock();
+  qp.disablePageFaults = false;
+  qp.disablePageFaultsLock.unlock();
+}
+
+/**
+ * mlx5_ib_qp_disable_pagefaults(): no more fault work is queued for the QP, and the work
+ * already queued has finished when this returns (flush_workqueue).
+ */
+function* disablePageFaults(qp: Mlx5Qp): Co {
+  yield* qp.disablePageFaultsLock.lock();
+  qp.disablePageFaults = true;
+  qp.disablePageFaultsLock.unlock();
+  yield* qp.dev.pfWq.flush();
+}
+
+/** mlx5_ib_modify_qp(): the core checked the transition; page faults follow the state. */
+export function* mlx5ModifyQp(qp: Mlx5Qp, attr: IbQpAttr): Co {
+  const next = attr.state;
+  if (attr.dest !== undefined && !(attr.dest instanceof Mlx5Qp))
+    throw new Errno('EINVAL', `${qp}: the peer must be a QP of an mlx5-like device`);
+  if (qp.state === 'RESET' && next === 'INIT') yield* enablePageFaults(qp);
+  if (next === 'RESET' || next === 'ERR') yield* disablePageFaults(qp);
+  if (attr.dest !== undefined) qp.dest = attr.dest;
+  if (attr.minRnrTimer !== undefined) qp.minRnrTimer = attr.minRnrTimer;
+  if (attr.timeout !== undefined) qp.timeout = attr.timeout;
+  if (attr.retryCnt !== undefined) qp.retryCnt = attr.retryCnt;
+  if (attr.rnrRetry !== undefined) qp.rnrRetry = attr.rnrRetry;
+  if (next === 'ERR') qpError(qp);
+  else qp.state = next;
+  if (next === 'RESET') resetQueues(qp);
+  qp.sqWake.wakeUpAll();
+  qp.responderEvent();
+}
+
+/** mlx5_ib_destroy_qp(): faults off and flushed, the QP leaves the table; its engine stops. */
+export function* mlx5DestroyQp(qp: Mlx5Qp): Co {
+  yield* disablePageFaults(qp);
+  qp.dev.qpTable.delete(qp.qpn);
+  qp.destroyed = true;
+  qp.sqWake.wakeUpAll();
+  qp.responderEvent();
+  const engine = qp.engine;
+  if (engine !== null) yield* join(engine);
+}
+
+/** The hardware moves the QP to the error state: every queued WQE completes flushed. */
+export function qpError(qp: Mlx5Qp): void {
+  qp.state = 'ERR';
+  for (const w of qp.sq.splice(0)) complete(qp, w, 'WR_FLUSH_ERR');
+  for (const w of qp.rq.splice(0))
+    qp.recvCq.push({
+      wrId: w.wr.wrId,
+      status: 'WR_FLUSH_ERR',
+      opcode: 'RECV',
+      byteLen: 0,
+      qpNum: qp.qpn,
+    });
+  qp.recvOffset = 0;
+  qp.sqWake.wakeUpAll();
+  qp.responderEvent();
+}
+
+/** RESET: queues emptied without completions, page-fault contexts cleared. */
+function resetQueues(qp: Mlx5Qp): void {
+  qp.sq.length = 0;
+  qp.rq.length = 0;
+  qp.recvOffset = 0;
+  for (const ch of [qp.reqPf, qp.respPf]) {
+    ch.suspended = false;
+    ch.pfault = null;
+    ch.error = false;
+  }
+}
+
+/** A send completion (signalled, or any error). */
+export function complete(qp: Mlx5Qp, w: SendWqe, status: IbWcStatus): void {
+  if (status === 'SUCCESS' && w.wr.signaled === false) return;
+  qp.sendCq.push({
+    wrId: w.wr.wrId,
+    status,
+    opcode: w.wr.opcode,
+    byteLen: status === 'SUCCESS' ? w.total : 0,
+    qpNum: qp.qpn,
+  });
+}
+
+/** Message length of a WR's scatter/gather list. */
+function sgeBytes(wr: { readonly sgList: readonly { readonly length: number }[] }): number {
+  return wr.sgList.reduce((n, s) => n + s.length, 0);
+}
+
+/**
+ * ->post_send() (mlx5_ib_post_send / the provider's doorbell): queues the WQE and starts the
+ * send-queue engine. ENOMEM when the queue is full; EINVAL in a state that sends nothing.
+ */
+export function mlx5PostSend(qp: Mlx5Qp, wr: IbSendWr): void {
+  if (qp.state !== 'RTS' && qp.state !== 'ERR')
+    throw new Errno('EINVAL', `post_send on ${qp} in state ${qp.state}`);
+  if (qp.sq.length >= qp.maxSendWr) throw new Errno('ENOMEM', `${qp}: send queue full`);
+  qp.sq.push({ wr, psn: qp.allocPsn(), total: sgeBytes(wr), sent: 0 });
+  if (qp.engine === null) {
+    qp.engine = kernel().spawn(`${qp}.sq`, function* () {
+      try {
+        yield* requesterEngine(qp);
+      } finally {
+        qp.engine = null;
+      }
+    });
+  }
+}
+
+/** ->post_recv(): queues a receive WQE (flushed at once in the error state). */
+export function mlx5PostRecv(qp: Mlx5Qp, wr: IbRecvWr): void {
+  if (qp.state === 'RESET') throw new Errno('EINVAL', `post_recv on ${qp} in state RESET`);
+  if (qp.rq.length >= qp.maxRecvWr) throw new Errno('ENOMEM', `${qp}: receive queue full`);
+  if (qp.state === 'ERR') {
+    qp.recvCq.push({
+      wrId: wr.wrId,
+      status: 'WR_FLUSH_ERR',
+      opcode: 'RECV',
+      byteLen: 0,
+      qpNum: qp.qpn,
+    });
+    return;
+  }
+  qp.rq.push({ wr, total: sgeBytes(wr) });
+  qp.responderEvent();
+}
+
+/**
+ * The hardware stops one side of the QP on a translation fault and posts a page-fault EQE;
+ * the interrupt handler (mlx5_ib_pfault_handler) queues the side's work unless page faults are
+ * disabled, in which case the fault is dropped and the side stays stopped.
+ */
+export function raisePagefault(qp: Mlx5Qp, ch: PfChannel, pfault: Mlx5Pagefault): void {
+  ch.suspended = true;
+  ch.pfault = pfault;
+  ch.error = false;
+  const k = kernel();
+  if (k.trace.on)
+    k.trace.emit('rdma-pagefault', {
+      dev: qp.dev.name,
+      qp: qp.qpn,
+      subtype: pfault.subtype,
+      requester: pfault.requester,
+    });
+  k.spawn(`irq/${qp.dev.name}-pf`, function* () {
+    yield* delay(PF_EVENT_NS);
+    yield* qp.disablePageFaultsLock.lock();
+    if (!qp.disablePageFaults) qp.dev.pfWq.queueWork(ch.work);
+    qp.disablePageFaultsLock.unlock();
+  });
+}

@@ -1,0 +1,41 @@
+/**
+ * UMR: translation updates through the device's UMR queue (mlx5_ib_update_mtt of the 2014
+ * design; mlx5_ib_update_xlt later). The work request is posted and waited for; the MTT
+ * entries change when it executes. Updates of one mkey must not overlap (the hardware needs
+ * them fenced), which the serialization oracle checks.
+ */
+import { delay, mightSleep } from '../../../../kernel/context.ts';
+import type { Co } from '../../../../kernel/task.ts';
+import { PAGE_SIZE } from '../../../../mm/constants.ts';
+import { UMR_NS } from '../costs.ts';
+import type { Mlx5Mr } from './mr.ts';
+
+/**
+ * mlx5_ib_update_mtt(): rewrites the MTT entries [startIdx, startIdx + npages) of an ODP MR
+ * from the umem's slots (with their READ/WRITE bits), or clears them with `zap`. Returns the
+ * number of entries that held a translation before (for the invalidation counters).
+ */
+export function* mlx5UpdateMtt(
+  mr: Mlx5Mr,
+  startIdx: number,
+  npages: number,
+  zap: boolean,
+): Co<number> {
+  mightSleep('mlx5_ib_update_mtt');
+  const umem = mr.odp;
+  const tt = mr.tt;
+  tt.beginUpdate();
+  yield* delay(UMR_NS);
+  let dropped = 0;
+  for (let i = startIdx; i < startIdx + npages; i++) {
+    const addr = umem.start + i * PAGE_SIZE;
+    const slot = umem.slots[i];
+    if (zap || slot === null || slot === undefined) {
+      dropped += tt.unmapRange(mr.mm, addr, addr + PAGE_SIZE);
+      continue;
+    }
+    tt.map(mr.mm, addr, { pfn: slot.page.pfn, gen: slot.gen, writable: slot.write });
+  }
+  tt.endUpdate();
+  return dropped;
+}
