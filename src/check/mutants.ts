@@ -101,6 +101,33 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the dmirror invalidate callback sleeps on its mutex even for a non-blockable range',
     history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018); N6',
   },
+  {
+    name: 'odp2014.activation-race',
+    description:
+      'O1: an ODP umem registered while a notifier runs joins no_private_counters without re-checking the count, so the ending notifier may find the list empty and never activate it; its faults retry for ever',
+    history:
+      'the 2014 design as shipped (882214e2b128, 3.19–4.19); ca748c39ea3f "RDMA/umem: Get rid of per_mm->notifier_count" (v4.20) removed the scheme',
+  },
+  {
+    name: 'odp.nonblock-start-leak',
+    description:
+      "O2: an ODP context's non-blockable invalidate_range_start that finds an overlapping umem returns EAGAIN still holding umem_rwsem for read",
+    history:
+      '7608bf40cf24 "RDMA/odp: Fix missed unlock in non-blocking invalidate_start" (v5.3; the bug from 4.20)',
+  },
+  {
+    name: 'mlx5.unserialized-zap',
+    description:
+      "O3: mlx5's invalidation zaps an ODP MR's MTT entries without umem_mutex, so two invalidations of one MR post overlapping UMRs",
+    history: '"IB/mlx5: Prevent concurrent MR updates during invalidation" (Moni Shoua, v5.3)',
+  },
+  {
+    name: 'mlx5.shared-access-mask',
+    description:
+      "O4: a WQE page fault keeps one access mask for all its data segments, so a writable MR's WRITE bit maps the next segment's read-only MR writable",
+    history:
+      '1abe186ed8a6 "IB/mlx5: Reset access mask when looping inside page fault handler" (v5.2)',
+  },
 ];
 
 /** Checks mutant names; an unknown one is an EINVAL listing the known ones. */

@@ -2,6 +2,7 @@ import { Errno } from '../lib/errors.ts';
 import { defaultScenario } from './default.ts';
 import { dmirrorRaceScenario } from './dmirror-race.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
+import { rdmaOdpScenario } from './rdma-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
@@ -12,6 +13,7 @@ export const SCENARIOS: readonly Scenario[] = [
   defaultScenario,
   kvmMirrorScenario,
   dmirrorRaceScenario,
+  rdmaOdpScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */
