@@ -107,7 +107,7 @@ function* copyPageRange(dst: Vma, src: Vma): Co {
   const cow = src.isCow;
   // Pages for the pinned anonymous pages, allocated before any lock (may reclaim).
   const spare: Page[] = [];
-  if (cow) {
+  if (cow && machine.earlyCowPinned) {
     for (let n = pinnedAnonPages(src); n > 0; n--) {
       const p = yield* machine.allocPage('anon');
       if (p === null) {

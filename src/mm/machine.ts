@@ -31,6 +31,13 @@ export interface MachineOptions {
    * range (non_block_start() around them came in v5.4).
    */
   readonly legacyNotifierCore?: boolean;
+  /**
+   * fork() copies DMA-pinned anonymous pages for the child at once (default true, since
+   * 70e806e4e645, v5.9), so the parent keeps the page its pin holds. False is the earlier
+   * behaviour: the page is shared copy-on-write and the parent's next write moves it to a new
+   * page, away from the pin (the RDMA fork problem).
+   */
+  readonly earlyCowPinned?: boolean;
 }
 
 /** Machines and address spaces built on each kernel so far (ids and pfn ranges stay unique). */
@@ -66,6 +73,7 @@ export class Machine {
   readonly reclaimOnPressure: boolean;
   readonly notifierDispatch: ItreeDispatch;
   readonly legacyNotifierCore: boolean;
+  readonly earlyCowPinned: boolean;
   /** This machine's number in its world (0 for the first). */
   readonly index: number;
   private nextRangeId = 1;
@@ -88,6 +96,7 @@ export class Machine {
     this.reclaimOnPressure = options.reclaimOnPressure ?? true;
     this.notifierDispatch = options.notifierDispatch ?? 'tree';
     this.legacyNotifierCore = options.legacyNotifierCore ?? false;
+    this.earlyCowPinned = options.earlyCowPinned ?? true;
   }
 
   /** mm_alloc(): a new, empty address space with mm_users = mm_count = 1. */
