@@ -35,6 +35,8 @@ export interface RunJson extends WorldJson {
   readonly ok: boolean;
   readonly stats: RunStats;
   readonly oracles: readonly OracleVerdict[];
+  /** What the scenario reports seeing (not verdicts), in order. */
+  readonly observations: readonly string[];
   /** The bug, with the token that replays it (`odpsim replay <token>`), or null. */
   readonly failure: (BugJson & { readonly token: string }) | null;
   readonly elapsedMs: number;

@@ -1,6 +1,6 @@
 // Text formatting shared by the commands. Nothing here depends on the locale or the clock, so
 // the same run prints the same report (elapsed times aside).
-import type { OracleVerdict, RunStats } from './stats.ts';
+import type { OracleVerdict, RdmaStats, RunStats } from './stats.ts';
 
 /** An integer with thousands separators (`12,345`), independent of the locale. */
 export function num(n: number): string {
@@ -56,6 +56,21 @@ export function formatStats(s: RunStats): string[] {
       `${num(s.mirrored.distinctPages)} distinct; ${num(s.mirrored.final)} mapped at the end (peak ${num(s.mirrored.peak)})`,
     ),
     row('frames in use', `peak ${num(s.frames.peak)}, at the end ${num(s.frames.final)}`),
+    ...(s.rdma === null ? [] : formatRdma(s.rdma, row)),
+  ];
+}
+
+function formatRdma(r: RdmaStats, row: (label: string, value: string) => string): string[] {
+  return [
+    row(
+      'HCA page faults',
+      `${num(r.pageFaultEvents)} (${num(r.requesterFaults)} requester), ${plural(r.resumes, 'resume')} (${num(r.resumeErrors)} with error)`,
+    ),
+    row(
+      'RC retries',
+      `${plural(r.rnrNaks, 'RNR NAK')}, ${plural(r.drops, 'timeout')}, ${plural(r.naks, 'error NAK')}`,
+    ),
+    row('send completions', breakdown(r.completions).slice(2, -1) || 'none'),
   ];
 }
 

@@ -1,5 +1,6 @@
 // `odpsim run [scenario]`: one run under the timed strategy, with statistics and verdicts.
 import { explore } from '../check/explore.ts';
+import { observations } from '../check/observations.ts';
 import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
@@ -45,6 +46,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     ok: f === null,
     stats: o.stats.snapshot(),
     oracles: oracleVerdicts(o.kernel, bug),
+    observations: [...observations(o.kernel)],
     failure:
       f === null ? null : { rule: f.rule, task: f.task, message: f.bug.message, token: f.token },
     elapsedMs,
@@ -57,6 +59,9 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       '',
       ...formatStats(report.stats),
       '',
+      ...(report.observations.length > 0
+        ? ['Observations', ...report.observations.map((l) => `  ${l}`), '']
+        : []),
       ...formatVerdicts(report.oracles),
       '',
     ];

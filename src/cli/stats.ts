@@ -4,6 +4,7 @@ import { registeredOracles } from '../check/oracles/registry.ts';
 import type { KernelBug } from '../kernel/bug.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import type { TraceEvent } from '../kernel/trace.ts';
+import '../drivers/rdma/events.ts';
 import '../mm/events.ts';
 
 /** Statistics of one run, collected from its trace. */
@@ -37,6 +38,24 @@ export interface RunStats {
   };
   /** Frames in use ('page-alloc' minus 'page-free'): the peak and at the end. */
   readonly frames: { readonly peak: number; readonly final: number };
+  /** RDMA traffic, or null in a world without an HCA. */
+  readonly rdma: RdmaStats | null;
+}
+
+/** What the HCAs of a run did. */
+export interface RdmaStats {
+  /** Page-fault events the HCAs raised ('rdma-pagefault'), and how many stopped a requester. */
+  readonly pageFaultEvents: number;
+  readonly requesterFaults: number;
+  /** PAGE_FAULT_RESUMEs, and those with an error. */
+  readonly resumes: number;
+  readonly resumeErrors: number;
+  /** RNR NAKs, requests dropped (retried after the ACK timeout), and error NAKs. */
+  readonly rnrNaks: number;
+  readonly drops: number;
+  readonly naks: number;
+  /** Send completions by status. */
+  readonly completions: Readonly<Record<string, number>>;
 }
 
 /** Counts a run's events as they happen. Attach it to a fresh kernel before the world is built. */
@@ -55,6 +74,17 @@ export class StatsCollector {
   private peakMapped = 0;
   private frames = 0;
   private peakFrames = 0;
+  private readonly rdma = {
+    pageFaultEvents: 0,
+    requesterFaults: 0,
+    resumes: 0,
+    resumeErrors: 0,
+    rnrNaks: 0,
+    drops: 0,
+    naks: 0,
+  };
+  private readonly completions = new Map<string, number>();
+  private rdmaSeen = false;
 
   constructor(k: Kernel) {
     this.kernel = k;
@@ -100,6 +130,25 @@ export class StatsCollector {
       case 'page-free':
         this.frames--;
         return;
+      case 'rdma-pagefault':
+        this.rdmaSeen = true;
+        this.rdma.pageFaultEvents++;
+        if (e.requester) this.rdma.requesterFaults++;
+        return;
+      case 'rdma-resume':
+        this.rdma.resumes++;
+        if (e.error) this.rdma.resumeErrors++;
+        return;
+      case 'rdma-nak':
+        this.rdmaSeen = true;
+        if (e.kind === 'rnr') this.rdma.rnrNaks++;
+        else if (e.kind === 'drop') this.rdma.drops++;
+        else this.rdma.naks++;
+        return;
+      case 'rdma-wc':
+        this.rdmaSeen = true;
+        bump(this.completions, e.status);
+        return;
       default:
     }
   };
@@ -126,6 +175,7 @@ export class StatsCollector {
         peak: this.peakMapped,
       },
       frames: { peak: this.peakFrames, final: this.frames },
+      rdma: this.rdmaSeen ? { ...this.rdma, completions: sorted(this.completions) } : null,
     };
   }
 }

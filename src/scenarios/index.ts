@@ -3,6 +3,7 @@ import { defaultScenario } from './default.ts';
 import { dmirrorRaceScenario } from './dmirror-race.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
 import { rdmaOdpScenario } from './rdma-odp.ts';
+import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
@@ -14,6 +15,7 @@ export const SCENARIOS: readonly Scenario[] = [
   kvmMirrorScenario,
   dmirrorRaceScenario,
   rdmaOdpScenario,
+  rdmaPinnedVsOdpScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */
