@@ -2,6 +2,7 @@
 // prefixed by the step and the task, with a marker wherever the scheduler preempted a task.
 import type { TraceEvent } from '../kernel/trace.ts';
 import type { TraceRecorder } from '../kernel/trace-export.ts';
+import '../drivers/rdma/events.ts';
 import '../mm/events.ts';
 
 /** One line of a timeline. */
@@ -63,6 +64,26 @@ function describe(e: TraceEvent, name: (id: number) => string): string | null {
       return `${e.dev} unmaps mm${e.mm} ${hex(e.addr)}`;
     case 'dev-access':
       return `${e.dev} ${e.write ? 'writes' : 'reads'} mm${e.mm} ${hex(e.addr)}`;
+    case 'dev-update':
+      return `${e.dev} translation update ${e.phase === 'begin' ? 'posted' : 'done'}`;
+    case 'dev-retire':
+      return `${e.dev} destroyed`;
+    case 'dev-dma':
+      return `${e.dev} DMA ${e.write ? 'write' : 'read'} pfn ${e.pfn}.${e.gen}`;
+    case 'obj-free':
+      return `${e.obj} freed`;
+    case 'rdma-pagefault':
+      return `${e.dev} qp${e.qp} ${e.requester ? 'requester' : 'responder'} page fault (${e.subtype})`;
+    case 'rdma-resume':
+      return `${e.dev} qp${e.qp} PAGE_FAULT_RESUME${e.error ? ' with error' : ''}`;
+    case 'rdma-nak':
+      return `${e.dev} qp${e.qp} psn ${e.psn}: ${e.kind === 'rnr' ? 'RNR NAK' : e.kind === 'drop' ? 'no response (timeout)' : 'NAK'}`;
+    case 'rdma-wc':
+      return `${e.dev} qp${e.qp} ${e.opcode} completes ${e.status}`;
+    case 'odp-umem':
+      return `${e.umem} ${e.state === 'deferred' ? 'registered inactive (a notifier is running)' : e.state === 'active' ? 'registered active' : 'activated'}`;
+    case 'odp-notifiers-idle':
+      return `${e.ctx}: no notifier running now; ${e.waiting === 0 ? 'no umem waits to be activated' : `activating ${e.waiting} waiting umem(s)`}`;
     case 'page-alloc':
       return `alloc pfn ${e.pfn}.${e.gen} (${e.kind})`;
     case 'page-free':

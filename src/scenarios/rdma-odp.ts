@@ -120,7 +120,7 @@ export const rdmaOdpScenario: Scenario = {
     },
     {
       name: 'pages',
-      description: "pages of the server's buffer, split in quarters (at least 8)",
+      description: "pages of the server's buffer, in quarters (the last takes any remainder)",
       default: 8,
       min: 8,
       max: 1 << 16,
@@ -179,7 +179,7 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
   const pages = p.pages!;
   const quarter = Math.floor(pages / 4);
   const mapped = pages + RECV_PAGES + quarter + 6;
-  const frames = Math.max(16, Math.floor((mapped * p.pressure!) / 100));
+  const frames = Math.ceil((mapped * p.pressure!) / 100);
   // The 2014 design ran on the notifier core of its time.
   const machine = new Machine(k, { frames, legacyNotifierCore: true });
   installOracles(k, machine);

@@ -9,6 +9,13 @@ declare module '../../kernel/trace.ts' {
     'rdma-nak': { dev: string; qp: number; kind: string; psn: number };
     /** A send WQE completed. */
     'rdma-wc': { dev: string; qp: number; opcode: string; status: string };
+    /**
+     * An ODP umem of the 2014 design joined its context active, or deferred (registered while a
+     * notifier ran: its faults retry until it is activated), or was activated.
+     */
+    'odp-umem': { umem: string; state: 'active' | 'deferred' | 'activated' };
+    /** The last running notifier of a 2014 context ended; `waiting` umems were then deferred. */
+    'odp-notifiers-idle': { ctx: string; waiting: number };
   }
 }
 

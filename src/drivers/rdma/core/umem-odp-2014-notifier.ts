@@ -41,6 +41,9 @@ function* contextEndAccount(odp: UcontextOdp2014): Co {
   if (!zero) return;
   // list_empty() is a separate, unlocked read: a registration may be adding to the list.
   yield* preempt();
+  const k = kernel();
+  if (k.trace.on)
+    k.trace.emit('odp-notifiers-idle', { ctx: odp.name, waiting: odp.noPrivateCounters.length });
   if (odp.noPrivateCounters.length === 0) return;
   yield* odp.umemRwsem.downWrite();
   if ((yield* odp.notifierCount.read()) === 0) {

@@ -23,6 +23,7 @@ import { mmuNotifierRegister, mmuNotifierUnregister } from '../../../mm/mmu-noti
 import type { MmuNotifier } from '../../../mm/mmu-notifier-types.ts';
 import type { Page } from '../../../mm/page.ts';
 import { getTaskMm, type Process } from '../../../mm/process.ts';
+import '../events.ts';
 import type { IbUcontext } from './objects.ts';
 import { odpNotifier2014, umemInvalidatePage } from './umem-odp-2014-notifier.ts';
 
@@ -47,6 +48,8 @@ export interface OdpAccess {
 
 /** The per-ucontext ODP state of the 2014 design (fields of struct ib_ucontext). */
 export class UcontextOdp2014 {
+  /** The context's name in reports (its file's). */
+  readonly name: string;
   /** umem_tree: every ODP umem of the context, by [start, end - 1]. */
   readonly tree = new IntervalTree<UmemOdp2014>();
   /** umem_rwsem: protects the tree, odp_mrs_count and notifier (un)registration. */
@@ -65,6 +68,7 @@ export class UcontextOdp2014 {
     name: string,
     invalidateRange: ((umem: UmemOdp2014, start: number, end: number) => Co) | null,
   ) {
+    this.name = name;
     this.umemRwsem = new RwSemaphore(`${name}.umem_rwsem`, 'umem_rwsem');
     this.notifierCount = new Atomic(`${name}.notifier_count`);
     this.invalidateRange = invalidateRange;
@@ -130,8 +134,6 @@ export function umemMmuNotifierRetry(umem: UmemOdp2014, seq: number): boolean {
   return !umem.mnCountersActive || umem.notifiersCount !== 0 || umem.notifiersSeq !== seq;
 }
 
-let umemIds = 0;
-
 /**
  * ib_umem_odp_get(): an ODP umem over [addr, addr + length) of the caller's mm, in the
  * caller's context. EINVAL when the caller is not the context's creator (no ODP MR from a
@@ -155,7 +157,7 @@ export function* ibUmemOdpGet2014(
         `ODP MRs may only be registered by the context's creator (${context.tgid}), not ${caller}`,
       );
     const odp = context.odp2014;
-    const umem = new UmemOdp2014(context, addr, length, writable, ++umemIds);
+    const umem = new UmemOdp2014(context, addr, length, writable, context.device.objectId());
     yield* odp.umemRwsem.downWrite();
     odp.odpMrsCount++;
     if (umem.start !== umem.end) odp.tree.insertNode(umem.node);
@@ -169,6 +171,12 @@ export function* ibUmemOdpGet2014(
       // the list insertion, seen an empty list, and skipped the activation (as shipped).
       if (!kernel().mutant('odp2014.activation-race')) yield* recheckActivation(umem);
     }
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('odp-umem', {
+        umem: umem.name,
+        state: umem.mnCountersActive ? 'active' : 'deferred',
+      });
     odp.umemRwsem.downgradeWrite();
     try {
       if (first) yield* registerNotifier(odp, mm);
@@ -204,6 +212,8 @@ export function* activate(umem: UmemOdp2014): Co {
   list.splice(list.indexOf(umem), 1);
   umem.notifierCompletion.completeAll();
   umem.umemMutex.unlock();
+  const k = kernel();
+  if (k.trace.on) k.trace.emit('odp-umem', { umem: umem.name, state: 'activated' });
 }
 
 /**

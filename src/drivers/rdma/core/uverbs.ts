@@ -12,8 +12,6 @@ import type { IbDevice } from './device.ts';
 import { IbUcontext } from './objects.ts';
 import { UcontextOdp2014 } from './umem-odp-2014.ts';
 
-let fileIds = 0;
-
 /** struct ib_uverbs_file: one open of the device. */
 export class UverbsFile {
   readonly id: number;
@@ -25,7 +23,7 @@ export class UverbsFile {
   closed = false;
 
   constructor(device: IbDevice) {
-    this.id = ++fileIds;
+    this.id = device.objectId();
     this.device = device;
     this.hwDestroyRwsem = new RwSemaphore(
       `${device.name}/ufile${this.id}.hw_destroy_rwsem`,
