@@ -18,11 +18,14 @@ export class Tracked {
     this.name = name;
   }
 
-  /** A reference is taken. */
-  get(): void {
+  /**
+   * A reference is taken: by a `lookup` (kref_get_unless_zero from a table) or from one the
+   * caller already holds (kref_get).
+   */
+  get(lookup = false): void {
     this.refs++;
     const k = kernel();
-    if (k.trace.on) k.trace.emit('obj-get', { obj: this.name });
+    if (k.trace.on) k.trace.emit('obj-get', { obj: this.name, lookup });
   }
 
   /** A reference is dropped. */
@@ -30,6 +33,16 @@ export class Tracked {
     this.refs--;
     const k = kernel();
     if (k.trace.on) k.trace.emit('obj-put', { obj: this.name });
+  }
+
+  /**
+   * The object is revoked (its owner removed it: an mmap entry after
+   * rdma_user_mmap_entry_remove()): existing references stay valid and may be copied; a lookup
+   * must no longer find it.
+   */
+  revoke(): void {
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('obj-revoke', { obj: this.name });
   }
 
   /** The object is freed (kfree()). */

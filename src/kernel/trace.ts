@@ -36,12 +36,17 @@ export interface TraceEventMap {
   bug: { rule: string; message: string };
   /** A free-form annotation from a scenario. */
   note: { text: string };
-  /** A reference to a tracked object was taken (kref_get, a usecount, an SRCU-protected lookup). */
-  'obj-get': { obj: string };
+  /**
+   * A reference to a tracked object was taken (kref_get, a usecount, an SRCU-protected lookup);
+   * `lookup` when it was found by a lookup rather than copied from a reference already held.
+   */
+  'obj-get': { obj: string; lookup: boolean };
   /** A reference to a tracked object was dropped. */
   'obj-put': { obj: string };
   /** A tracked object was freed. */
   'obj-free': { obj: string };
+  /** A tracked object was revoked: no lookup may find it (take a reference) from now on. */
+  'obj-revoke': { obj: string };
 }
 
 /** Fields every event carries: the scheduler step, virtual time in ns, and the acting task id. */

@@ -73,6 +73,19 @@ declare module '../kernel/trace.ts' {
     'dev-unmap': { dev: string; mm: number; addr: number };
     /** A device read or wrote through its translation. */
     'dev-access': { dev: string; mm: number; addr: number; write: boolean };
+    /**
+     * A driver started (`link`) or stopped (`unlink`) tracking a VMA it maps device memory
+     * into (rdma_umap_priv on a ufile's umaps list): a tracked VMA must be unlinked before it
+     * is freed.
+     */
+    'vma-track': { tracker: string; mm: number; vma: number; op: 'link' | 'unlink' };
+    /** A VMA was removed and freed (after its ->close). */
+    'vma-free': { mm: number; vma: number };
+    /**
+     * Device frames were revoked from the mappings of `file`, or (file null) are gone with
+     * their device (see Machine.revokeDevicePfns).
+     */
+    'pfn-revoke': { first: number; count: number; file: string | null };
     /** An address space was created or destroyed (mm_count reached 0). */
     'mm-create': { mm: number };
     'mm-free': { mm: number };

@@ -21,6 +21,16 @@ export function segv(addr: number, why: string): Errno {
   return new Errno('EFAULT', `SIGSEGV at ${hex(addr)}: ${why}`);
 }
 
+/** A SIGBUS-like EFAULT (VM_FAULT_SIGBUS): the VMA allows the access but nothing can back it. */
+export function sigbus(addr: number, why: string): Errno {
+  return new Errno('EFAULT', `SIGBUS at ${hex(addr)}: ${why}`);
+}
+
+/** True for an error {@link sigbus} made: the access would have killed the task with SIGBUS. */
+export function isSigbus(e: unknown): boolean {
+  return e instanceof Errno && e.code === 'EFAULT' && e.message.startsWith('EFAULT: SIGBUS');
+}
+
 function oom(addr: number): Errno {
   return new Errno('ENOMEM', `VM_FAULT_OOM at ${hex(addr)}: no free frame after reclaim`);
 }
@@ -63,8 +73,7 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
 
 function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
   // check_stable_address_space(): the OOM reaper tore this address space down.
-  if (mm.unstable)
-    throw new Errno('EFAULT', `SIGBUS at ${hex(addr)}: mm${mm.id} was reaped by the OOM killer`);
+  if (mm.unstable) throw sigbus(addr, `mm${mm.id} was reaped by the OOM killer`);
   const ops = vma.ops;
   if (ops?.fault !== undefined) {
     const r = yield* ops.fault(vma, addr, write);
@@ -89,8 +98,7 @@ function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
     return ok;
   }
   const index = vma.pageIndex(addr);
-  if (index * PAGE_SIZE >= vma.file.size)
-    throw new Errno('EFAULT', `SIGBUS at ${hex(addr)}: beyond the end of ${vma.file.name}`);
+  if (index * PAGE_SIZE >= vma.file.size) throw sigbus(addr, `beyond the end of ${vma.file.name}`);
   const file = vma.file;
   const cached = yield* file.getPage(index);
   if (cached === null) throw oom(addr);
@@ -187,6 +195,14 @@ function* doSwapPage(mm: Mm, addr: number, pte: Pte, write: boolean): Co<boolean
 function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
   const machine = mm.machine;
   const old = pte.page;
+  // wp_pfn_shared(): a shared pfn mapping that may be written gets its entry made writable.
+  if (pte.kind === 'pfn' && vma.isShared) {
+    yield* mm.ptl.lock();
+    const same = mm.pte(addr) === pte;
+    if (same) mm.protectPte(addr, pte, true, true);
+    mm.ptl.unlock();
+    return same;
+  }
   if (pte.kind === 'pfn' || old === null) throw segv(addr, 'write to a read-only device mapping');
   // wp_can_reuse_anon_folio(): a page that reclaim or migration holds locked is in the middle
   // of being copied out (its other mappings may already point at that copy): the write gets

@@ -11,6 +11,8 @@ import type { Vma } from './vma.ts';
 export interface FileOps {
   /** ->mmap(): sets up a new VMA (flags, vm ops); an Errno rejects the mmap. */
   mmap?(file: File, vma: Vma): Co;
+  /** ->release(): the last reference (the descriptor's or a VMA's vm_file) was dropped. */
+  release?(file: File): Co;
 }
 
 /**
@@ -36,6 +38,13 @@ export class File implements PageCacheOwner {
   readonly iMmapLock: RwSemaphore;
   /** Shmem files keep pages resident (swap-backed in Linux; here they are not reclaimed). */
   readonly shmem: boolean;
+  /**
+   * f_count: references held by descriptors and by VMAs (vm_file). A driver's file starts with
+   * the one of the descriptor that opened it; ->release runs when the last is dropped.
+   */
+  refs = 0;
+  /** file->private_data: the driver's object behind a device file. */
+  privateData: unknown = null;
 
   constructor(
     machine: Machine,
@@ -75,6 +84,28 @@ export class File implements PageCacheOwner {
     this.cache.set(index, page);
     this.machine.phys.lru.add(page);
     return page;
+  }
+
+  /** get_file(). */
+  get(): void {
+    this.refs++;
+  }
+
+  /** fput() from the task that closes the descriptor: the last reference calls ->release now. */
+  *put(): Co {
+    if (this.refs <= 0) throw new Errno('EBADF', `fput of ${this.name}, which has no reference`);
+    if (--this.refs === 0 && this.ops?.release !== undefined) yield* this.ops.release(this);
+  }
+
+  /**
+   * fput() from the mm (remove_vma): the release, if this was the last reference, runs later
+   * in a task of its own (task_work / delayed_fput), never under the mm's locks.
+   */
+  putDeferred(): void {
+    if (this.refs <= 0) throw new Errno('EBADF', `fput of ${this.name}, which has no reference`);
+    const release = this.ops?.release;
+    if (--this.refs > 0 || release === undefined) return;
+    this.machine.kernel.spawn(`fput(${this.name})`, () => release(this));
   }
 
   /** writepage(): copies a dirty cached page to the backing store and marks it clean. */

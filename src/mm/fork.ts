@@ -1,6 +1,6 @@
 /**
  * fork()'s half of the mm (dup_mmap / copy_page_range): the child gets a copy of every VMA but
- * VM_DONTCOPY ones, ->open runs on each copy, and the page tables are copied where the child
+ * VM_DONTCOPY ones, ->open runs on each copy after its entries, and the page tables are copied where the child
  * could not fault the pages back in: COW mappings holding anonymous memory (write-protected in
  * both, inside one PROTECTION_PAGE invalidation of the parent range) and VM_PFNMAP/VM_MIXEDMAP
  * mappings. Shared mappings are left to fault from the page cache.
@@ -21,8 +21,8 @@ import { Vma } from './vma.ts';
 
 /**
  * fork() for the address space (dup_mm → dup_mmap): takes the parent's mmap_lock for write and
- * the child's (nested), copies the VMAs (->open on each copy before its entries are copied, as
- * Linux does) and the page tables that need copying, and returns the child with mm_users 1.
+ * the child's (nested), copies the VMAs and the page tables that need copying (->open on each
+ * copy once its entries are in place, as dup_mmap() does), and returns the child with mm_users 1.
  * On failure (no memory for the copy of a pinned page) the half-built child is torn down and
  * the parent is as it was, except for COW write protection already applied (harmless: the
  * next write fault restores it).
@@ -47,8 +47,10 @@ export function* fork(mm: Mm): Co<Mm> {
       dst.privateData = src.privateData;
       child.insertVma(dst);
       src.file?.mappings.add(dst);
-      if (dst.ops?.open !== undefined) yield* dst.ops.open(dst);
+      src.file?.get();
+      // dup_mmap(): the entries are copied first, then ->open sees (and may zap) them.
       if (needsCopy(src)) yield* copyPageRange(dst, src);
+      if (dst.ops?.open !== undefined) yield* dst.ops.open(dst);
     }
     child.mmapLock.upWrite();
     childLocked = false;

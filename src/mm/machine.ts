@@ -78,6 +78,7 @@ export class Machine {
   readonly index: number;
   private nextRangeId = 1;
   private nextPid = 1;
+  private nextVmaId = 1;
   private readonly devicePages = new Map<number, PageData>();
   private nextDevicePfn: number;
 
@@ -135,6 +136,22 @@ export class Machine {
       this.devicePages.set(pfn, d);
     }
     return d;
+  }
+
+  /** A fresh VMA number. */
+  allocVmaId(): number {
+    return this.nextVmaId++;
+  }
+
+  /**
+   * The device frames [first, first + count) can no longer be reached through mappings of
+   * `file` (a driver revoked them), or, with `file` null, through any mapping: their device was
+   * unplugged, and a CPU access to them is a machine check. The oracles check that no
+   * page-table entry (of a VMA of `file`) maps them then.
+   */
+  revokeDevicePfns(first: number, count: number, file: File | null): void {
+    if (this.kernel.trace.on)
+      this.kernel.trace.emit('pfn-revoke', { first, count, file: file?.name ?? null });
   }
 
   /** alloc_pid(): a fresh process id. */

@@ -33,6 +33,7 @@ import type { File } from './file.ts';
 import type { Mm } from './mm.ts';
 import { doMunmap } from './munmap.ts';
 import { Vma } from './vma.ts';
+import { zapRange } from './zap.ts';
 
 /** Arguments of mmap(2). */
 export interface MmapArgs {
@@ -145,9 +146,19 @@ export function* doMmap(mm: Mm, a: MmapArgs): Co<number> {
     if (file !== null && !file.writable) flags &= ~(VM_MAYWRITE | VM_SHARED);
   }
   const vma = new Vma(mm, addr, addr + len, flags, file, offset / PAGE_SIZE);
-  if (file?.ops?.mmap !== undefined) yield* file.ops.mmap(file, vma);
+  if (file?.ops?.mmap !== undefined) {
+    try {
+      yield* file.ops.mmap(file, vma);
+    } catch (e) {
+      // mmap_region()'s unmap_region(): entries a failing ->mmap already set go with it.
+      if (mm.addressesIn(addr, addr + len).length > 0)
+        yield* zapRange(mm, [vma], addr, addr + len, 'UNMAP');
+      throw e;
+    }
+  }
   mm.insertVma(vma);
   file?.mappings.add(vma);
+  file?.get();
   return addr;
 }
 

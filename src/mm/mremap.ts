@@ -157,6 +157,8 @@ function* moveVma(
   moved.privateData = vma.privateData;
   mm.insertVma(moved);
   vma.file?.mappings.add(moved);
+  vma.file?.get();
+  // copy_vma() calls ->open before move_page_tables() brings the entries over.
   if (moved.ops?.open !== undefined) yield* moved.ops.open(moved);
   yield* movePageTables(mm, vma.file, oldAddr, oldAddr + oldLen, newAddr);
   if (dontUnmap) vma.flags &= ~VM_LOCKED;

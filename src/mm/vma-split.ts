@@ -1,3 +1,4 @@
+import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
@@ -21,6 +22,7 @@ export function* splitVma(vma: Vma, addr: number): Co<Vma> {
   vma.end = addr;
   vma.mm.insertVma(upper);
   vma.file?.mappings.add(upper);
+  vma.file?.get();
   if (upper.ops?.open !== undefined) yield* upper.ops.open(upper);
   return upper;
 }
@@ -37,9 +39,15 @@ export function* splitToRange(mm: Mm, start: number, end: number): Co<Vma[]> {
   return mm.vmasIn(start, end);
 }
 
-/** remove_vma(): unlinks the VMA from the mm (if still linked) and its file, then ->close. */
+/**
+ * remove_vma(): unlinks the VMA from the mm (if still linked) and its file, calls ->close, frees
+ * it and drops its file reference (a release that follows runs later, without the mm's locks).
+ */
 export function* removeVma(vma: Vma): Co {
   vma.mm.removeVma(vma);
   vma.file?.mappings.delete(vma);
   if (vma.ops?.close !== undefined) yield* vma.ops.close(vma);
+  const k = kernel();
+  if (k.trace.on) k.trace.emit('vma-free', { mm: vma.mm.id, vma: vma.id });
+  vma.file?.putDeferred();
 }

@@ -31,6 +31,8 @@ export interface VmOps {
 
 /** A virtual memory area (`struct vm_area_struct`): [start, end) with flags and backing. */
 export class Vma {
+  /** A number unique in the machine, for reports and the vma-free event. */
+  readonly id: number;
   readonly mm: Mm;
   start: number;
   end: number;
@@ -44,6 +46,7 @@ export class Vma {
   privateData: unknown = null;
 
   constructor(mm: Mm, start: number, end: number, flags: number, file: File | null, pgoff: number) {
+    this.id = mm.machine.allocVmaId();
     this.mm = mm;
     this.start = start;
     this.end = end;

@@ -107,10 +107,10 @@ test('device VMA hooks: split, fork, mremap move, munmap and exit each open/clos
     // Partial munmap of the last page: the split opens the upper part, the unmap closes it.
     yield* munmap(parent, a + 3 * PAGE_SIZE, PAGE_SIZE);
     assert.deepEqual([d.counts.open, d.counts.close], [1, 1]);
-    // fork duplicates the VMA: ->open runs before the pfn entries are copied.
+    // fork duplicates the VMA: ->open runs once the pfn entries are copied (dup_mmap order).
     const child = yield* fork(parent);
     assert.deepEqual([d.counts.open, d.counts.close], [2, 1]);
-    assert.equal(d.log.at(-1), `open mm${child.id} ${3 * PAGE_SIZE} entries=0`);
+    assert.equal(d.log.at(-1), `open mm${child.id} ${3 * PAGE_SIZE} entries=2`);
     assert.equal(child.pte(a + PAGE_SIZE)!.kind, 'pfn', 'pfn entries are copied as they are');
     assert.equal(yield* cpuReadU32(child, a + PAGE_SIZE), 41);
     assert.equal(d.counts.fault, 2, 'the child did not fault');
