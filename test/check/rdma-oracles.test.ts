@@ -6,6 +6,7 @@ import { installOracles } from '../../src/check/oracles/install.ts';
 import { type Co, isKernelBug, Kernel } from '../../src/index.ts';
 import { Tracked } from '../../src/kernel/lifetime.ts';
 import { cpuWriteU32 } from '../../src/mm/cpu-access.ts';
+import { mmput } from '../../src/mm/exit.ts';
 import { Machine } from '../../src/mm/machine.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
@@ -113,9 +114,9 @@ test('lifetime: freed with a reference out, freed twice, a reference after the f
     ['too many puts', (o) => o.put(), /more references dropped than taken/],
   ];
   for (const [name, body, message] of cases) {
-    const r = run(function* () {
+    const r = run(function* (mm) {
       body(new Tracked('obj'));
-      yield;
+      yield* mmput(mm);
     });
     assert.ok(isKernelBug(r.bug, 'lifetime'), `${name}: ${r.bug?.message}`);
     assert.match(r.bug!.message, message, name);

@@ -94,6 +94,7 @@ test('run --json: scenario, params, statistics, every oracle passing; determinis
       'translation:pass',
       'lifetime:pass',
       'liveness:pass',
+      'io-mappings:pass',
       'leaks:pass',
       'data:pass',
       'kernel:pass',

@@ -1,6 +1,7 @@
 import type { Kernel } from '../../kernel/kernel.ts';
 import type { Machine } from '../../mm/machine.ts';
 import { CoherenceOracle } from './coherence.ts';
+import { IoMappingsOracle } from './io-mappings.ts';
 import { checkLeaks } from './leaks.ts';
 import { LifetimeOracle } from './lifetime.ts';
 import { LivenessOracle } from './liveness.ts';
@@ -15,6 +16,7 @@ export interface Oracles {
   readonly translation: TranslationOracle;
   readonly lifetime: LifetimeOracle;
   readonly liveness: LivenessOracle;
+  readonly ioMappings: IoMappingsOracle;
 }
 
 /**
@@ -33,15 +35,20 @@ export function installOracles(
   const translation = new TranslationOracle();
   const lifetime = new LifetimeOracle();
   const liveness = new LivenessOracle();
+  const ioMappings = new IoMappingsOracle(machine);
   k.trace.subscribe((e) => {
     coherence.onEvent(e);
     pairing.onEvent(e);
     translation.onEvent(e);
     lifetime.onEvent(e);
     liveness.onEvent(e);
+    ioMappings.onEvent(e);
   });
   k.onQuiescence(() => pairing.checkQuiescent());
-  k.onQuiescence(() => lifetime.checkQuiescent());
+  // References held by a process's objects are dropped when it is gone: only then must none be left.
+  k.onQuiescence(() => {
+    if (machine.mms.every((mm) => mm.users <= 0)) lifetime.checkQuiescent();
+  });
   registerOracle(k, {
     name: 'coherence',
     description: 'no device translation outlives its CPU entry; no access to a freed frame',
@@ -75,6 +82,13 @@ export function installOracles(
     rules: ['liveness'],
     checks: () => liveness.checks,
   });
+  registerOracle(k, {
+    name: 'io-mappings',
+    description:
+      'no page-table entry maps revoked device memory; none reaches an unplugged device; tracked VMAs are untracked before they go',
+    rules: ['revocation', 'machine-check', 'tracking'],
+    checks: () => ioMappings.checks,
+  });
   if (options.leaks ?? true) {
     let leakChecks = 0;
     k.onQuiescence(() => {
@@ -88,5 +102,5 @@ export function installOracles(
       checks: () => leakChecks,
     });
   }
-  return { coherence, pairing, translation, lifetime, liveness };
+  return { coherence, pairing, translation, lifetime, liveness, ioMappings };
 }
