@@ -61,8 +61,8 @@ function writeWorld(access: number, rounds: number): { k: Kernel; timed: () => n
     for (let p = 0; p < PAGES; p++) yield* cpuWriteU32(server.mm!, sbuf + p * PAGE_SIZE, p);
     const cbuf = yield* mapAnon(client, 1);
     yield* cpuWriteU32(client.mm!, cbuf, 1);
-    const s = openEndpoint(new Mlx5Device(machine, { name: 'mlx5_1' }), server);
-    const c = openEndpoint(new Mlx5Device(machine, { name: 'mlx5_0' }), client);
+    const s = yield* openEndpoint(new Mlx5Device(machine, { name: 'mlx5_1' }), server);
+    const c = yield* openEndpoint(new Mlx5Device(machine, { name: 'mlx5_0' }), client);
     const smr = yield* ibRegMr(server, s.pd, sbuf, PAGES * PAGE_SIZE, access);
     const cmr = yield* ibRegMr(client, c.pd, cbuf, PAGE_SIZE, ALL);
     const [end] = yield* connectedPair(c, s, { minRnrTimer: 1 });

@@ -24,9 +24,9 @@ export interface Endpoint {
 }
 
 /** Opens `device` for `proc` and allocates a context and a PD (ibv_open_device, ibv_alloc_pd). */
-export function openEndpoint(device: IbDevice, proc: Process): Endpoint {
-  const file = ibUverbsOpen(device);
-  const ctx = ibUverbsGetContext(file, proc);
+export function* openEndpoint(device: IbDevice, proc: Process): Co<Endpoint> {
+  const file = yield* ibUverbsOpen(device);
+  const ctx = yield* ibUverbsGetContext(file, proc);
   return { proc, device, file, ctx, pd: ibAllocPd(ctx) };
 }
 

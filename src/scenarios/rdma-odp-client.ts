@@ -51,7 +51,7 @@ export function* clientLife(w: RdmaOdpWorld, proc: Process, dev: Mlx5Device): Co
     flags: MAP_PRIVATE | MAP_ANONYMOUS,
   });
   yield* cpuWrite(mm, base + RO * PAGE_SIZE, pageOf(RO_VALUE));
-  const ep = openEndpoint(dev, proc);
+  const ep = yield* openEndpoint(dev, proc);
   w.client = ep;
   const local: Local = {
     proc,

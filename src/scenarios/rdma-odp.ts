@@ -252,7 +252,7 @@ function* serverLife(
   for (let p = 1; p < w.pages; p++) yield* cpuWrite(mm, w.base + p * PAGE_SIZE, pageOf(initial(p)));
   for (let i = 0; i < w.quarter; i++)
     yield* cpuWrite(mm, w.base2 + i * PAGE_SIZE, pageOf(initial(w.pages + i)));
-  const ep = openEndpoint(dev, proc);
+  const ep = yield* openEndpoint(dev, proc);
   w.server = ep;
   w.mr = yield* ibRegMr(proc, ep.pd, w.base, w.pages * PAGE_SIZE, ODP_ALL);
   w.roMr = yield* ibRegMr(

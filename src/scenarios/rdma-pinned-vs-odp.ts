@@ -132,8 +132,8 @@ function* setup(app: Process, peer: Process, appDev: Mlx5Device, peerDev: Mlx5De
   const pinnedAt = yield* mapPage(app);
   const odpAt = yield* mapPage(app);
   const landing = yield* mapPage(peer);
-  const a = openEndpoint(appDev, app);
-  const b = openEndpoint(peerDev, peer);
+  const a = yield* openEndpoint(appDev, app);
+  const b = yield* openEndpoint(peerDev, peer);
   yield* cpuWriteU32(app.mm!, pinnedAt, 1);
   yield* cpuWriteU32(app.mm!, odpAt, 1);
   const pinned = yield* ibRegMr(app, a.pd, pinnedAt, PAGE_SIZE, PINNED);

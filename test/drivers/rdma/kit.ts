@@ -75,8 +75,8 @@ export function runRdma(
   });
   const cdev = new Mlx5Device(machine, { name: 'mlx5_0' });
   k.spawn('main', function* () {
-    const sep = openEndpoint(sdev, server);
-    const cep = openEndpoint(cdev, client);
+    const sep = yield* openEndpoint(sdev, server);
+    const cep = yield* openEndpoint(cdev, client);
     yield* body({ k, machine, server, client, sdev, cdev, sep, cep });
   });
   return { ...k.run(), rec, machine };

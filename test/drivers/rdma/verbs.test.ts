@@ -128,8 +128,8 @@ test('PD and CQ in use cannot go (EBUSY); objects go once; a closed file refuses
     seen.push(yield* code(() => ibDeallocPd(pd)), yield* code(() => ibDeallocPd(pd)));
     seen.push(yield* code(() => ibCreateCq(ctx, 0)));
     seen.push(yield* code(() => ibCreateQp(w.sep.pd, { sendCq: cq, recvCq: cq })));
-    const file = ibUverbsOpen(w.sdev);
-    ibUverbsGetContext(file, w.server);
+    const file = yield* ibUverbsOpen(w.sdev);
+    yield* ibUverbsGetContext(file, w.server);
     seen.push(yield* code(() => ibUverbsGetContext(file, w.server)));
     yield* ibUverbsClose(file);
     seen.push(yield* code(() => ibUverbsClose(file)));

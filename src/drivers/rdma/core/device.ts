@@ -5,8 +5,11 @@
 import type { Co } from '../../../kernel/task.ts';
 import type { Machine } from '../../../mm/machine.ts';
 import type { Process } from '../../../mm/process.ts';
+import type { Vma } from '../../../mm/vma.ts';
+import type { RdmaUserMmapEntry } from './ib-core-uverbs.ts';
 import type { IbOdpCaps } from './ib-verbs.ts';
 import type {
+  IbDm,
   IbMr,
   IbPd,
   IbQp,
@@ -17,6 +20,7 @@ import type {
   IbUcontext,
 } from './objects.ts';
 import type { UmemOdp2014 } from './umem-odp-2014.ts';
+import { UverbsDevice } from './uverbs.ts';
 
 /** The driver operations the verbs core calls (a subset of struct ib_device_ops). */
 export interface IbDeviceOps {
@@ -39,6 +43,23 @@ export interface IbDeviceOps {
    * umem range; absent on a device without ODP.
    */
   invalidateRange?(umem: UmemOdp2014, start: number, end: number): Co;
+  /** ->alloc_ucontext(): the driver's part of a new context (its doorbell entry). */
+  allocUcontext?(ctx: IbUcontext): Co;
+  /** ->dealloc_ucontext(). */
+  deallocUcontext?(ctx: IbUcontext): Co;
+  /** ->mmap(): maps device memory into `vma` (mmap_lock held for write). */
+  mmap?(ctx: IbUcontext, vma: Vma): Co;
+  /** ->mmap_free(): the last reference to an mmap entry is gone. Must not take umap_lock. */
+  mmapFree?(entry: RdmaUserMmapEntry): void;
+  /**
+   * ->disassociate_ucontext(): present when the device supports hot unplug with open files
+   * (the destroy flow disassociates them instead of waiting for every file to close).
+   */
+  disassociateUcontext?(ctx: IbUcontext): void;
+  /** ->alloc_dm(): `pages` of device memory, mappable at the returned object's offset. */
+  allocDm?(ctx: IbUcontext, pages: number): Co<IbDm>;
+  /** ->dealloc_dm(). */
+  deallocDm?(dm: IbDm): Co;
 }
 
 /** An RDMA device (struct ib_device). */
@@ -50,12 +71,27 @@ export abstract class IbDevice {
   abstract readonly ops: IbDeviceOps;
   /** The ucontexts of every open file, for teardown and leak checks. */
   readonly ucontexts = new Set<IbUcontext>();
+  /**
+   * The kernel version whose uverbs mmap code the device runs, ×100 (612 for 6.12): 501, 505,
+   * 506, 507 and 613 change how mappings are tracked and revoked (see the eras in
+   * uverbs-mmap.ts). The default, 612, is the newest without the 6.13 disassociation_lock
+   * inversion (docs/findings/disassociation-lock-inversion.md).
+   */
+  readonly era: number;
+  /** Its uverbs character device. */
+  readonly uverbs: UverbsDevice;
+  /** Device frame ranges (BAR pages) the device owns, which go with it when it is unplugged. */
+  readonly barPfns: [number, number][] = [];
+  /** ib_unregister_device() completed. */
+  unregistered = false;
   private nextObjectId = 1;
 
-  constructor(name: string, machine: Machine, odpCaps: IbOdpCaps) {
+  constructor(name: string, machine: Machine, odpCaps: IbOdpCaps, era = 612) {
     this.name = name;
     this.machine = machine;
     this.odpCaps = odpCaps;
+    this.era = era;
+    this.uverbs = new UverbsDevice(this);
   }
 
   /** A fresh id for a PD or CQ (handles in user space). */

@@ -3,10 +3,12 @@
  * and the work requests and completions that pass through them. Drivers extend the QP and MR
  * with their hardware state.
  */
+import { SpinLock } from '../../../kernel/sync/spinlock.ts';
 import { WaitQueue } from '../../../kernel/sync/wait-queue.ts';
 import { Errno } from '../../../lib/errors.ts';
 import type { Process } from '../../../mm/process.ts';
 import type { IbDevice } from './device.ts';
+import type { RdmaUserMmapEntry } from './ib-core-uverbs.ts';
 import type { IbQpState, IbWcOpcode, IbWcStatus, IbWrOpcode } from './ib-verbs.ts';
 import type { IbUmem } from './umem.ts';
 import type { UcontextOdp2014, UmemOdp2014 } from './umem-odp-2014.ts';
@@ -24,12 +26,41 @@ export class IbUcontext {
   readonly cqs = new Set<IbCq>();
   readonly qps = new Set<IbQp>();
   readonly mrs = new Set<IbMr>();
+  /** Driver objects with mmap entries (device memory allocations), destroyed with the context. */
+  readonly dms = new Set<IbDm>();
+  /** mmap_xa (≥ 5.5): page offset → mmap entry, each entry at every offset it covers. */
+  readonly mmapXa = new Map<number, RdmaUserMmapEntry>();
+  /** The xarray's lock. */
+  readonly mmapXaLock: SpinLock;
+  /** Driver data (the UAR entry of an mlx5-like device). */
+  driverData: unknown = null;
 
   constructor(device: IbDevice, ufile: UverbsFile, tgid: Process, odp: UcontextOdp2014) {
     this.device = device;
     this.ufile = ufile;
     this.tgid = tgid;
     this.odp2014 = odp;
+    this.mmapXaLock = new SpinLock(`${ufile}.mmap_xa`, 'mmap_xa');
+  }
+}
+
+/**
+ * Device memory a process allocated (ibv_alloc_dm: mlx5 MEMIC): device frames it maps with
+ * mmap() at `offset` of its verbs file.
+ */
+export class IbDm {
+  readonly ucontext: IbUcontext;
+  readonly pages: number;
+  /** The mmap offset user space passes to mmap(). */
+  readonly offset: number;
+  readonly entry: RdmaUserMmapEntry;
+  freed = false;
+
+  constructor(ucontext: IbUcontext, pages: number, offset: number, entry: RdmaUserMmapEntry) {
+    this.ucontext = ucontext;
+    this.pages = pages;
+    this.offset = offset;
+    this.entry = entry;
   }
 }
 

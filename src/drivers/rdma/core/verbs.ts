@@ -7,6 +7,8 @@
 import { current } from '../../../kernel/kernel.ts';
 import type { Co } from '../../../kernel/task.ts';
 import { Errno } from '../../../lib/errors.ts';
+import { MAP_SHARED } from '../../../mm/constants.ts';
+import { mmap } from '../../../mm/mmap.ts';
 import { Process } from '../../../mm/process.ts';
 import type { IbDevice } from './device.ts';
 import {
@@ -22,6 +24,7 @@ import {
 } from './ib-verbs.ts';
 import {
   IbCq,
+  type IbDm,
   type IbMr,
   IbPd,
   IbQp,
@@ -33,6 +36,7 @@ import {
   type IbUcontext,
   type IbWc,
 } from './objects.ts';
+import type { UverbsFile } from './uverbs.ts';
 
 const OPCODES: readonly IbWrOpcode[] = [
   'SEND',
@@ -47,7 +51,38 @@ export function ibQueryDeviceEx(device: IbDevice): { readonly odpCaps: IbOdpCaps
   return { odpCaps: device.odpCaps };
 }
 
+/**
+ * The uverbs command path around a command that creates (`create`) or destroys objects: inside
+ * disassociate_srcu, with hw_destroy_rwsem held for read so that the destruction of the whole
+ * file (which holds it for write) waits for the command or runs before it. A creation only
+ * tries the rwsem (rdma_alloc_begin_uobject: EIO while the file is being destroyed); a
+ * destruction waits for it (uobj_destroy). Either finds the context gone afterwards: EIO.
+ */
+function* uverbsCommand<T>(ctx: IbUcontext, create: boolean, body: () => Co<T>): Co<T> {
+  live(ctx);
+  const udev = ctx.device.uverbs;
+  const ufile = ctx.ufile;
+  const srcu = udev.disassociateSrcu.readLock();
+  try {
+    if (create) {
+      if (!ufile.hwDestroyRwsem.downReadTrylock())
+        throw new Errno('EIO', `${ufile} is being destroyed`);
+    } else yield* ufile.hwDestroyRwsem.downRead();
+    try {
+      live(ctx);
+      return yield* body();
+    } finally {
+      ufile.hwDestroyRwsem.upRead();
+    }
+  } finally {
+    udev.disassociateSrcu.readUnlock(srcu);
+  }
+}
+
 function live(ctx: IbUcontext): void {
+  const udev = ctx.device.uverbs;
+  if (udev.ibDev === null || udev.apiDisassociated)
+    throw new Errno('EIO', `${ctx.device.name} was disassociated (unplugged)`);
   if (ctx.ufile.closed || ctx.ufile.ucontext !== ctx)
     throw new Errno('EBADF', `the verbs file of ${ctx.device.name} is closed`);
 }
@@ -105,12 +140,14 @@ export function* ibCreateQp(pd: IbPd, attr: IbQpInitAttr): Co<IbQp> {
   checkInt(attr.maxSendWr ?? 128, 'max_send_wr', 1, 1 << 15);
   checkInt(attr.maxRecvWr ?? 128, 'max_recv_wr', 1, 1 << 15);
   checkInt(attr.maxSge ?? 4, 'max_sge', 1, 30);
-  const qp = yield* ctx.device.ops.createQp(pd, attr);
-  pd.usecnt++;
-  attr.sendCq.usecnt++;
-  attr.recvCq.usecnt++;
-  ctx.qps.add(qp);
-  return qp;
+  return yield* uverbsCommand(ctx, true, function* () {
+    const qp = yield* ctx.device.ops.createQp(pd, attr);
+    pd.usecnt++;
+    attr.sendCq.usecnt++;
+    attr.recvCq.usecnt++;
+    ctx.qps.add(qp);
+    return qp;
+  });
 }
 
 /**
@@ -139,14 +176,15 @@ export function* ibModifyQp(qp: IbQp, attr: IbQpAttr): Co {
 /** ibv_destroy_qp(). */
 export function* ibDestroyQp(qp: IbQp): Co {
   const ctx = qp.pd.ucontext;
-  live(ctx);
-  if (qp.destroyed || !ctx.qps.has(qp))
-    throw new Errno('EINVAL', `qp${qp.qpn} was already destroyed`);
-  ctx.qps.delete(qp);
-  yield* qp.device.ops.destroyQp(qp);
-  qp.pd.usecnt--;
-  qp.sendCq.usecnt--;
-  qp.recvCq.usecnt--;
+  yield* uverbsCommand(ctx, false, function* () {
+    if (qp.destroyed || !ctx.qps.has(qp))
+      throw new Errno('EINVAL', `qp${qp.qpn} was already destroyed`);
+    ctx.qps.delete(qp);
+    yield* qp.device.ops.destroyQp(qp);
+    qp.pd.usecnt--;
+    qp.sendCq.usecnt--;
+    qp.recvCq.usecnt--;
+  });
 }
 
 /**
@@ -183,20 +221,24 @@ export function* ibRegMr(
     throw new Errno('EOPNOTSUPP', `reg_mr: ${ctx.device.name} has no on-demand paging`);
   checkInt(addr, 'reg_mr address', 0, Number.MAX_SAFE_INTEGER);
   checkInt(length, 'reg_mr length', 1, Number.MAX_SAFE_INTEGER - addr);
-  const mr = yield* ctx.device.ops.regUserMr(pd, addr, length, access, caller);
-  pd.usecnt++;
-  ctx.mrs.add(mr);
-  return mr;
+  return yield* uverbsCommand(ctx, true, function* () {
+    const mr = yield* ctx.device.ops.regUserMr(pd, addr, length, access, caller);
+    pd.usecnt++;
+    ctx.mrs.add(mr);
+    return mr;
+  });
 }
 
 /** ibv_dereg_mr(): the device no longer uses the MR when it returns. */
 export function* ibDeregMr(mr: IbMr): Co {
   const ctx = mr.pd.ucontext;
-  live(ctx);
-  if (!ctx.mrs.has(mr)) throw new Errno('EINVAL', `MR 0x${mr.lkey.toString(16)} is not registered`);
-  ctx.mrs.delete(mr);
-  yield* ctx.device.ops.deregMr(mr);
-  mr.pd.usecnt--;
+  yield* uverbsCommand(ctx, false, function* () {
+    if (!ctx.mrs.has(mr))
+      throw new Errno('EINVAL', `MR 0x${mr.lkey.toString(16)} is not registered`);
+    ctx.mrs.delete(mr);
+    yield* ctx.device.ops.deregMr(mr);
+    mr.pd.usecnt--;
+  });
 }
 
 function checkSgList(list: unknown, max: number): readonly IbSge[] {
@@ -208,6 +250,48 @@ function checkSgList(list: unknown, max: number): readonly IbSge[] {
     checkInt(s.lkey, 'sge lkey', 0, 0xffff_ffff);
   }
   return list as IbSge[];
+}
+
+/**
+ * ibv_alloc_dm(): `pages` of device memory, mapped with {@link ibMmap} at the returned object's
+ * offset. EOPNOTSUPP on a device without device memory.
+ */
+export function* ibAllocDm(ctx: IbUcontext, pages: number): Co<IbDm> {
+  const alloc = ctx.device.ops.allocDm;
+  if (alloc === undefined) throw new Errno('EOPNOTSUPP', `${ctx.device.name} has no device memory`);
+  return yield* uverbsCommand(ctx, true, function* () {
+    const dm = yield* alloc.call(ctx.device.ops, ctx, pages);
+    ctx.dms.add(dm);
+    return dm;
+  });
+}
+
+/** ibv_free_dm(): existing mappings keep the memory until they go; no new one can be made. */
+export function* ibFreeDm(dm: IbDm): Co {
+  const ctx = dm.ucontext;
+  yield* uverbsCommand(ctx, false, function* () {
+    if (!ctx.dms.has(dm)) throw new Errno('EINVAL', 'device memory already freed');
+    ctx.dms.delete(dm);
+    yield* ctx.device.ops.deallocDm!(dm);
+  });
+}
+
+/**
+ * mmap(2) of the verbs file at `offset` by `proc`: device memory (the doorbell page, a
+ * device-memory allocation) mapped shared into its address space. Returns the address.
+ */
+export function* ibMmap(
+  proc: Process,
+  file: UverbsFile,
+  offset: number,
+  len: number,
+  prot: number,
+  flags = MAP_SHARED,
+): Co<number> {
+  const mm = proc.mm;
+  if (mm === null) throw new Errno('EINVAL', `mmap by ${proc}, which has exited`);
+  if (file.closed) throw new Errno('EBADF', `${file} is closed`);
+  return yield* mmap(mm, { len, prot, flags, file: file.filp, offset });
 }
 
 /** ibv_post_send(): EINVAL for a malformed WR or a QP that cannot send; ENOMEM when full. */

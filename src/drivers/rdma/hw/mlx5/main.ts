@@ -20,6 +20,14 @@ import {
   IB_ODP_SUPPORT_WRITE,
   type IbOdpCaps,
 } from '../../core/ib-verbs.ts';
+import {
+  mlx5AllocDm,
+  mlx5AllocUcontext,
+  mlx5DeallocDm,
+  mlx5DeallocUcontext,
+  mlx5Mmap,
+  mlx5MmapFree,
+} from './mmap.ts';
 import { type Mlx5Mr, mlx5DeregMr, mlx5RegUserMr } from './mr.ts';
 import { mlx5InvalidateRange } from './odp.ts';
 import {
@@ -78,11 +86,18 @@ export class Mlx5Device extends IbDevice {
   /** mlx5_ib_page_fault: the single-threaded workqueue page faults are handled on. */
   readonly pfWq: Workqueue;
   readonly stats: OdpStats = { page_faults: 0, page_invalidations: 0, num_mrs_not_found: 0 };
+  /** The clock BAR page user space may map read-only (allocated on first mmap). */
+  clockPfn: number | null = null;
+  /** A reset is revoking the mappings: mmap answers EIO (mlx5ResetRevoke). */
+  mmapRevoked = false;
   private nextMkey = 1;
   private nextQpn = 0x100;
 
-  constructor(machine: Machine, options: { name?: string; odpCaps?: IbOdpCaps } = {}) {
-    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? MLX5_ODP_CAPS);
+  constructor(
+    machine: Machine,
+    options: { name?: string; odpCaps?: IbOdpCaps; era?: number } = {},
+  ) {
+    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? MLX5_ODP_CAPS, options.era ?? 612);
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     const odp = (this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0;
@@ -96,6 +111,13 @@ export class Mlx5Device extends IbDevice {
       postSend: (qp, wr) => mlx5PostSend(qp as Mlx5Qp, wr),
       postRecv: (qp, wr) => mlx5PostRecv(qp as Mlx5Qp, wr),
       ...(odp ? { invalidateRange: (umem, s, e) => mlx5InvalidateRange(this, umem, s, e) } : {}),
+      allocUcontext: (ctx) => mlx5AllocUcontext(this, ctx),
+      deallocUcontext: (ctx) => mlx5DeallocUcontext(ctx),
+      mmap: (ctx, vma) => mlx5Mmap(this, ctx, vma),
+      mmapFree: (entry) => mlx5MmapFree(entry),
+      disassociateUcontext: () => {},
+      allocDm: (ctx, pages) => mlx5AllocDm(this, ctx, pages),
+      deallocDm: (dm) => mlx5DeallocDm(dm),
     };
   }
 
