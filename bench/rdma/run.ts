@@ -2,7 +2,7 @@
  * RDMA benchmark: device page faults handled per second (RDMA WRITEs each faulting a page of
  * an ODP MR in, against the same first WRITEs through a pinned MR), WRITEs per second at steady
  * state (pages already mapped) through an ODP MR against a pinned MR, and explore runs per
- * second on rdma-odp against dmirror-race. `npm run bench:rdma`. Options: `--reps 5`.
+ * second on rdma-odp and mmap-io-unplug against dmirror-race. `npm run bench:rdma`. Options: `--reps 5`.
  *
  * One child process per case (`worker.ts`); each cell is the median of the repetitions, each
  * on a fresh world after a full GC. Tracing is off. Prints a Markdown table.
@@ -21,6 +21,8 @@ log('steady-state WRITEs');
 const steady = child<RdmaResult>(['steady', String(reps)]);
 log('explore runs');
 const runs = child<RdmaResult>(['explore', String(reps)]);
+log('explore runs of mmap-io-unplug');
+const ioRuns = child<RdmaResult>(['explore-io', String(reps)]);
 log('done');
 
 const rows = [
@@ -39,6 +41,12 @@ const rows = [
   {
     what: `explore rdma-odp at its defaults (pct, ${fmt(runs.n)} runs)`,
     r: runs,
+    unit: 'runs/s',
+    baseline: 'explore dmirror-race at its defaults',
+  },
+  {
+    what: `explore mmap-io-unplug at its defaults (pct, ${fmt(ioRuns.n)} runs)`,
+    r: ioRuns,
     unit: 'runs/s',
     baseline: 'explore dmirror-race at its defaults',
   },

@@ -2,8 +2,9 @@
  * One RDMA benchmark child process: `worker.ts <case> <reps>` measures one case and prints one
  * JSON line. Cases: `faults` (RDMA WRITEs each taking a responder page fault on an ODP MR, and
  * the same first writes through a pinned MR), `steady` (WRITEs to pages already mapped, ODP
- * and pinned), `explore` (pct runs of rdma-odp, and of dmirror-race as the reference). Tracing
- * is off (no subscriber): no oracle runs in the timed worlds.
+ * and pinned), `explore` and `explore-io` (pct runs of rdma-odp or mmap-io-unplug, and of
+ * dmirror-race as the reference). Tracing is off (no subscriber): no oracle runs in the timed
+ * worlds.
  */
 import { explore } from '../../src/check/explore.ts';
 import { IB_ACCESS_ON_DEMAND } from '../../src/drivers/rdma/core/ib-verbs.ts';
@@ -117,7 +118,7 @@ function explorePerRun(name: string, set: Record<string, number>): number {
 
 const [what, repsArg] = process.argv.slice(2);
 const reps = Number(repsArg ?? '5');
-const out: RdmaResult = { n: what === 'explore' ? RUNS : PAGES, model: [], bare: [] };
+const out: RdmaResult = { n: what?.startsWith('explore') ? RUNS : PAGES, model: [], bare: [] };
 for (let i = 0; i < reps; i++) {
   if (what === 'faults') {
     out.model.push(measure(ALL | IB_ACCESS_ON_DEMAND, 1));
@@ -127,6 +128,9 @@ for (let i = 0; i < reps; i++) {
     out.bare.push(measure(ALL, 2));
   } else if (what === 'explore') {
     out.model.push(explorePerRun('rdma-odp', {}));
+    out.bare.push(explorePerRun('dmirror-race', {}));
+  } else if (what === 'explore-io') {
+    out.model.push(explorePerRun('mmap-io-unplug', {}));
     out.bare.push(explorePerRun('dmirror-race', {}));
   } else throw new Error(`unknown case ${what}`);
 }

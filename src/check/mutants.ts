@@ -128,6 +128,34 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '1abe186ed8a6 "IB/mlx5: Reset access mask when looping inside page fault handler" (v5.2)',
   },
+  {
+    name: 'mmapio.disassociate-no-fault',
+    description:
+      'M1: VMAs of device memory have no ->fault, so a touch after disassociation zapped them gets SIGBUS where the zero page or the dummy page is due',
+    history:
+      '67f269b37f9b "RDMA/ucontext: Fix regression with disassociate" (v5.1) fixed 5f9794dc94 (v4.20); era=420 runs the same code',
+  },
+  {
+    name: 'mmapio.remove-without-lock',
+    description:
+      'M2: rdma_user_mmap_entry_remove() sets driver_removed without the xarray lock, so a racing get takes a reference after remove returned',
+    history:
+      '6b3712c0246c "RDMA/core: Ensure that rdma_user_mmap_entry_remove() is a fence" (v5.6); era≤505 runs the same code',
+  },
+  {
+    name: 'mmapio.open-blocking-read',
+    description:
+      "M3: rdma_umap_open() takes hw_destroy_rwsem with a blocking down_read, which deadlocks against a destruction holding it for write and waiting for the forking mm's mmap_lock",
+    history:
+      'the trylock of 5f9794dc94 "RDMA/ucontext: Add a core API for mmaping driver IO memory" (v4.20)',
+  },
+  {
+    name: 'mmapio.no-open-on-fork',
+    description:
+      "rdma_umap_open() does not track a fork's copy of a VMA, which keeps the device entries fork copied: disassociation never zaps it",
+    history:
+      'the per-driver VMA tracking that 5f9794dc94 (v4.20) replaced did not follow copies of a VMA',
+  },
 ];
 
 /** Checks mutant names; an unknown one is an EINVAL listing the known ones. */

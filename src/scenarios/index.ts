@@ -2,6 +2,7 @@ import { Errno } from '../lib/errors.ts';
 import { defaultScenario } from './default.ts';
 import { dmirrorRaceScenario } from './dmirror-race.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
+import { mmapIoUnplugScenario } from './mmap-io-unplug.ts';
 import { rdmaOdpScenario } from './rdma-odp.ts';
 import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
@@ -16,6 +17,7 @@ export const SCENARIOS: readonly Scenario[] = [
   dmirrorRaceScenario,
   rdmaOdpScenario,
   rdmaPinnedVsOdpScenario,
+  mmapIoUnplugScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */
@@ -32,8 +34,8 @@ export function findScenario(name: string): Scenario {
 
 /**
  * A scenario's parameters: its defaults with `overrides` applied, in declaration order. An
- * unknown name, a value that is not a safe integer, or one outside the parameter's [min, max]
- * is an EINVAL naming the parameter.
+ * unknown name, a value that is not a safe integer, one outside the parameter's [min, max], or
+ * a combination the scenario refuses is an EINVAL naming the parameter.
  */
 export function resolveParams(
   scenario: Scenario,
@@ -59,6 +61,7 @@ export function resolveParams(
     }
     out[p.name] = v;
   }
+  scenario.check?.(out);
   return out;
 }
 

@@ -26,6 +26,11 @@ export interface Scenario {
   /** One line for `odpsim list`. */
   readonly description: string;
   readonly params: readonly ScenarioParam[];
+  /**
+   * Checks combinations of parameters their ranges cannot express; throws an EINVAL naming
+   * them. Called once the values are resolved, before any world is built.
+   */
+  check?(params: ScenarioParams): void;
   /** Builds the world on `kernel` (called once per run). */
   build(kernel: Kernel, params: ScenarioParams): void;
 }

@@ -1,0 +1,73 @@
+// Explorer tests of the mmap-io-unplug scenario: the correct code is clean, and each
+// regression case (M1–M3 and a fork copy nobody tracks) is found. Each states strategy, seed
+// and budget; the issue's budgets (10,000 runs of random and pct, dfs bound 2) are in the notes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
+import { type ExploreOptions, explore } from '../../src/index.ts';
+
+const world = (set: Record<string, number> = {}) => worldBuilder(worldSpec('mmap-io-unplug', set));
+
+const clean: [string, Record<string, number>, ExploreOptions][] = [
+  ['defaults, pct seed 1, 300 runs', {}, { strategy: 'pct', seed: 1, runs: 300 }],
+  ['defaults, random seed 1, 300 runs', {}, { strategy: 'random', seed: 1, runs: 300 }],
+  ['defaults, dfs bound 2, 300 schedules', {}, { strategy: 'dfs', preemptions: 2, runs: 300 }],
+  [
+    'procs=3 mremap=0, pct seed 2, 200 runs',
+    { procs: 3, mremap: 0 },
+    { strategy: 'pct', seed: 2, runs: 200 },
+  ],
+  ['era=501, random seed 2, 200 runs', { era: 501 }, { strategy: 'random', seed: 2, runs: 200 }],
+];
+
+for (const [name, set, options] of clean) {
+  test(`mmap-io-unplug is clean with the correct code: ${name}`, () => {
+    const r = explore(world(set), options);
+    assert.equal(r.failure, null, r.failure?.bug.message);
+    assert.equal(r.runs, options.runs);
+  });
+}
+
+const found: [string, string, ExploreOptions, RegExp][] = [
+  [
+    'mmapio.disassociate-no-fault',
+    'io-semantics',
+    { strategy: 'pct', seed: 1, runs: 10 },
+    /SIGBUS, expected the file's dummy page|SIGBUS, expected the zero page/,
+  ],
+  [
+    'mmapio.remove-without-lock',
+    'lifetime',
+    { strategy: 'pct', seed: 1, runs: 600 },
+    /a lookup found it after it was revoked/,
+  ],
+  [
+    'mmapio.open-blocking-read',
+    'lock-order',
+    { strategy: 'pct', seed: 1, runs: 10 },
+    /hw_destroy_rwsem/,
+  ],
+  [
+    'mmapio.no-open-on-fork',
+    'io-semantics',
+    { strategy: 'pct', seed: 1, runs: 10 },
+    /expected SIGBUS \(the VMA is untracked/,
+  ],
+];
+
+for (const [mutant, rule, options, message] of found) {
+  test(`mutant ${mutant} is found on mmap-io-unplug (${options.strategy}, seed ${options.seed}, ≤ ${options.runs} runs)`, () => {
+    const r = explore(world(), { ...options, mutants: [mutant] });
+    assert.ok(r.failure !== null, 'not found');
+    assert.equal(r.failure.bug.rule, rule, r.failure.bug.message);
+    assert.match(r.failure.bug.message, message);
+  });
+}
+
+test('era=420 is M1 itself, and era=613 the disassociation_lock inversion (pct seed 1, ≤ 10 runs)', () => {
+  const old = explore(world({ era: 420 }), { strategy: 'pct', seed: 1, runs: 10 });
+  assert.equal(old.failure?.bug.rule, 'io-semantics');
+  const recent = explore(world({ era: 613 }), { strategy: 'pct', seed: 1, runs: 10 });
+  assert.equal(recent.failure?.bug.rule, 'lock-order');
+  assert.match(recent.failure!.bug.message, /disassociation_lock/);
+});
