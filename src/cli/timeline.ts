@@ -157,7 +157,9 @@ export function renderTimeline(entries: readonly TimelineEntry[], limit = 200): 
   const stepWidth = Math.max(4, ...shown.map((e) => String(e.step).length));
   const lines: string[] = [];
   if (shown.length < entries.length)
-    lines.push(`  ... ${entries.length - shown.length} earlier events (all in --json or --log)`);
+    lines.push(
+      `  ... ${entries.length - shown.length} earlier events (all of them with --json, or in the log of odpsim replay <token> --log <file>)`,
+    );
   for (const e of shown) {
     const step = String(e.step).padStart(stepWidth);
     if (e.event === 'preempt') lines.push(`  ${step}  ── ${e.task} ${e.text} ──`);
