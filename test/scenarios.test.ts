@@ -104,4 +104,10 @@ test('unknown scenarios and bad parameters are EINVAL naming them', () => {
     /parameter pages of scenario default must be an integer in \[64/,
   );
   assert.throws(() => resolveParams(s, { bogus: 1 }), /no parameter "bogus"/);
+  // A value inside the range that names no design.
+  assert.throws(
+    () => resolveParams(findScenario('rdma-odp'), { design: 2017 }),
+    (e: unknown) =>
+      isErrno(e, 'EINVAL') && /design of scenario rdma-odp must be 2014 or 2020/.test(String(e)),
+  );
 });

@@ -124,9 +124,23 @@ export const MUTANTS: readonly MutantInfo[] = [
   {
     name: 'mlx5.shared-access-mask',
     description:
-      "O4: a WQE page fault keeps one access mask for all its data segments, so a writable MR's WRITE bit maps the next segment's read-only MR writable",
+      "O4: a WQE page fault keeps one access mask for all its data segments, so a writable MR's WRITE bit has the next segment's read-only MR faulted in for write (GUP breaks COW of pages registered read-only, or fails on a read-only mapping)",
     history:
       '1abe186ed8a6 "IB/mlx5: Reset access mask when looping inside page fault handler" (v5.2)',
+  },
+  {
+    name: 'odp.no-read-retry',
+    description:
+      'ib_umem_odp_map_dma_and_lock() maps the pages hmm_range_fault() returned without mmu_interval_read_retry() under umem_mutex, so an invalidation that ran meanwhile is missed',
+    history:
+      'the collision check of the interval-notifier protocol (99cb252f5e68), which umem_odp follows since 36f30e486dce (v5.10)',
+  },
+  {
+    name: 'odp.set-seq-outside-lock',
+    description:
+      "mlx5's invalidate op calls mmu_interval_set_seq() after dropping umem_mutex, so a fault that takes the mutex in between passes its read_retry and maps pages the CPU is losing",
+    history:
+      'the driver-lock rule of mmu_interval_set_seq() (f95f51a4c335 fixed the same in amdgpu)',
   },
   {
     name: 'mmapio.disassociate-no-fault',

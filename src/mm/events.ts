@@ -20,8 +20,19 @@ declare module '../kernel/trace.ts' {
     'tlb-flush': { mm: number; start: number; end: number };
     /** A CPU page fault was taken (handle_mm_fault()). */
     'cpu-fault': { mm: number; addr: number; write: boolean };
-    /** A device fault pass began (a driver's fault path over [start, end)). */
-    'dev-fault': { dev: string; mm: number; start: number; end: number; write: boolean };
+    /**
+     * A device fault pass began (a driver's fault path over [start, end)), for write or not;
+     * `regionWritable` false when the device's region (an MR) was registered without write
+     * access (absent: writable).
+     */
+    'dev-fault': {
+      dev: string;
+      mm: number;
+      start: number;
+      end: number;
+      write: boolean;
+      regionWritable?: boolean;
+    };
     /** A device fault pass had to retry (the sequence moved or hmm_range_fault said EBUSY). */
     'dev-retry': { dev: string; mm: number; start: number; reason: string };
     /** A CPU access touched a frame through a PTE. */

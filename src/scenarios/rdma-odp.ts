@@ -11,11 +11,12 @@ import {
 import type { IbMr } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
 import { ibRegMr } from '../drivers/rdma/core/verbs.ts';
-import { Mlx5Device } from '../drivers/rdma/hw/mlx5/main.ts';
+import { Mlx5Device, type OdpDesign } from '../drivers/rdma/hw/mlx5/main.ts';
 import { join } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
 import type { Co, Task } from '../kernel/task.ts';
+import { Errno } from '../lib/errors.ts';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
@@ -113,10 +114,11 @@ export const rdmaOdpScenario: Scenario = {
   params: [
     {
       name: 'design',
-      description: 'ODP design: 2014 (per-context umem tree, notifier count, deferred activation)',
+      description:
+        'ODP design: 2014 (per-context umem tree, notifier count, deferred activation) or 2020 (an interval notifier per umem, hmm_range_fault; 5.10 and later)',
       default: 2014,
       min: 2014,
-      max: 2014,
+      max: 2020,
     },
     {
       name: 'pages',
@@ -170,6 +172,13 @@ export const rdmaOdpScenario: Scenario = {
       max: 2,
     },
   ],
+  check(p: ScenarioParams): void {
+    if (p.design !== 2014 && p.design !== 2020)
+      throw new Errno(
+        'EINVAL',
+        `parameter design of scenario rdma-odp must be 2014 or 2020, got ${p.design}`,
+      );
+  },
   build(k: Kernel, p: ScenarioParams): void {
     buildRdmaOdp(k, p);
   },
@@ -181,7 +190,9 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
   const mapped = pages + RECV_PAGES + quarter + 6;
   const frames = Math.ceil((mapped * p.pressure!) / 100);
   // The 2014 design ran on the notifier core of its time.
-  const machine = new Machine(k, { frames, legacyNotifierCore: true });
+  const legacyNotifierCore = p.design === 2014;
+  const odpDesign = p.design as OdpDesign;
+  const machine = new Machine(k, { frames, legacyNotifierCore });
   installOracles(k, machine);
   const values = new PageValues(k, pages + quarter, initial);
   values.unmap(0); // the atomics page, checked word by word
@@ -224,11 +235,10 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
     checks: () => w.checks,
   });
   // A second machine for the client has room enough: the pressure is the server's.
-  const remote =
-    p.machines === 2 ? new Machine(k, { frames: 64, legacyNotifierCore: true }) : machine;
+  const remote = p.machines === 2 ? new Machine(k, { frames: 64, legacyNotifierCore }) : machine;
   if (remote !== machine) k.onQuiescence(() => checkLeaks(remote));
-  const serverDev = new Mlx5Device(machine, { name: 'mlx5_1' });
-  const clientDev = new Mlx5Device(remote, { name: 'mlx5_0' });
+  const serverDev = new Mlx5Device(machine, { name: 'mlx5_1', odpDesign });
+  const clientDev = new Mlx5Device(remote, { name: 'mlx5_0', odpDesign });
   const server = createProcess(machine);
   const client = createProcess(remote);
   const clientTask = k.spawn('client', () => clientLife(w, client, clientDev));

@@ -1,5 +1,6 @@
-// Explorer tests of the rdma-odp scenario (2014 design on the mlx5-like HCA): the correct code
-// is clean, and each of the regression cases O1–O4 is found. Each states strategy, seed and
+// Explorer tests of the rdma-odp scenario on the mlx5-like HCA, both ODP designs: the correct
+// code is clean, and each of the regression cases O1–O4 (2014) and the interval-notifier client
+// mistakes (current design) is found. Each states strategy, seed and
 // budget; the larger budgets of the issue (10,000 runs, dfs bound 2) are in the session notes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -25,6 +26,17 @@ const clean: [string, Record<string, number>, ExploreOptions][] = [
     'machines=2, random seed 3, 100 runs',
     { machines: 2 },
     { strategy: 'random', seed: 3, runs: 100 },
+  ],
+  ['design=2020, pct seed 1, 150 runs', { design: 2020 }, { strategy: 'pct', seed: 1, runs: 150 }],
+  [
+    'design=2020, dfs bound 2, 150 schedules',
+    { design: 2020 },
+    { strategy: 'dfs', preemptions: 2, runs: 150 },
+  ],
+  [
+    'design=2020 teardown=1, random seed 2, 100 runs',
+    { design: 2020, teardown: 1 },
+    { strategy: 'random', seed: 2, runs: 100 },
   ],
 ];
 
@@ -63,7 +75,21 @@ const found: [string, string, Record<string, number>, ExploreOptions, RegExp][] 
     'permission',
     {},
     { strategy: 'pct', seed: 1, runs: 20 },
-    /commits a writable translation .* registered without write access/,
+    /faults mm\d+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) in for write, but its region was registered without write access/,
+  ],
+  [
+    'odp.no-read-retry',
+    'coherence',
+    { design: 2020 },
+    { strategy: 'random', seed: 1, runs: 100 },
+    /commits a translation of .* but the CPU entry is not present/,
+  ],
+  [
+    'odp.set-seq-outside-lock',
+    'coherence',
+    { design: 2020 },
+    { strategy: 'random', seed: 1, runs: 250 },
+    /still maps .* after the CPU entry was cleared/,
   ],
 ];
 

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import { installOracles } from '../../src/check/oracles/install.ts';
 import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
-import { RANGE_RETRY_NS, RANGE_TIMEOUT_NS } from '../../src/drivers/dmirror/fault.ts';
 import {
   HMM_DMIRROR_FLAGS,
   HMM_DMIRROR_MIGRATE_TO_DEV,
@@ -25,6 +24,10 @@ import {
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import { mmput } from '../../src/mm/exit.ts';
+import {
+  HMM_RANGE_RETRY_NS as RANGE_RETRY_NS,
+  HMM_RANGE_DEFAULT_TIMEOUT_NS as RANGE_TIMEOUT_NS,
+} from '../../src/mm/hmm.ts';
 import { Machine } from '../../src/mm/machine.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { cmd, hmmTest, mirrorBuffer } from '../acceptance/hmm-harness.ts';

@@ -9,7 +9,8 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  * The rules of a device translation table beyond coherence (spec rdma-odp.md §6, 3 and 4):
  *
  * - permission: a writable translation only in a region registered for writing (a device
- *   slot writable ⇒ the MR writable; the CPU entry's side is the coherence oracle's);
+ *   slot writable ⇒ the MR writable; the CPU entry's side is the coherence oracle's), and no
+ *   fault for write in a region registered without write access (write requested);
  * - serialization: at most one translation update in flight per table, and none — nor any
  *   map, unmap or access — once the table (its key) was destroyed, which it must be empty for.
  */
@@ -32,6 +33,14 @@ export class TranslationOracle {
             `device ${e.dev} commits a writable translation of mm${e.mm} ${hex(e.addr)}, but its region was registered without write access`,
           );
         this.entries(e.dev).add(`${e.mm} ${e.addr}`);
+        return;
+      case 'dev-fault':
+        this.checks++;
+        if (e.write && e.regionWritable === false)
+          this.fail(
+            'permission',
+            `device ${e.dev} faults mm${e.mm} [${hex(e.start)}, ${hex(e.end)}) in for write, but its region was registered without write access`,
+          );
         return;
       case 'dev-unmap':
         this.live(e.dev, `unmaps mm${e.mm} ${hex(e.addr)}`);

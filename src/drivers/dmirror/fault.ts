@@ -18,6 +18,8 @@ import {
   hmmPfnToPfn,
   hmmRange,
   hmmRangeFault,
+  HMM_RANGE_RETRY_NS as RANGE_RETRY_NS,
+  HMM_RANGE_DEFAULT_TIMEOUT_NS as RANGE_TIMEOUT_NS,
 } from '../../mm/hmm.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import { mmuIntervalReadBegin, mmuIntervalReadRetry } from '../../mm/mmu-interval-notifier.ts';
@@ -25,17 +27,6 @@ import type { Dmirror } from './dmirror.ts';
 
 /** Pages per hmm_range in dmirror_fault(). */
 export const FAULT_CHUNK_PAGES = 32;
-/** HMM_RANGE_DEFAULT_TIMEOUT: 1000 ms, in virtual ns. */
-export const RANGE_TIMEOUT_NS = 1_000_000_000;
-/**
- * Virtual time charged for each failed pass of a range-fault loop before it starts again. A
- * pass that faulted pages in, with direct reclaim and swap I/O, takes on the order of 100 µs on
- * real hardware; without a charge the task's clock would stand still while it retries, and a
- * livelock (more pages than frames can hold at once) would spin forever instead of ending in
- * the kernel's EBUSY after 1 s, that is after 10,000 retries.
- */
-export const RANGE_RETRY_NS = 100_000;
-
 /** dmirror_fault(): faults [start, end) in 32-page chunks; an mm that is gone gives 0. */
 export function* dmirrorFault(d: Dmirror, start: number, end: number, write: boolean): Co {
   if (!mmgetNotZero(d.mm)) return;

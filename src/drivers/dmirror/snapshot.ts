@@ -13,6 +13,8 @@ import {
   HMM_PFN_ERROR,
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
+  HMM_RANGE_DEFAULT_TIMEOUT_NS,
+  HMM_RANGE_RETRY_NS,
   hmmPfnFlags,
   hmmPfnMapOrder,
   hmmPfnToPfn,
@@ -29,7 +31,7 @@ import {
 } from '../../mm/mmu-interval-notifier.ts';
 import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
 import type { Dmirror } from './dmirror.ts';
-import { FAULT_CHUNK_PAGES, RANGE_RETRY_NS, RANGE_TIMEOUT_NS } from './fault.ts';
+import { FAULT_CHUNK_PAGES } from './fault.ts';
 import {
   HMM_DMIRROR_PROT_ERROR,
   HMM_DMIRROR_PROT_NONE,
@@ -72,9 +74,9 @@ function* snapshotChunk(
   });
   yield* mmuIntervalNotifierInsert(tmp, d.mm, start, end - start, tmp.ops);
   try {
-    const timeout = k.now + RANGE_TIMEOUT_NS;
+    const timeout = k.now + HMM_RANGE_DEFAULT_TIMEOUT_NS;
     for (let pass = 0; ; pass++) {
-      if (pass > 0) yield* delay(RANGE_RETRY_NS);
+      if (pass > 0) yield* delay(HMM_RANGE_RETRY_NS);
       if (k.now > timeout)
         throw new Errno('EBUSY', `${d.pt.name}: snapshot of [${start}, ${end}) timed out`);
       const seq = yield* mmuIntervalReadBegin(tmp);

@@ -10,7 +10,7 @@ import {
   type IbOdpCaps,
 } from '../../../src/drivers/rdma/core/ib-verbs.ts';
 import type { IbSendWr, IbWc } from '../../../src/drivers/rdma/core/objects.ts';
-import { Mlx5Device } from '../../../src/drivers/rdma/hw/mlx5/main.ts';
+import { Mlx5Device, type OdpDesign } from '../../../src/drivers/rdma/hw/mlx5/main.ts';
 import { type Co, Kernel, type RunResult, TraceRecorder } from '../../../src/index.ts';
 import { PAGE_SIZE } from '../../../src/mm/constants.ts';
 import { cpuRead, cpuWrite } from '../../../src/mm/cpu-access.ts';
@@ -56,6 +56,8 @@ export interface RdmaOptions {
   readonly mutants?: readonly string[];
   readonly serverCaps?: IbOdpCaps;
   readonly serverProcess?: { rlimitMemlock?: number; capIpcLock?: boolean };
+  /** The devices' ODP design (default 2014, on the notifier core of its time). */
+  readonly odpDesign?: OdpDesign;
 }
 
 /** Runs `body` as one task in a fresh RDMA world; returns the run and its trace. */
@@ -65,15 +67,21 @@ export function runRdma(
 ): RunResult & { rec: TraceRecorder; machine: Machine } {
   const k = new Kernel({ mutants: options.mutants ?? [] });
   const rec = new TraceRecorder(k.trace);
-  const machine = new Machine(k, { frames: 64, legacyNotifierCore: true, ...options.machine });
+  const design = options.odpDesign ?? 2014;
+  const machine = new Machine(k, {
+    frames: 64,
+    legacyNotifierCore: design === 2014,
+    ...options.machine,
+  });
   installOracles(k, machine);
   const server = createProcess(machine, options.serverProcess ?? {});
   const client = createProcess(machine);
   const sdev = new Mlx5Device(machine, {
     name: 'mlx5_1',
+    odpDesign: design,
     ...(options.serverCaps === undefined ? {} : { odpCaps: options.serverCaps }),
   });
-  const cdev = new Mlx5Device(machine, { name: 'mlx5_0' });
+  const cdev = new Mlx5Device(machine, { name: 'mlx5_0', odpDesign: design });
   k.spawn('main', function* () {
     const sep = yield* openEndpoint(sdev, server);
     const cep = yield* openEndpoint(cdev, client);

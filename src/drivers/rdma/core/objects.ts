@@ -11,6 +11,7 @@ import type { IbDevice } from './device.ts';
 import type { RdmaUserMmapEntry } from './ib-core-uverbs.ts';
 import type { IbQpState, IbWcOpcode, IbWcStatus, IbWrOpcode } from './ib-verbs.ts';
 import type { IbUmem } from './umem.ts';
+import type { UmemOdp } from './umem-odp.ts';
 import type { UcontextOdp2014, UmemOdp2014 } from './umem-odp-2014.ts';
 import type { UverbsFile } from './uverbs.ts';
 
@@ -224,7 +225,7 @@ export class IbMr {
   /** The first address the keys translate (the user address: no zero-based MRs). */
   readonly iova: number;
   readonly length: number;
-  readonly umem: IbUmem | UmemOdp2014;
+  readonly umem: IbUmem | UmemOdp2014 | UmemOdp;
 
   constructor(
     key: number,
@@ -232,7 +233,7 @@ export class IbMr {
     access: number,
     iova: number,
     length: number,
-    umem: IbUmem | UmemOdp2014,
+    umem: IbUmem | UmemOdp2014 | UmemOdp,
   ) {
     this.lkey = key;
     this.rkey = key;

@@ -64,6 +64,12 @@ export const NO_ODP_CAPS: IbOdpCaps = {
   perTransportCaps: { rc: 0, uc: 0, ud: 0, xrc: 0 },
 };
 
+/**
+ * The ODP designs: 2014 (882214e2b128, per-context umem tree and notifier count) and 2020
+ * (mmu_interval_notifier per umem and hmm_range_fault, 5.10 and later).
+ */
+export type OdpDesign = 2014 | 2020;
+
 /** The ODP counters (names of mlx5's odp statistics). */
 export interface OdpStats {
   /** Pages faulted in for the device. */
@@ -86,6 +92,10 @@ export class Mlx5Device extends IbDevice {
   /** mlx5_ib_page_fault: the single-threaded workqueue page faults are handled on. */
   readonly pfWq: Workqueue;
   readonly stats: OdpStats = { page_faults: 0, page_invalidations: 0, num_mrs_not_found: 0 };
+  /** Which ODP design the driver runs: 2014 (3.19–4.19) or 2020 (5.10 and later). */
+  readonly odpDesign: OdpDesign;
+  /** odp_mkeys (current design): the ODP mkeys the fault handler may look up, by index. */
+  readonly odpMkeys = new Map<number, Mlx5Mr>();
   /** The clock BAR page user space may map read-only (allocated on first mmap). */
   clockPfn: number | null = null;
   /** A reset is revoking the mappings: mmap answers EIO (mlx5ResetRevoke). */
@@ -95,9 +105,10 @@ export class Mlx5Device extends IbDevice {
 
   constructor(
     machine: Machine,
-    options: { name?: string; odpCaps?: IbOdpCaps; era?: number } = {},
+    options: { name?: string; odpCaps?: IbOdpCaps; era?: number; odpDesign?: OdpDesign } = {},
   ) {
     super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? MLX5_ODP_CAPS, options.era ?? 612);
+    this.odpDesign = options.odpDesign ?? 2014;
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     const odp = (this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0;

@@ -1,12 +1,14 @@
 /**
- * Memory regions of the mlx5-like driver (drivers/infiniband/hw/mlx5/mr.c of the 2014 ODP
- * design): mlx5_ib_reg_user_mr, mlx5_ib_dereg_mr, and the mkey lookups of the page-fault path
- * (mlx5_ib_odp_find_mr_lkey). An mkey is 24 bits of index and 8 bits of variant, so a key
- * reused after deregistration does not match the old one.
+ * Memory regions of the mlx5-like driver (drivers/infiniband/hw/mlx5/mr.c):
+ * mlx5_ib_reg_user_mr (create_user_odp_mr for the current ODP design), mlx5_ib_dereg_mr, and
+ * the 2014 design's mkey lookup of the page-fault path (mlx5_ib_odp_find_mr_lkey). An mkey is 24
+ * bits of index and 8 bits of variant, so a key reused after deregistration does not match the
+ * old one.
  */
 
 import { preempt } from '../../../../kernel/context.ts';
 import { Tracked } from '../../../../kernel/lifetime.ts';
+import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
 import type { Co } from '../../../../kernel/task.ts';
 import { Errno } from '../../../../lib/errors.ts';
 import type { Mm } from '../../../../mm/mm.ts';
@@ -15,6 +17,7 @@ import { SecondaryMmu } from '../../../../mm/secondary-mmu.ts';
 import { IB_ACCESS_ON_DEMAND, ibAccessWritable } from '../../core/ib-verbs.ts';
 import { IbMr, type IbPd } from '../../core/objects.ts';
 import { type IbUmem, ibUmemGet, ibUmemRelease } from '../../core/umem.ts';
+import { ibUmemOdpGet, ibUmemOdpRelease, type UmemOdp } from '../../core/umem-odp.ts';
 import {
   ibUmemOdpGet2014,
   ibUmemOdpRelease2014,
@@ -22,14 +25,24 @@ import {
 } from '../../core/umem-odp-2014.ts';
 import type { Mlx5Device } from './main.ts';
 import { mlx5InvalidateRange } from './odp.ts';
+import {
+  mlx5IbInitOdpMr,
+  mlx5MnOps,
+  mlx5rEraseAndWaitOdpMkey,
+  mlx5rStoreOdpMkey,
+} from './odp-current.ts';
 
 /** struct mlx5_ib_mr. */
 export class Mlx5Mr extends IbMr {
   readonly dev: Mlx5Device;
   /** The mkey's index in the device's mkey table (mlx5_base_mkey()). */
   readonly index: number;
-  /** mr->live: set once the MR is set up; cleared first thing at deregistration. */
+  /** mr->live (2014 design): set once the MR is set up; cleared first thing at deregistration. */
   live = false;
+  /** mmkey.usecount (current design): lookups of the fault and prefetch paths in flight. */
+  usecount = 0;
+  /** mmkey.wait: deregistration waits here for usecount 0. */
+  readonly usecountWait: WaitQueue;
   /**
    * The MTT as the oracles see it. For an ODP MR it mirrors `mm`; a pinned MR reports its DMA
    * through it (its pages are its own, not a mirror of the CPU page table).
@@ -50,7 +63,7 @@ export class Mlx5Mr extends IbMr {
     access: number,
     iova: number,
     length: number,
-    umem: IbUmem | UmemOdp2014,
+    umem: IbUmem | UmemOdp2014 | UmemOdp,
     mm: Mm,
   ) {
     super(key, pd, access, iova, length, umem);
@@ -60,22 +73,24 @@ export class Mlx5Mr extends IbMr {
     const name = `${dev.name}/mr${key.toString(16)}`;
     this.tt = new SecondaryMmu(name, { regionWritable: ibAccessWritable(access) });
     this.tracked = new Tracked(name);
+    this.usecountWait = new WaitQueue(`${name}.wait`);
   }
 
   get isOdp(): boolean {
     return this.umem.kind !== 'pinned';
   }
 
-  get odp(): UmemOdp2014 {
+  get odp(): UmemOdp2014 | UmemOdp {
     if (this.umem.kind === 'pinned') throw new Error(`${this.tt.name} is not an ODP MR`);
-    return this.umem;
+    return this.umem as UmemOdp2014 | UmemOdp;
   }
 }
 
 /**
- * mlx5_ib_reg_user_mr(): the umem (ODP or pinned), then the mkey — with every ODP translation
- * absent — made visible in the mkey table and marked live; for ODP, `private` is published
- * after that, so invalidations see the MR before any fault can complete through it.
+ * mlx5_ib_reg_user_mr(): the umem (ODP or pinned), then the mkey, with every ODP translation
+ * absent. In the 2014 design the mkey is made visible and live, then `private` is published,
+ * so invalidations see the MR before any fault can complete through it. The current design is
+ * create_user_odp_mr().
  */
 export function* mlx5RegUserMr(
   dev: Mlx5Device,
@@ -90,6 +105,8 @@ export function* mlx5RegUserMr(
   const odp = (access & IB_ACCESS_ON_DEMAND) !== 0;
   const mm = caller.mm;
   if (mm === null) throw new Errno('EINVAL', `registration by ${caller}, which has no mm`);
+  if (odp && dev.odpDesign !== 2014)
+    return yield* createUserOdpMr(dev, pd, start, length, access, caller);
   const umem = odp
     ? yield* ibUmemOdpGet2014(ctx, caller, start, length, writable)
     : yield* ibUmemGet(caller, start, length, writable);
@@ -106,14 +123,47 @@ export function* mlx5RegUserMr(
 }
 
 /**
- * mlx5_ib_dereg_mr(). ODP: no new fault may succeed (live = 0), running faults finish
+ * create_user_odp_mr() (current design): the umem subscribes to its range, the MR gets an mkey,
+ * `private` points at it, the fault handler can find it (odp_mkeys), and what the CPU already
+ * maps is made device visible before the mkey is enabled (the hardware resolves it from then).
+ */
+function* createUserOdpMr(
+  dev: Mlx5Device,
+  pd: IbPd,
+  start: number,
+  length: number,
+  access: number,
+  caller: Process,
+): Co<Mlx5Mr> {
+  const umem = yield* ibUmemOdpGet(
+    pd.ucontext,
+    caller,
+    start,
+    length,
+    ibAccessWritable(access),
+    mlx5MnOps(dev),
+  );
+  const { index, key } = dev.allocMkey();
+  const mr = new Mlx5Mr(dev, index, key, pd, access, start, length, umem, umem.owningMm);
+  umem.privateMr = mr;
+  mlx5rStoreOdpMkey(dev, mr);
+  yield* mlx5IbInitOdpMr(mr);
+  dev.mkeys.set(index, mr);
+  return mr;
+}
+
+/**
+ * mlx5_ib_dereg_mr(). ODP, 2014: no new fault may succeed (live = 0), running faults finish
  * (synchronize_srcu), every translation is zapped, and the umem leaves the tree before the
- * mkey is destroyed, so no invalidation in flight looks at a freed MR. Pinned: the mkey is
- * destroyed, then the pages are unpinned.
+ * mkey is destroyed, so no invalidation in flight looks at a freed MR. ODP, current design
+ * (e6fb246ccafb): lookups stop and the ones in flight finish (odp_mkeys, usecount), the mkey is
+ * revoked at the hardware under umem_mutex (clearing `private`), then the umem is released (its
+ * subscription removed, every page unmapped). Pinned: the mkey is destroyed, then the pages
+ * are unpinned.
  */
 export function* mlx5DeregMr(dev: Mlx5Device, mr: Mlx5Mr): Co {
-  if (mr.umem.kind !== 'pinned') {
-    const umem = mr.umem;
+  const umem = mr.umem;
+  if (umem.kind === 'odp-2014') {
     mr.live = false;
     yield* dev.mrSrcu.synchronize();
     yield* mlx5InvalidateRange(dev, umem, umem.start, umem.end);
@@ -121,8 +171,19 @@ export function* mlx5DeregMr(dev: Mlx5Device, mr: Mlx5Mr): Co {
     destroyMkey(dev, mr);
     return;
   }
+  if (umem.kind === 'odp') {
+    yield* mlx5rEraseAndWaitOdpMkey(dev, mr);
+    yield* umem.umemMutex.lock();
+    dev.mkeys.delete(mr.index);
+    umem.privateMr = null;
+    mr.tt.unmapAll(mr.mm);
+    umem.umemMutex.unlock();
+    yield* ibUmemOdpRelease(umem);
+    destroyMkey(dev, mr);
+    return;
+  }
   destroyMkey(dev, mr);
-  ibUmemRelease(mr.umem);
+  ibUmemRelease(umem);
 }
 
 /** mlx5_core_destroy_mkey(): the device stops resolving the key; the MR is freed. */

@@ -1,9 +1,10 @@
 /**
- * On-demand paging in the mlx5-like driver, 2014 design (drivers/infiniband/hw/mlx5/odp.c of
- * 3.19–4.19): mlx5_ib_invalidate_range, pagefault_single_data_segment, pagefault_data_segments,
- * the WQE and RDMA-responder fault handlers (mlx5_ib_mr_wqe_pfault_handler,
- * mlx5_ib_mr_rdma_pfault_handler) dispatched by mlx5_ib_mr_pfault_handler, and
- * mlx5_ib_page_fault_resume.
+ * On-demand paging in the mlx5-like driver (drivers/infiniband/hw/mlx5/odp.c): the 2014 design's
+ * mlx5_ib_invalidate_range and pagefault_single_data_segment (3.19–4.19), and what both designs
+ * share: pagefault_data_segments, the WQE and RDMA-responder fault handlers
+ * (mlx5_ib_mr_wqe_pfault_handler, mlx5_ib_mr_rdma_pfault_handler) dispatched by
+ * mlx5_ib_mr_pfault_handler, and mlx5_ib_page_fault_resume. The current design's own paths are
+ * in odp-current.ts.
  */
 import { delay, preempt } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
@@ -21,8 +22,9 @@ import {
 import { RESUME_NS } from '../costs.ts';
 import type { Mlx5Device } from './main.ts';
 import { type Mlx5Mr, mlx5OdpFindMrLkey } from './mr.ts';
+import { pagefaultSingleDataSegmentCurrent } from './odp-current.ts';
 import type { Mlx5Pagefault, Mlx5Qp, PfChannel, SendWqe } from './qp.ts';
-import { mlx5UpdateMtt } from './umr.ts';
+import { mlx5UpdateMtt, mlx5ZapMapped } from './umr.ts';
 
 /** MMU_NOTIFIER_TIMEOUT: how long a fault that lost a race waits for the invalidation, ns. */
 export const MMU_NOTIFIER_TIMEOUT_NS = 1_000_000_000;
@@ -49,17 +51,7 @@ export function* mlx5InvalidateRange(
   const serialise = !kernel().mutant('mlx5.unserialized-zap');
   if (serialise) yield* umem.umemMutex.lock();
   try {
-    let run = -1;
-    const first = (lo - umem.start) / PAGE_SIZE;
-    const last = (hi - umem.start) / PAGE_SIZE;
-    for (let i = first; i <= last; i++) {
-      const mapped = i < last && umem.slots[i] != null;
-      if (mapped && run < 0) run = i;
-      if (!mapped && run >= 0) {
-        dev.stats.page_invalidations += yield* mlx5UpdateMtt(mr, run, i - run, true);
-        run = -1;
-      }
-    }
+    dev.stats.page_invalidations += yield* mlx5ZapMapped(mr, lo, hi);
   } finally {
     if (serialise) umem.umemMutex.unlock();
   }
@@ -109,7 +101,7 @@ export function* pagefaultSingleDataSegment(
     if (!mr.isOdp) return { npages: 0, bytesMapped: bcnt - bytesCommitted };
     if (mr.pd !== qp.pd)
       throw new Errno('EFAULT', `${dev.name}: page fault of ${qp} on an MR of another PD`);
-    const umem = mr.odp;
+    const umem = mr.odp as UmemOdp2014;
     const virt = ioVirt + bytesCommitted;
     const len = bcnt - bytesCommitted;
     if (umem.writable) access.write = true;
@@ -121,6 +113,7 @@ export function* pagefaultSingleDataSegment(
         start: virt - (virt % PAGE_SIZE),
         end: virt + len,
         write: access.write,
+        regionWritable: umem.writable,
       });
     const currentSeq = umem.notifiersSeq;
     // smp_rmb(): the sequence is read before get_user_pages (another CPU may interleave here).
@@ -147,9 +140,24 @@ export function* pagefaultSingleDataSegment(
   }
 }
 
+/** pagefault_single_data_segment() of the device's ODP design. */
+function faultSegment(
+  dev: Mlx5Device,
+  qp: Mlx5Qp,
+  key: number,
+  ioVirt: number,
+  bcnt: number,
+  bytesCommitted: number,
+  access: AccessMask,
+): Co<SegmentResult> {
+  if (dev.odpDesign === 2014)
+    return pagefaultSingleDataSegment(dev, qp, key, ioVirt, bcnt, bytesCommitted, access);
+  return pagefaultSingleDataSegmentCurrent(dev, qp.pd, key, ioVirt, bcnt, bytesCommitted, false);
+}
+
 /** Under umem_mutex: the MTT update, unless an invalidation moved the sequence (EAGAIN). */
 function* commitTranslations(mr: Mlx5Mr, startIdx: number, npages: number, seq: number): Co {
-  const umem = mr.odp;
+  const umem = mr.odp as UmemOdp2014;
   yield* umem.umemMutex.lock();
   try {
     if (umemMmuNotifierRetry(umem, seq))
@@ -193,15 +201,7 @@ function* pagefaultDataSegments(
       : { read: true, write: false };
     const committed = pfault.bytesCommitted;
     pfault.bytesCommitted = 0;
-    const r = yield* pagefaultSingleDataSegment(
-      dev,
-      qp,
-      sge.lkey,
-      sge.addr,
-      sge.length,
-      committed,
-      access,
-    );
+    const r = yield* faultSegment(dev, qp, sge.lkey, sge.addr, sge.length, committed, access);
     bytesMapped += r.bytesMapped;
   }
   return { bytesMapped, totalWqeBytes };
@@ -244,7 +244,7 @@ function* rdmaPfaultHandler(dev: Mlx5Device, qp: Mlx5Qp, ch: PfChannel, pfault: 
   let error: boolean;
   let raced = false;
   try {
-    const r = yield* pagefaultSingleDataSegment(dev, qp, pfault.rkey!, address, length, 0, {
+    const r = yield* faultSegment(dev, qp, pfault.rkey!, address, length, 0, {
       read: true,
       write: false,
     });
@@ -257,18 +257,10 @@ function* rdmaPfaultHandler(dev: Mlx5Device, qp: Mlx5Qp, ch: PfChannel, pfault: 
   yield* pageFaultResume(qp, ch, error);
   if (!prefetch || error || raced) return;
   try {
-    yield* pagefaultSingleDataSegment(
-      dev,
-      qp,
-      pfault.rkey!,
-      address,
-      Math.min(MAX_PREFETCH_LEN, committed),
-      0,
-      {
-        read: true,
-        write: false,
-      },
-    );
+    yield* faultSegment(dev, qp, pfault.rkey!, address, Math.min(MAX_PREFETCH_LEN, committed), 0, {
+      read: true,
+      write: false,
+    });
   } catch (e) {
     if (!isErrno(e)) throw e;
   }

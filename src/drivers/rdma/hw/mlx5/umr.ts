@@ -34,8 +34,33 @@ export function* mlx5UpdateMtt(
       dropped += tt.unmapRange(mr.mm, addr, addr + PAGE_SIZE);
       continue;
     }
-    tt.map(mr.mm, addr, { pfn: slot.page.pfn, gen: slot.gen, writable: slot.write });
+    // The device writes only where the entry's WRITE bit and the mkey's access rights both
+    // allow it: a snapshot gives the entry the CPU entry's right whatever the MR's
+    // (umem_dma_to_mtt()), and the mkey keeps a read-only MR read-only.
+    const writable = slot.write && tt.regionWritable;
+    tt.map(mr.mm, addr, { pfn: slot.page.pfn, gen: slot.gen, writable });
   }
   tt.endUpdate();
+  return dropped;
+}
+
+/**
+ * The zap pass of an invalidation: the MTT entries of [lo, hi) that hold a translation are
+ * cleared with one UMR per run of mapped slots. Returns how many were cleared.
+ */
+export function* mlx5ZapMapped(mr: Mlx5Mr, lo: number, hi: number): Co<number> {
+  const umem = mr.odp;
+  let dropped = 0;
+  let run = -1;
+  const first = Math.floor((lo - umem.start) / PAGE_SIZE);
+  const last = Math.ceil((hi - umem.start) / PAGE_SIZE);
+  for (let i = first; i <= last; i++) {
+    const mapped = i < last && umem.slots[i] != null;
+    if (mapped && run < 0) run = i;
+    if (!mapped && run >= 0) {
+      dropped += yield* mlx5UpdateMtt(mr, run, i - run, true);
+      run = -1;
+    }
+  }
   return dropped;
 }

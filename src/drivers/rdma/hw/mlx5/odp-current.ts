@@ -1,0 +1,181 @@
+/**
+ * On-demand paging in the mlx5-like driver as Linux has it since 5.10
+ * (drivers/infiniband/hw/mlx5/odp.c): the interval notifier's invalidate op
+ * (mlx5_ib_invalidate_range), pagefault_real_mr and pagefault_mr, the odp_mkeys lookup with a
+ * per-mkey usecount (mlx5r_store_odp_mkey, mlx5r_deref_odp_mkey, mlx5r_deref_wait_odp_mkey),
+ * the fault handler's pagefault_single_data_segment, and mlx5_ib_init_odp_mr.
+ */
+import { preempt } from '../../../../kernel/context.ts';
+import { kernel } from '../../../../kernel/kernel.ts';
+import type { Co } from '../../../../kernel/task.ts';
+import { Errno } from '../../../../lib/errors.ts';
+import { PAGE_SIZE } from '../../../../mm/constants.ts';
+import { mmuIntervalSetSeq } from '../../../../mm/mmu-interval-notifier.ts';
+import type { MmuIntervalNotifierOps } from '../../../../mm/mmu-interval-notifier-types.ts';
+import {
+  ibUmemOdpMapDmaAndLock,
+  ibUmemOdpUnmapDmaPages,
+  type UmemOdp,
+} from '../../core/umem-odp.ts';
+import type { Mlx5Device } from './main.ts';
+import type { Mlx5Mr } from './mr.ts';
+import { mlx5UpdateMtt, mlx5ZapMapped } from './umr.ts';
+
+/** MLX5_PF_FLAGS_*: how a fault maps. */
+export interface PfFlags {
+  /** DOWNGRADE: never grant write (a read-only prefetch). */
+  readonly downgrade?: boolean;
+  /** SNAPSHOT: take only what the CPU page table already maps, do not fault. */
+  readonly snapshot?: boolean;
+}
+
+/** mlx5_mn_ops: the interval notifier ops of every ODP umem of the device. */
+export function mlx5MnOps(dev: Mlx5Device): MmuIntervalNotifierOps {
+  return {
+    invalidate: (mni, range, curSeq) =>
+      mlx5IbInvalidateRange(dev, mni.data as UmemOdp, range, curSeq),
+  };
+}
+
+/**
+ * mlx5_ib_invalidate_range(): under umem_mutex, the sequence is set (faults that sampled the old
+ * one retry), the MTT entries of the range that hold a translation are zapped, and the pages
+ * unmapped. False for a non-blockable range (the mutex may sleep). Nothing to do before the
+ * first page was mapped (`private` may not be set yet) or after the MR was revoked.
+ */
+export function* mlx5IbInvalidateRange(
+  dev: Mlx5Device,
+  umem: UmemOdp,
+  range: { readonly start: number; readonly end: number; readonly blockable: boolean },
+  curSeq: number,
+): Co<boolean> {
+  if (!range.blockable) return false;
+  const notifier = umem.notifier!;
+  // Mutant: the sequence is set only after umem_mutex is dropped, so a fault that takes the
+  // mutex in between passes its read_retry and maps pages the CPU is about to lose.
+  const late = kernel().mutant('odp.set-seq-outside-lock');
+  yield* umem.umemMutex.lock();
+  try {
+    if (!late) mmuIntervalSetSeq(notifier, curSeq);
+    const mr = umem.privateMr as Mlx5Mr | null;
+    if (umem.npages === 0 || mr === null) return true;
+    const lo = Math.max(umem.start, range.start);
+    const hi = Math.min(umem.end, range.end);
+    if (lo < hi) {
+      dev.stats.page_invalidations += yield* mlx5ZapMapped(mr, lo, hi);
+      ibUmemOdpUnmapDmaPages(umem, lo, hi);
+    }
+    return true;
+  } finally {
+    umem.umemMutex.unlock();
+    if (late) {
+      yield* preempt();
+      mmuIntervalSetSeq(notifier, curSeq);
+    }
+  }
+}
+
+/**
+ * pagefault_real_mr(): maps [va, va + bcnt) of an explicit ODP MR (faulting pages in, for write
+ * when the MR is writable and the fault is not a downgrade, or a snapshot) and writes those MTT
+ * entries, all under umem_mutex. Returns the device pages mapped.
+ */
+export function* pagefaultRealMr(
+  mr: Mlx5Mr,
+  va: number,
+  bcnt: number,
+  flags: PfFlags = {},
+): Co<number> {
+  const umem = mr.odp as UmemOdp;
+  const write = umem.writable && !flags.downgrade;
+  const k = kernel();
+  if (k.trace.on && !flags.snapshot)
+    k.trace.emit('dev-fault', {
+      dev: mr.tt.name,
+      mm: mr.mm.id,
+      start: va - (va % PAGE_SIZE),
+      end: va + bcnt,
+      write,
+      regionWritable: umem.writable,
+    });
+  const np = yield* ibUmemOdpMapDmaAndLock(umem, va, bcnt, { read: true, write }, !flags.snapshot);
+  try {
+    const startIdx = Math.floor((va - umem.start) / PAGE_SIZE);
+    yield* mlx5UpdateMtt(mr, startIdx, np, false);
+  } finally {
+    umem.umemMutex.unlock();
+  }
+  return np;
+}
+
+/** mlx5r_store_odp_mkey(): the MR becomes visible to the fault handler's lookups. */
+export function mlx5rStoreOdpMkey(dev: Mlx5Device, mr: Mlx5Mr): void {
+  dev.odpMkeys.set(mr.index, mr);
+}
+
+/** The odp_mkeys entry for `key` with a usecount reference (xa_load + refcount_inc under xa_lock). */
+export function mlx5rGetOdpMkey(dev: Mlx5Device, key: number): Mlx5Mr | null {
+  const mr = dev.odpMkeys.get(key >>> 8);
+  if (mr === undefined) return null;
+  mr.usecount++;
+  mr.tracked.get(true);
+  return mr;
+}
+
+/** mlx5r_deref_odp_mkey(): drops a usecount reference; the last one wakes the deregistration. */
+export function mlx5rDerefOdpMkey(mr: Mlx5Mr): void {
+  mr.usecount--;
+  mr.tracked.put();
+  if (mr.usecount === 0) mr.usecountWait.wakeUpAll();
+}
+
+/**
+ * mlx5r_deref_wait_odp_mkey() after the xa_erase: no new lookup finds the MR, and this waits
+ * until the ones in flight (faults, prefetches) dropped their references.
+ */
+export function* mlx5rEraseAndWaitOdpMkey(dev: Mlx5Device, mr: Mlx5Mr): Co {
+  dev.odpMkeys.delete(mr.index);
+  mr.tracked.revoke();
+  yield* mr.usecountWait.waitEvent(() => mr.usecount === 0);
+}
+
+/**
+ * pagefault_single_data_segment() since 5.10: the mkey through odp_mkeys with a usecount
+ * reference. A key that is not an ODP mkey counts as mapped (the SGE list may mix MRs); a
+ * stale key is EFAULT. Returns the device pages mapped and the bytes now reachable.
+ */
+export function* pagefaultSingleDataSegmentCurrent(
+  dev: Mlx5Device,
+  pd: unknown,
+  key: number,
+  ioVirt: number,
+  bcnt: number,
+  bytesCommitted: number,
+  downgrade: boolean,
+): Co<{ npages: number; bytesMapped: number }> {
+  const mr = mlx5rGetOdpMkey(dev, key);
+  if (mr === null) return { npages: 0, bytesMapped: bcnt - bytesCommitted };
+  try {
+    if (mr.lkey !== key || mr.pd !== pd) {
+      dev.stats.num_mrs_not_found++;
+      throw new Errno('EFAULT', `${dev.name}: failed to find mkey 0x${key.toString(16)}`);
+    }
+    const virt = ioVirt + bytesCommitted;
+    const len = bcnt - bytesCommitted;
+    const npages = yield* pagefaultRealMr(mr, virt, len, { downgrade });
+    dev.stats.page_faults += npages;
+    const mapped = npages * PAGE_SIZE - (virt % PAGE_SIZE);
+    return { npages, bytesMapped: Math.min(mapped, len) };
+  } finally {
+    mlx5rDerefOdpMkey(mr);
+  }
+}
+
+/**
+ * mlx5_ib_init_odp_mr(): at registration, what the CPU page table already maps becomes device
+ * visible (a snapshot over the whole MR), and the mkey is enabled.
+ */
+export function* mlx5IbInitOdpMr(mr: Mlx5Mr): Co {
+  const umem = mr.odp as UmemOdp;
+  yield* pagefaultRealMr(mr, umem.start, umem.end - umem.start, { snapshot: true });
+}
