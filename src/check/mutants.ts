@@ -143,6 +143,13 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the driver-lock rule of mmu_interval_set_seq() (f95f51a4c335 fixed the same in amdgpu)',
   },
   {
+    name: 'odp.prefetch-without-ref',
+    description:
+      'an asynchronous ibv_advise_mr() work item holds no usecount on its MRs, so deregistration does not wait for it and the work faults through a freed MR',
+    history:
+      'the MR references of mlx5 prefetch work (init_prefetch_work, a6bc3875f176 "IB/mlx5: Protect against prefetch of invalid MR", 2019; later a usecount on each MR)',
+  },
+  {
     name: 'mmapio.disassociate-no-fault',
     description:
       'M1: VMAs of device memory have no ->fault, so a touch after disassociation zapped them gets SIGBUS where the zero page or the dummy page is due',

@@ -7,10 +7,12 @@ import {
   IB_ACCESS_REMOTE_ATOMIC,
   IB_ACCESS_REMOTE_READ,
   IB_ACCESS_REMOTE_WRITE,
+  IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+  IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
 } from '../drivers/rdma/core/ib-verbs.ts';
 import type { IbMr } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
-import { ibRegMr } from '../drivers/rdma/core/verbs.ts';
+import { ibAdviseMr, ibRegMr } from '../drivers/rdma/core/verbs.ts';
 import { Mlx5Device, type OdpDesign } from '../drivers/rdma/hw/mlx5/main.ts';
 import { join } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
@@ -287,6 +289,12 @@ function* serverLife(
   yield* join(clientTask);
   yield* join(receiving);
   yield* checkServer(w, proc);
+  // The current design prefetches: the whole buffer, asynchronously, racing the teardown
+  // (deregistration waits for the work's references).
+  if (dev.odpDesign !== 2014)
+    yield* ibAdviseMr(ep.pd, IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE, 0, [
+      { addr: w.base, length: w.pages * PAGE_SIZE, lkey: w.mr!.lkey },
+    ]);
   if (teardown === 2) {
     // Killed: exit_mm() first, then exit_files() closes the verbs file.
     yield* exitMm(proc);
@@ -318,6 +326,14 @@ function* registerSecond(w: RdmaOdpWorld, proc: Process): Co {
     yield* madvise(mm, w.base + 2 * w.quarter * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
   });
   w.mr2 = yield* ibRegMr(proc, w.server!.pd, w.base2, w.quarter * PAGE_SIZE, ODP_ALL);
+  // The current design prefetches it (synchronously: mapped when the call returns).
+  if (w.server!.device.ops.adviseMr !== undefined)
+    yield* ibAdviseMr(
+      w.server!.pd,
+      IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+      IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
+      [{ addr: w.base2, length: w.quarter * PAGE_SIZE, lkey: w.mr2.lkey }],
+    );
   yield* join(trim);
   w.mr2Ready.completeAll();
 }

@@ -85,6 +85,13 @@ const found: [string, string, Record<string, number>, ExploreOptions, RegExp][] 
     /commits a translation of .* but the CPU entry is not present/,
   ],
   [
+    'odp.prefetch-without-ref',
+    'warn',
+    { design: 2020 },
+    { strategy: 'random', seed: 1, runs: 100 },
+    /interval notifier used while not inserted/,
+  ],
+  [
     'odp.set-seq-outside-lock',
     'coherence',
     { design: 2020 },

@@ -17,6 +17,7 @@ import type {
   IbQpInitAttr,
   IbRecvWr,
   IbSendWr,
+  IbSge,
   IbUcontext,
 } from './objects.ts';
 import type { UmemOdp2014 } from './umem-odp-2014.ts';
@@ -28,6 +29,11 @@ export interface IbDeviceOps {
   regUserMr(pd: IbPd, start: number, length: number, access: number, caller: Process): Co<IbMr>;
   /** ->dereg_mr(): the hardware no longer touches the MR when it returns. */
   deregMr(mr: IbMr): Co;
+  /**
+   * ->advise_mr(): prefetch of ODP MRs (ibv_advise_mr); absent on a device without it
+   * (EOPNOTSUPP).
+   */
+  adviseMr?(pd: IbPd, advice: number, flags: number, sgList: readonly IbSge[]): Co;
   /** ->create_qp() (RC). */
   createQp(pd: IbPd, attr: IbQpInitAttr): Co<IbQp>;
   /** ->modify_qp(): the core has checked the transition. */

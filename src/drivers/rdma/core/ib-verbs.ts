@@ -21,12 +21,25 @@ export const IB_ACCESS_SUPPORTED =
   IB_ACCESS_REMOTE_ATOMIC |
   IB_ACCESS_ON_DEMAND;
 
+/**
+ * SIZE_MAX as the model writes it (lengths are safe integers): with address 0, the length of
+ * an implicit ODP MR, which covers the whole address space.
+ */
+export const SIZE_MAX = Number.MAX_SAFE_INTEGER;
+
 /** ib_access_writable(): the MR may be written (by the HCA, locally or remotely). */
 export function ibAccessWritable(access: number): boolean {
   return (
     (access & (IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC)) !== 0
   );
 }
+
+// enum ib_uverbs_advise_mr_advice / ibv_advise_mr_advice
+export const IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH = 0;
+export const IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE = 1;
+export const IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT = 2;
+/** IB_UVERBS_ADVISE_MR_FLAG_FLUSH: synchronous; the translations are in the HCA on success. */
+export const IB_UVERBS_ADVISE_MR_FLAG_FLUSH = 1 << 0;
 
 // enum ib_odp_general_cap_bits / ibv_odp_general_caps
 export const IB_ODP_SUPPORT = 1 << 0;

@@ -18,6 +18,7 @@ import {
   IB_ACCESS_REMOTE_WRITE,
   IB_ACCESS_SUPPORTED,
   IB_ODP_SUPPORT,
+  IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
   type IbOdpCaps,
   type IbWrOpcode,
   QP_TRANSITIONS,
@@ -250,6 +251,32 @@ function checkSgList(list: unknown, max: number): readonly IbSge[] {
     checkInt(s.lkey, 'sge lkey', 0, 0xffff_ffff);
   }
   return list as IbSge[];
+}
+
+/** Scatter/gather elements an ibv_advise_mr() call may name (the model's bound). */
+const ADVISE_MR_MAX_SGE = 1024;
+
+/**
+ * ibv_advise_mr(): asks the device to make ODP pages visible now: PREFETCH, PREFETCH_WRITE or
+ * PREFETCH_NO_FAULT over each element's lkey range; with IB_UVERBS_ADVISE_MR_FLAG_FLUSH it
+ * returns once they are, else it is best effort. EINVAL for unknown flags or an empty or
+ * malformed list; EOPNOTSUPP on a device without it; then the driver's errors (ENOENT for a key
+ * that is no prefetchable MR of the PD, EFAULT for a range outside it).
+ */
+export function* ibAdviseMr(pd: IbPd, advice: number, flags: number, sgList: readonly IbSge[]): Co {
+  const ctx = pd.ucontext;
+  live(ctx);
+  if (pd.dead) throw new Errno('EINVAL', `pd${pd.id} was deallocated`);
+  checkInt(advice, 'advice', 0, 0xffff_ffff);
+  checkInt(flags, 'advise_mr flags', 0, 0xffff_ffff);
+  if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
+    throw new Errno('EINVAL', `advise_mr: unknown flags 0x${flags.toString(16)}`);
+  const list = checkSgList(sgList, ADVISE_MR_MAX_SGE);
+  if (list.length === 0) throw new Errno('EINVAL', 'advise_mr: empty scatter/gather list');
+  const advise = ctx.device.ops.adviseMr;
+  if (advise === undefined)
+    throw new Errno('EOPNOTSUPP', `${ctx.device.name} does not support ibv_advise_mr`);
+  yield* uverbsCommand(ctx, false, () => advise.call(ctx.device.ops, pd, advice, flags, list));
 }
 
 /**

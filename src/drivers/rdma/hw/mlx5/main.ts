@@ -30,6 +30,7 @@ import {
 } from './mmap.ts';
 import { type Mlx5Mr, mlx5DeregMr, mlx5RegUserMr } from './mr.ts';
 import { mlx5InvalidateRange } from './odp.ts';
+import { mlx5IbAdviseMr } from './prefetch.ts';
 import {
   type Mlx5Qp,
   mlx5CreateQp,
@@ -78,6 +79,8 @@ export interface OdpStats {
   page_invalidations: number;
   /** Faults whose key resolved to no live MR. */
   num_mrs_not_found: number;
+  /** Pages made device visible by prefetch (ibv_advise_mr). */
+  page_prefetch: number;
 }
 
 /** An mlx5-like HCA. */
@@ -91,7 +94,14 @@ export class Mlx5Device extends IbDevice {
   readonly mrSrcu: Srcu;
   /** mlx5_ib_page_fault: the single-threaded workqueue page faults are handled on. */
   readonly pfWq: Workqueue;
-  readonly stats: OdpStats = { page_faults: 0, page_invalidations: 0, num_mrs_not_found: 0 };
+  readonly stats: OdpStats = {
+    page_faults: 0,
+    page_invalidations: 0,
+    num_mrs_not_found: 0,
+    page_prefetch: 0,
+  };
+  /** system_unbound_wq, as the asynchronous prefetch uses it. */
+  readonly prefetchWq: Workqueue;
   /** Which ODP design the driver runs: 2014 (3.19–4.19) or 2020 (5.10 and later). */
   readonly odpDesign: OdpDesign;
   /** odp_mkeys (current design): the ODP mkeys the fault handler may look up, by index. */
@@ -111,6 +121,7 @@ export class Mlx5Device extends IbDevice {
     this.odpDesign = options.odpDesign ?? 2014;
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
+    this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);
     const odp = (this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0;
     this.ops = {
       regUserMr: (pd, start, length, access, caller) =>
@@ -122,6 +133,10 @@ export class Mlx5Device extends IbDevice {
       postSend: (qp, wr) => mlx5PostSend(qp as Mlx5Qp, wr),
       postRecv: (qp, wr) => mlx5PostRecv(qp as Mlx5Qp, wr),
       ...(odp ? { invalidateRange: (umem, s, e) => mlx5InvalidateRange(this, umem, s, e) } : {}),
+      // advise_mr came with the current design (5.0); the 2014 driver had none.
+      ...(odp && this.odpDesign !== 2014
+        ? { adviseMr: (pd, advice, flags, sg) => mlx5IbAdviseMr(this, pd, advice, flags, sg) }
+        : {}),
       allocUcontext: (ctx) => mlx5AllocUcontext(this, ctx),
       deallocUcontext: (ctx) => mlx5DeallocUcontext(ctx),
       mmap: (ctx, vma) => mlx5Mmap(this, ctx, vma),

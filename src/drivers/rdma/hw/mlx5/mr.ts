@@ -14,7 +14,12 @@ import { Errno } from '../../../../lib/errors.ts';
 import type { Mm } from '../../../../mm/mm.ts';
 import type { Process } from '../../../../mm/process.ts';
 import { SecondaryMmu } from '../../../../mm/secondary-mmu.ts';
-import { IB_ACCESS_ON_DEMAND, ibAccessWritable } from '../../core/ib-verbs.ts';
+import {
+  IB_ACCESS_ON_DEMAND,
+  IB_ODP_SUPPORT_IMPLICIT,
+  ibAccessWritable,
+  SIZE_MAX,
+} from '../../core/ib-verbs.ts';
 import { IbMr, type IbPd } from '../../core/objects.ts';
 import { type IbUmem, ibUmemGet, ibUmemRelease } from '../../core/umem.ts';
 import { ibUmemOdpGet, ibUmemOdpRelease, type UmemOdp } from '../../core/umem-odp.ts';
@@ -105,6 +110,14 @@ export function* mlx5RegUserMr(
   const odp = (access & IB_ACCESS_ON_DEMAND) !== 0;
   const mm = caller.mm;
   if (mm === null) throw new Errno('EINVAL', `registration by ${caller}, which has no mm`);
+  // Implicit ODP (address 0, length SIZE_MAX) needs the device to advertise it.
+  if (
+    odp &&
+    start === 0 &&
+    length === SIZE_MAX &&
+    !(dev.odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT)
+  )
+    throw new Errno('EINVAL', `${dev.name} does not support implicit ODP`);
   if (odp && dev.odpDesign !== 2014)
     return yield* createUserOdpMr(dev, pd, start, length, access, caller);
   const umem = odp

@@ -108,6 +108,25 @@ export function* pagefaultRealMr(
   return np;
 }
 
+/**
+ * pagefault_mr(): [ioVirt, ioVirt + bcnt) of the MR (its iova is its address), EFAULT when the
+ * range leaves the MR; then pagefault_real_mr().
+ */
+export function* pagefaultMr(
+  mr: Mlx5Mr,
+  ioVirt: number,
+  bcnt: number,
+  flags: PfFlags = {},
+): Co<number> {
+  const umem = mr.odp as UmemOdp;
+  if (ioVirt < umem.start || ioVirt >= umem.end || umem.end - ioVirt < bcnt)
+    throw new Errno(
+      'EFAULT',
+      `${mr.tt.name}: [0x${ioVirt.toString(16)}, +${bcnt}) is outside the MR`,
+    );
+  return yield* pagefaultRealMr(mr, ioVirt, bcnt, flags);
+}
+
 /** mlx5r_store_odp_mkey(): the MR becomes visible to the fault handler's lookups. */
 export function mlx5rStoreOdpMkey(dev: Mlx5Device, mr: Mlx5Mr): void {
   dev.odpMkeys.set(mr.index, mr);
@@ -162,7 +181,7 @@ export function* pagefaultSingleDataSegmentCurrent(
     }
     const virt = ioVirt + bytesCommitted;
     const len = bcnt - bytesCommitted;
-    const npages = yield* pagefaultRealMr(mr, virt, len, { downgrade });
+    const npages = yield* pagefaultMr(mr, virt, len, { downgrade });
     dev.stats.page_faults += npages;
     const mapped = npages * PAGE_SIZE - (virt % PAGE_SIZE);
     return { npages, bytesMapped: Math.min(mapped, len) };
