@@ -150,6 +150,13 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the MR references of mlx5 prefetch work (init_prefetch_work, a6bc3875f176 "IB/mlx5: Protect against prefetch of invalid MR", 2019; later a usecount on each MR)',
   },
   {
+    name: 'rxe.recheck-keeps-lock',
+    description:
+      "O5: rxe_odp_map_range_and_lock() returns EFAULT with umem_mutex held when the pages are still insufficient after the fault, so the MR's next invalidation (a munmap, the exit) blocks for good",
+    history:
+      '3c68cf68233e "IB/rxe: ODP: Fix missing umem_odp->umem_mutex unlock" (Li Zhijian, Dec 2025; the bug from 6.14)',
+  },
+  {
     name: 'mmapio.disassociate-no-fault',
     description:
       'M1: VMAs of device memory have no ->fault, so a touch after disassociation zapped them gets SIGBUS where the zero page or the dummy page is due',

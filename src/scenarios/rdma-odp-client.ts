@@ -1,5 +1,7 @@
 // The client of the rdma-odp scenario: its memory, MRs and connections, the operations it
 // makes on the server's MRs (each checked), and the probe of the region the server unmaps.
+
+import type { IbDevice } from '../drivers/rdma/core/device.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ACCESS_ON_DEMAND,
@@ -8,7 +10,6 @@ import {
 import type { IbMr, IbSendWr, IbSge } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
 import { ibRegMr } from '../drivers/rdma/core/verbs.ts';
-import type { Mlx5Device } from '../drivers/rdma/hw/mlx5/main.ts';
 import { join, sleep } from '../kernel/context.ts';
 import type { Co } from '../kernel/task.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.ts';
@@ -43,7 +44,7 @@ interface Local {
 }
 
 /** The client process's whole life. */
-export function* clientLife(w: RdmaOdpWorld, proc: Process, dev: Mlx5Device): Co {
+export function* clientLife(w: RdmaOdpWorld, proc: Process, dev: IbDevice): Co {
   const mm = proc.mm!;
   const base = yield* mmap(mm, {
     len: CLIENT_PAGES * PAGE_SIZE,

@@ -1,6 +1,7 @@
 import { installOracles } from '../check/oracles/install.ts';
 import { checkLeaks } from '../check/oracles/leaks.ts';
 import { registerOracle } from '../check/oracles/registry.ts';
+import type { IbDevice } from '../drivers/rdma/core/device.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ACCESS_ON_DEMAND,
@@ -14,6 +15,7 @@ import type { IbMr } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
 import { ibAdviseMr, ibRegMr } from '../drivers/rdma/core/verbs.ts';
 import { Mlx5Device, type OdpDesign } from '../drivers/rdma/hw/mlx5/main.ts';
+import { RxeDevice } from '../drivers/rdma/sw/rxe/main.ts';
 import { join } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
@@ -166,6 +168,14 @@ export const rdmaOdpScenario: Scenario = {
       max: 2,
     },
     {
+      name: 'sw',
+      description:
+        '1: both processes use the software RDMA device (rxe: copies with the CPU, faults synchronously) instead of the mlx5-like HCA; needs design=2020',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
+    {
       name: 'teardown',
       description:
         'how the server ends: 0 deregisters, closes and exits; 1 the same raced by the OOM reaper; 2 exits with its MRs registered (exit closes the file)',
@@ -239,8 +249,12 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
   // A second machine for the client has room enough: the pressure is the server's.
   const remote = p.machines === 2 ? new Machine(k, { frames: 64, legacyNotifierCore }) : machine;
   if (remote !== machine) k.onQuiescence(() => checkLeaks(remote));
-  const serverDev = new Mlx5Device(machine, { name: 'mlx5_1', odpDesign });
-  const clientDev = new Mlx5Device(remote, { name: 'mlx5_0', odpDesign });
+  const device = (m: Machine, i: number): IbDevice =>
+    p.sw === 1
+      ? new RxeDevice(m, { name: `rxe${i}` })
+      : new Mlx5Device(m, { name: `mlx5_${i}`, odpDesign });
+  const serverDev = device(machine, 1);
+  const clientDev = device(remote, 0);
   const server = createProcess(machine);
   const client = createProcess(remote);
   const clientTask = k.spawn('client', () => clientLife(w, client, clientDev));
@@ -251,7 +265,7 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
 function* serverLife(
   w: RdmaOdpWorld,
   proc: Process,
-  dev: Mlx5Device,
+  dev: IbDevice,
   teardown: number,
   clientTask: Task,
 ): Co {
@@ -291,7 +305,7 @@ function* serverLife(
   yield* checkServer(w, proc);
   // The current design prefetches: the whole buffer, asynchronously, racing the teardown
   // (deregistration waits for the work's references).
-  if (dev.odpDesign !== 2014)
+  if (dev.ops.adviseMr !== undefined)
     yield* ibAdviseMr(ep.pd, IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE, 0, [
       { addr: w.base, length: w.pages * PAGE_SIZE, lkey: w.mr!.lkey },
     ]);

@@ -5,6 +5,7 @@
 // the test checks that it is refused, as upstream skips on the same condition.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { IbDevice } from '../../src/drivers/rdma/core/device.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ODP_SUPPORT_IMPLICIT,
@@ -24,9 +25,11 @@ import {
   ibWaitCq,
 } from '../../src/drivers/rdma/core/verbs.ts';
 import type { OdpDesign } from '../../src/drivers/rdma/hw/mlx5/main.ts';
+import { RxeDevice } from '../../src/drivers/rdma/sw/rxe/main.ts';
 import { type Co, isErrno } from '../../src/index.ts';
 import { MADV_DONTNEED } from '../../src/mm/constants.ts';
 import { cpuRead, cpuWrite } from '../../src/mm/cpu-access.ts';
+import type { Machine } from '../../src/mm/machine.ts';
 import { madvise } from '../../src/mm/madvise.ts';
 import type { Process } from '../../src/mm/process.ts';
 import type { QpEnd } from '../../src/scenarios/rdma-kit.ts';
@@ -44,10 +47,22 @@ import {
 const ITERS = 100;
 const MSG = 1024;
 
-/** The devices the suite runs on. */
-const DEVICES: readonly { label: string; design: OdpDesign }[] = [
+/** A device the suite runs on. */
+interface DeviceKind {
+  readonly label: string;
+  readonly design: OdpDesign;
+  readonly device?: (machine: Machine, name: string) => IbDevice;
+}
+
+/** The devices the suite runs on: the hardware-like one in both designs, and the software one. */
+const DEVICES: readonly DeviceKind[] = [
   { label: 'mlx5, 2014 design', design: 2014 },
   { label: 'mlx5, current design', design: 2020 },
+  {
+    label: 'rxe',
+    design: 2020,
+    device: (m, name) => new RxeDevice(m, { name: name.replace('mlx5_', 'rxe') }),
+  },
 ];
 
 /** One side's ODP buffer and MR (OdpRC's resources). */
@@ -59,7 +74,7 @@ interface Side {
 
 /** The two sides, connected. */
 interface Pair {
-  readonly w: RdmaWorld;
+  readonly w: RdmaWorld<IbDevice>;
   readonly client: Side;
   readonly server: Side;
   readonly c: QpEnd;
@@ -71,10 +86,10 @@ function msg(value: number): Uint8Array {
   return new Uint8Array(MSG).fill(value & 0xff);
 }
 
-/** Runs `body` on a connected client/server pair of ODP MRs on `design`; asserts a clean run. */
-function runPair(design: OdpDesign, body: (p: Pair) => Co): void {
+/** Runs `body` on a connected client/server pair of ODP MRs on `kind`; asserts a clean run. */
+function runPair(kind: DeviceKind, body: (p: Pair) => Co): void {
   let done = false;
-  const r = runRdma(
+  const r = runRdma<IbDevice>(
     function* (w) {
       const side = function* (proc: Process, pd: typeof w.sep.pd) {
         const buf = yield* mapPages(proc, 1);
@@ -88,7 +103,10 @@ function runPair(design: OdpDesign, body: (p: Pair) => Co): void {
       yield* ibDeregMr(server.mr);
       done = true;
     },
-    { odpDesign: design },
+    {
+      odpDesign: kind.design,
+      ...(kind.device === undefined ? {} : { device: kind.device }),
+    },
   );
   assert.ok(r.ok, r.bug?.message);
   assert.ok(done, 'the test body did not finish');
@@ -153,14 +171,15 @@ function* prefetchSupported(p: Pair): Co<boolean> {
   }
 }
 
-for (const { label, design } of DEVICES) {
+for (const kind of DEVICES) {
+  const { label, design } = kind;
   const noPrefetch = design === 2014 ? ', refused: the 2014 driver has no ibv_advise_mr' : '';
   test(`test_odp_rc_traffic (${label})`, () => {
-    runPair(design, (p) => odpTraffic(p));
+    runPair(kind, (p) => odpTraffic(p));
   });
 
   test(`test_odp_rc_mixed_mr: two SGEs, one ODP and one pinned MR (${label})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       const pinnedBuf = yield* mapPages(p.client.proc, 1);
       const pinned = yield* ibRegMr(p.client.proc, p.w.cep.pd, pinnedBuf, P, IB_ACCESS_LOCAL_WRITE);
       const half = MSG / 2;
@@ -186,7 +205,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_rc_atomic_fetch_and_add (${label})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       yield* cpuWrite(p.server.proc.mm!, p.server.buf, new Uint8Array(8));
       for (let i = 0; i < ITERS; i++) {
         // Only the client's buffer is discarded: the server's holds the running sum.
@@ -212,7 +231,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_rc_rdma_read: the server's buffer pre-filled (${label})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       for (let i = 0; i < ITERS; i++) {
         yield* forcePageFaults(p);
         yield* cpuWrite(p.server.proc.mm!, p.server.buf, msg(i + 7));
@@ -229,7 +248,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_rc_rdma_write (${label})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       for (let i = 0; i < ITERS; i++) {
         yield* forcePageFaults(p);
         yield* cpuWrite(p.client.proc.mm!, p.client.buf, msg(i + 3));
@@ -246,7 +265,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_implicit_rc_traffic: refused without IB_ODP_SUPPORT_IMPLICIT (${label})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       const caps = ibQueryDeviceEx(p.w.sdev).odpCaps;
       assert.equal(caps.generalCaps & IB_ODP_SUPPORT_IMPLICIT, 0);
       let got = 'ok';
@@ -261,7 +280,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_sync_prefetch_rc_traffic: PREFETCH then PREFETCH_WRITE with FLUSH before each send (${label}${noPrefetch})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       if (!(yield* prefetchSupported(p))) {
         assert.equal(design, 2014, 'only the 2014 driver lacks ibv_advise_mr');
         return;
@@ -274,7 +293,7 @@ for (const { label, design } of DEVICES) {
   });
 
   test(`test_odp_prefetch_sync_no_page_fault_rc_traffic (${label}${noPrefetch})`, () => {
-    runPair(design, function* (p) {
+    runPair(kind, function* (p) {
       if (!(yield* prefetchSupported(p))) {
         assert.equal(design, 2014, 'only the 2014 driver lacks ibv_advise_mr');
         return;

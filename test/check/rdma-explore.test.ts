@@ -34,6 +34,16 @@ const clean: [string, Record<string, number>, ExploreOptions][] = [
     { strategy: 'dfs', preemptions: 2, runs: 150 },
   ],
   [
+    'sw=1 (rxe), pct seed 1, 150 runs',
+    { design: 2020, sw: 1 },
+    { strategy: 'pct', seed: 1, runs: 150 },
+  ],
+  [
+    'sw=1 (rxe), dfs bound 2, 150 schedules',
+    { design: 2020, sw: 1 },
+    { strategy: 'dfs', preemptions: 2, runs: 150 },
+  ],
+  [
     'design=2020 teardown=1, random seed 2, 100 runs',
     { design: 2020, teardown: 1 },
     { strategy: 'random', seed: 2, runs: 100 },

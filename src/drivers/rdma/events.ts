@@ -1,3 +1,7 @@
+import { kernel } from '../../kernel/kernel.ts';
+import { PAGE_SIZE } from '../../mm/constants.ts';
+import '../../mm/events.ts';
+
 /** Trace events of the RDMA drivers (merged into the kernel's TraceEventMap), for timelines and statistics. */
 declare module '../../kernel/trace.ts' {
   interface TraceEventMap {
@@ -19,4 +23,20 @@ declare module '../../kernel/trace.ts' {
   }
 }
 
-export {};
+/**
+ * The dev-fault event of an ODP fault by device table `dev` over [va, va + bcnt) of mm `mm`:
+ * for write or not, in a region registered writable or not.
+ */
+export function odpFaultEvent(
+  dev: string,
+  mm: number,
+  va: number,
+  bcnt: number,
+  write: boolean,
+  regionWritable: boolean,
+): void {
+  const k = kernel();
+  if (!k.trace.on) return;
+  const start = va - (va % PAGE_SIZE);
+  k.trace.emit('dev-fault', { dev, mm, start, end: va + bcnt, write, regionWritable });
+}

@@ -97,10 +97,11 @@ export function mapClock(w: Opened, proc = w.proc): Co<number> {
   return ibMmap(proc, w.file, CORE_CLOCK_PGOFF * P, P, PROT_READ);
 }
 
-/** The result of a call, or the code of the Errno it threw. */
+/** The result of a call ('ok' for none), or the code of the Errno it threw. */
 export function* attempt<T>(f: () => Co<T>): Co<T | string> {
   try {
-    return yield* f();
+    const r = yield* f();
+    return r === undefined ? 'ok' : r;
   } catch (e) {
     if (isErrno(e)) return e.code;
     throw e;

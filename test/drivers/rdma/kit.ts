@@ -1,6 +1,7 @@
 // A two-process RDMA world for the driver tests: a server and a client on one machine, each
 // with its own mlx5-like device and verbs endpoint, oracles installed, and one RC connection.
 import { installOracles } from '../../../src/check/oracles/install.ts';
+import type { IbDevice } from '../../../src/drivers/rdma/core/device.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ACCESS_ON_DEMAND,
@@ -38,20 +39,22 @@ export const ODP_ALL =
 /** Every right, pinned. */
 export const PINNED_ALL = ODP_ALL & ~IB_ACCESS_ON_DEMAND;
 
-/** The world a test body gets. */
-export interface RdmaWorld {
+/** The world a test body gets: its devices are mlx5-like unless the options say otherwise. */
+export interface RdmaWorld<D extends IbDevice = Mlx5Device> {
   readonly k: Kernel;
   readonly machine: Machine;
   readonly server: Process;
   readonly client: Process;
-  readonly sdev: Mlx5Device;
-  readonly cdev: Mlx5Device;
+  readonly sdev: D;
+  readonly cdev: D;
   readonly sep: Endpoint;
   readonly cep: Endpoint;
 }
 
 /** Options of {@link runRdma}. */
-export interface RdmaOptions {
+export interface RdmaOptions<D extends IbDevice = Mlx5Device> {
+  /** Makes the server's and the client's device (default: mlx5-like, per the options below). */
+  readonly device?: (machine: Machine, name: string) => D;
   readonly machine?: MachineOptions;
   readonly mutants?: readonly string[];
   readonly serverCaps?: IbOdpCaps;
@@ -61,9 +64,9 @@ export interface RdmaOptions {
 }
 
 /** Runs `body` as one task in a fresh RDMA world; returns the run and its trace. */
-export function runRdma(
-  body: (w: RdmaWorld) => Co,
-  options: RdmaOptions = {},
+export function runRdma<D extends IbDevice = Mlx5Device>(
+  body: (w: RdmaWorld<D>) => Co,
+  options: RdmaOptions<D> = {},
 ): RunResult & { rec: TraceRecorder; machine: Machine } {
   const k = new Kernel({ mutants: options.mutants ?? [] });
   const rec = new TraceRecorder(k.trace);
@@ -76,12 +79,18 @@ export function runRdma(
   installOracles(k, machine);
   const server = createProcess(machine, options.serverProcess ?? {});
   const client = createProcess(machine);
-  const sdev = new Mlx5Device(machine, {
-    name: 'mlx5_1',
-    odpDesign: design,
-    ...(options.serverCaps === undefined ? {} : { odpCaps: options.serverCaps }),
-  });
-  const cdev = new Mlx5Device(machine, { name: 'mlx5_0', odpDesign: design });
+  const make =
+    options.device ??
+    ((m: Machine, name: string) =>
+      new Mlx5Device(m, {
+        name,
+        odpDesign: design,
+        ...(options.serverCaps === undefined || name !== 'mlx5_1'
+          ? {}
+          : { odpCaps: options.serverCaps }),
+      }) as unknown as D);
+  const sdev = make(machine, 'mlx5_1');
+  const cdev = make(machine, 'mlx5_0');
   k.spawn('main', function* () {
     const sep = yield* openEndpoint(sdev, server);
     const cep = yield* openEndpoint(cdev, client);
@@ -113,7 +122,7 @@ export function* firstInt(proc: Process, addr: number): Co<number> {
 }
 
 /** The client and server ends of a new connection. */
-export function* connect(w: RdmaWorld, attrs: RcAttrs = {}): Co<{ c: QpEnd; s: QpEnd }> {
+export function* connect(w: RdmaWorld<IbDevice>, attrs: RcAttrs = {}): Co<{ c: QpEnd; s: QpEnd }> {
   const [c, s] = yield* connectedPair(w.cep, w.sep, attrs);
   return { c, s };
 }

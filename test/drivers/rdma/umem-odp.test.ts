@@ -26,26 +26,17 @@ import {
   mlx5rDerefOdpMkey,
   mlx5rGetOdpMkey,
 } from '../../../src/drivers/rdma/hw/mlx5/odp-current.ts';
-import { type Co, isErrno } from '../../../src/index.ts';
+import type { Co } from '../../../src/index.ts';
 import { join, sleep } from '../../../src/kernel/context.ts';
 import { MADV_DONTNEED, PROT_READ } from '../../../src/mm/constants.ts';
 import { cpuWriteU32 } from '../../../src/mm/cpu-access.ts';
 import { madvise } from '../../../src/mm/madvise.ts';
 import { mprotect } from '../../../src/mm/mprotect.ts';
 import { exitMm } from '../../../src/mm/process.ts';
+import { attempt } from './io-kit.ts';
 import { connect, firstInt, mapPages, ODP_ALL, P, post, type RdmaWorld, runRdma } from './kit.ts';
 
 const CURRENT = { odpDesign: 2020 } as const;
-
-/** The result of a call, or the code of the Errno it threw. */
-function* attempt<T>(f: () => Co<T>): Co<T | string> {
-  try {
-    return yield* f();
-  } catch (e) {
-    if (isErrno(e)) return e.code;
-    throw e;
-  }
-}
 
 /** A umem of `pages` pages over fresh memory of the server, filled with i + 1 per page. */
 function* umemOf(w: RdmaWorld, pages: number): Co<{ u: UmemOdp; at: number }> {

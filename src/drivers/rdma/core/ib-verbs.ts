@@ -4,6 +4,8 @@
  * work-request opcodes, completion statuses, QP states and the wire timers' encodings.
  */
 
+import { Errno } from '../../../lib/errors.ts';
+
 // enum ib_access_flags / ibv_access_flags
 export const IB_ACCESS_LOCAL_WRITE = 1 << 0;
 export const IB_ACCESS_REMOTE_WRITE = 1 << 1;
@@ -40,6 +42,27 @@ export const IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE = 1;
 export const IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT = 2;
 /** IB_UVERBS_ADVISE_MR_FLAG_FLUSH: synchronous; the translations are in the HCA on success. */
 export const IB_UVERBS_ADVISE_MR_FLAG_FLUSH = 1 << 0;
+
+/**
+ * What a prefetch advice asks a driver for: PREFETCH never grants write (`readOnly`),
+ * PREFETCH_NO_FAULT takes only pages the CPU already maps (`snapshot`). EOPNOTSUPP for an
+ * advice that is no prefetch (what mlx5 and rxe answer).
+ */
+export function prefetchAdvice(advice: number): {
+  readonly readOnly: boolean;
+  readonly snapshot: boolean;
+} {
+  if (
+    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH &&
+    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE &&
+    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT
+  )
+    throw new Errno('EOPNOTSUPP', `advise_mr: advice ${advice} is not a prefetch`);
+  return {
+    readOnly: advice === IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH,
+    snapshot: advice === IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
+  };
+}
 
 // enum ib_odp_general_cap_bits / ibv_odp_general_caps
 export const IB_ODP_SUPPORT = 1 << 0;

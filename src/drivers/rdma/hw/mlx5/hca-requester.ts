@@ -10,16 +10,18 @@
 import { delay } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import type { Co } from '../../../../kernel/task.ts';
+import { u64Bytes } from '../../../../lib/u64.ts';
 import {
   ackTimeoutNs,
   type IbWcStatus,
   RNR_RETRY_INFINITE,
   RNR_TIMER_NS,
 } from '../../core/ib-verbs.ts';
+import { runSendQueue, type SendWqe } from '../../core/rc-queues.ts';
 import { MTU, PACKET_4K_NS, WIRE_LATENCY_NS } from '../costs.ts';
-import { type Packet, type Response, respond, u64Bytes } from './hca-responder.ts';
+import { type Packet, type Response, respond } from './hca-responder.ts';
 import { dmaRead, dmaWrite, type Translation, translateLocal } from './hca-translate.ts';
-import { complete, type Mlx5Qp, qpError, raisePagefault, type SendWqe } from './qp.ts';
+import { type Mlx5Qp, qpError, raisePagefault } from './qp.ts';
 
 /** Retry counters of the WQE being executed (reset by forward progress). */
 interface Retries {
@@ -28,20 +30,12 @@ interface Retries {
 }
 
 /** The send-queue engine: runs until the queue is empty or the QP leaves RTS. */
-export function* requesterEngine(qp: Mlx5Qp): Co {
-  for (;;) {
-    if (qp.destroyed || qp.state !== 'RTS') return;
-    const wqe = qp.sq[0];
-    if (wqe === undefined) return;
-    const status = yield* execute(qp, wqe);
-    if (status === null || qp.sq[0] !== wqe) continue;
-    qp.sq.shift();
-    complete(qp, wqe, status);
-    const k = kernel();
-    if (k.trace.on)
-      k.trace.emit('rdma-wc', { dev: qp.dev.name, qp: qp.qpn, opcode: wqe.wr.opcode, status });
-    if (status !== 'SUCCESS') qpError(qp);
-  }
+export function requesterEngine(qp: Mlx5Qp): Co {
+  return runSendQueue(
+    qp,
+    (wqe) => execute(qp, wqe),
+    () => qpError(qp),
+  );
 }
 
 /** One attempt at a WQE: its final status, or null to look at the QP again (a fault, a state change). */

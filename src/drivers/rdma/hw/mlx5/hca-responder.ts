@@ -6,6 +6,7 @@
  * ACK timeout. Key, PD, rights and bounds violations are NAKed and put the QP in error.
  */
 import type { Co } from '../../../../kernel/task.ts';
+import { atomicResult, readU64, u64Bytes } from '../../../../lib/u64.ts';
 import {
   IB_ACCESS_REMOTE_ATOMIC,
   IB_ACCESS_REMOTE_READ,
@@ -190,31 +191,8 @@ function atomic(qp: Mlx5Qp, pkt: Packet): Response {
     return DROP;
   }
   const old = readU64(dmaRead(t.pieces, 8));
-  const next =
-    pkt.op === 'ATOMIC_FETCH_AND_ADD'
-      ? BigInt.asUintN(64, old + pkt.compareAdd!)
-      : old === pkt.compareAdd!
-        ? pkt.swap!
-        : old;
+  const next = atomicResult(pkt.op === 'ATOMIC_FETCH_AND_ADD', old, pkt.compareAdd!, pkt.swap!);
   dmaWrite(t.pieces, u64Bytes(next));
   qp.lastAtomic = { psn: pkt.psn, value: old };
   return { kind: 'atomic', value: old };
-}
-
-/** A little-endian 64-bit value. */
-export function readU64(b: Uint8Array): bigint {
-  let v = 0n;
-  for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
-  return v;
-}
-
-/** The 8 little-endian bytes of a 64-bit value. */
-export function u64Bytes(v: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  let x = BigInt.asUintN(64, v);
-  for (let i = 0; i < 8; i++) {
-    b[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-  return b;
 }

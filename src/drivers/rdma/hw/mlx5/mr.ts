@@ -7,20 +7,19 @@
  */
 
 import { preempt } from '../../../../kernel/context.ts';
-import { Tracked } from '../../../../kernel/lifetime.ts';
 import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
 import type { Co } from '../../../../kernel/task.ts';
 import { Errno } from '../../../../lib/errors.ts';
 import type { Mm } from '../../../../mm/mm.ts';
 import type { Process } from '../../../../mm/process.ts';
-import { SecondaryMmu } from '../../../../mm/secondary-mmu.ts';
+import { DeviceMr } from '../../core/device-mr.ts';
 import {
   IB_ACCESS_ON_DEMAND,
   IB_ODP_SUPPORT_IMPLICIT,
   ibAccessWritable,
   SIZE_MAX,
 } from '../../core/ib-verbs.ts';
-import { IbMr, type IbPd } from '../../core/objects.ts';
+import type { IbPd } from '../../core/objects.ts';
 import { type IbUmem, ibUmemGet, ibUmemRelease } from '../../core/umem.ts';
 import { ibUmemOdpGet, ibUmemOdpRelease, type UmemOdp } from '../../core/umem-odp.ts';
 import {
@@ -38,7 +37,7 @@ import {
 } from './odp-current.ts';
 
 /** struct mlx5_ib_mr. */
-export class Mlx5Mr extends IbMr {
+export class Mlx5Mr extends DeviceMr {
   readonly dev: Mlx5Device;
   /** The mkey's index in the device's mkey table (mlx5_base_mkey()). */
   readonly index: number;
@@ -48,15 +47,6 @@ export class Mlx5Mr extends IbMr {
   usecount = 0;
   /** mmkey.wait: deregistration waits here for usecount 0. */
   readonly usecountWait: WaitQueue;
-  /**
-   * The MTT as the oracles see it. For an ODP MR it mirrors `mm`; a pinned MR reports its DMA
-   * through it (its pages are its own, not a mirror of the CPU page table).
-   */
-  readonly tt: SecondaryMmu;
-  /** The address space an ODP MR mirrors (the registering process's). */
-  readonly mm: Mm;
-  /** The MR's lifetime as the oracles see it: lookups hold references until they are done. */
-  readonly tracked: Tracked;
   /** The mkey was destroyed: the device no longer resolves it. */
   destroyed = false;
 
@@ -71,18 +61,11 @@ export class Mlx5Mr extends IbMr {
     umem: IbUmem | UmemOdp2014 | UmemOdp,
     mm: Mm,
   ) {
-    super(key, pd, access, iova, length, umem);
+    const name = `${dev.name}/mr${key.toString(16)}`;
+    super(name, key, pd, access, iova, length, umem, mm);
     this.dev = dev;
     this.index = index;
-    this.mm = mm;
-    const name = `${dev.name}/mr${key.toString(16)}`;
-    this.tt = new SecondaryMmu(name, { regionWritable: ibAccessWritable(access) });
-    this.tracked = new Tracked(name);
     this.usecountWait = new WaitQueue(`${name}.wait`);
-  }
-
-  get isOdp(): boolean {
-    return this.umem.kind !== 'pinned';
   }
 
   get odp(): UmemOdp2014 | UmemOdp {

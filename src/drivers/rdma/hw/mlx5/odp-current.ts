@@ -17,6 +17,7 @@ import {
   ibUmemOdpUnmapDmaPages,
   type UmemOdp,
 } from '../../core/umem-odp.ts';
+import { odpFaultEvent } from '../../events.ts';
 import type { Mlx5Device } from './main.ts';
 import type { Mlx5Mr } from './mr.ts';
 import { mlx5UpdateMtt, mlx5ZapMapped } from './umr.ts';
@@ -88,16 +89,7 @@ export function* pagefaultRealMr(
 ): Co<number> {
   const umem = mr.odp as UmemOdp;
   const write = umem.writable && !flags.downgrade;
-  const k = kernel();
-  if (k.trace.on && !flags.snapshot)
-    k.trace.emit('dev-fault', {
-      dev: mr.tt.name,
-      mm: mr.mm.id,
-      start: va - (va % PAGE_SIZE),
-      end: va + bcnt,
-      write,
-      regionWritable: umem.writable,
-    });
+  if (!flags.snapshot) odpFaultEvent(mr.tt.name, mr.mm.id, va, bcnt, write, umem.writable);
   const np = yield* ibUmemOdpMapDmaAndLock(umem, va, bcnt, { read: true, write }, !flags.snapshot);
   try {
     const startIdx = Math.floor((va - umem.start) / PAGE_SIZE);

@@ -13,17 +13,19 @@ import { Errno, isErrno } from '../../../../lib/errors.ts';
 import { PAGE_SIZE } from '../../../../mm/constants.ts';
 import { IB_ODP_SUPPORT_RECV, ODP_OPCODE_CAP } from '../../core/ib-verbs.ts';
 import type { IbSge } from '../../core/objects.ts';
+import type { SendWqe } from '../../core/rc-queues.ts';
 import {
   ibUmemOdpMapDmaPages2014,
   ibUmemOdpUnmapDmaPages2014,
   type UmemOdp2014,
   umemMmuNotifierRetry,
 } from '../../core/umem-odp-2014.ts';
+import { odpFaultEvent } from '../../events.ts';
 import { RESUME_NS } from '../costs.ts';
 import type { Mlx5Device } from './main.ts';
 import { type Mlx5Mr, mlx5OdpFindMrLkey } from './mr.ts';
 import { pagefaultSingleDataSegmentCurrent } from './odp-current.ts';
-import type { Mlx5Pagefault, Mlx5Qp, PfChannel, SendWqe } from './qp.ts';
+import type { Mlx5Pagefault, Mlx5Qp, PfChannel } from './qp.ts';
 import { mlx5UpdateMtt, mlx5ZapMapped } from './umr.ts';
 
 /** MMU_NOTIFIER_TIMEOUT: how long a fault that lost a race waits for the invalidation, ns. */
@@ -106,15 +108,7 @@ export function* pagefaultSingleDataSegment(
     const len = bcnt - bytesCommitted;
     if (umem.writable) access.write = true;
     const k = kernel();
-    if (k.trace.on)
-      k.trace.emit('dev-fault', {
-        dev: mr.tt.name,
-        mm: mr.mm.id,
-        start: virt - (virt % PAGE_SIZE),
-        end: virt + len,
-        write: access.write,
-        regionWritable: umem.writable,
-      });
+    odpFaultEvent(mr.tt.name, mr.mm.id, virt, len, access.write, umem.writable);
     const currentSeq = umem.notifiersSeq;
     // smp_rmb(): the sequence is read before get_user_pages (another CPU may interleave here).
     yield* preempt();

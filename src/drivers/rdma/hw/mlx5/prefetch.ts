@@ -11,10 +11,9 @@ import type { Co } from '../../../../kernel/task.ts';
 import { Work } from '../../../../kernel/workqueue.ts';
 import { Errno, isErrno } from '../../../../lib/errors.ts';
 import {
-  IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH,
-  IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
   IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
   IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
+  prefetchAdvice,
 } from '../../core/ib-verbs.ts';
 import type { IbPd, IbSge } from '../../core/objects.ts';
 import type { UmemOdp } from '../../core/umem-odp.ts';
@@ -35,16 +34,8 @@ export function* mlx5IbAdviseMr(
   flags: number,
   sgList: readonly IbSge[],
 ): Co {
-  if (
-    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH &&
-    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE &&
-    advice !== IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT
-  )
-    throw new Errno('EOPNOTSUPP', `advise_mr: advice ${advice} is not a prefetch`);
-  const pf: PfFlags = {
-    downgrade: advice === IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH,
-    snapshot: advice === IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
-  };
+  const asked = prefetchAdvice(advice);
+  const pf: PfFlags = { downgrade: asked.readOnly, snapshot: asked.snapshot };
   if (flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
     return yield* mlx5IbPrefetchSgList(dev, pd, advice, pf, sgList);
   const mrs = initPrefetchWork(dev, pd, advice, sgList);

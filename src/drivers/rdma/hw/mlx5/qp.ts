@@ -13,36 +13,19 @@ import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
 import type { Co, Task } from '../../../../kernel/task.ts';
 import { Work } from '../../../../kernel/workqueue.ts';
 import { Errno } from '../../../../lib/errors.ts';
-import type { IbWcStatus } from '../../core/ib-verbs.ts';
+import type { IbPd, IbQpAttr, IbQpInitAttr, IbRecvWr, IbSendWr } from '../../core/objects.ts';
 import {
-  type IbPd,
-  IbQp,
-  type IbQpAttr,
-  type IbQpInitAttr,
-  type IbRecvWr,
-  type IbSendWr,
-} from '../../core/objects.ts';
+  flushQueues,
+  queueRecv,
+  queueSend,
+  RcQp,
+  type RecvWqe,
+  type SendWqe,
+} from '../../core/rc-queues.ts';
 import { PF_EVENT_NS } from '../costs.ts';
 import { requesterEngine } from './hca-requester.ts';
 import type { Mlx5Device } from './main.ts';
 import { mlx5IbMrPfaultHandler } from './odp.ts';
-
-/** A posted send WQE and the requester's progress through it. */
-export interface SendWqe {
-  readonly wr: IbSendWr;
-  /** The packet sequence number of its request (what the responder dedups atomics by). */
-  readonly psn: number;
-  /** Message bytes. */
-  readonly total: number;
-  /** Bytes acknowledged so far (the hardware's bytes_committed). */
-  sent: number;
-}
-
-/** A posted receive WQE. */
-export interface RecvWqe {
-  readonly wr: IbRecvWr;
-  readonly total: number;
-}
 
 /** struct mlx5_pagefault: what the page-fault EQE said. */
 export interface Mlx5Pagefault {
@@ -78,10 +61,8 @@ export class PfChannel {
 }
 
 /** struct mlx5_ib_qp with the modelled HCA's queue state. */
-export class Mlx5Qp extends IbQp {
+export class Mlx5Qp extends RcQp {
   readonly dev: Mlx5Device;
-  readonly sq: SendWqe[] = [];
-  readonly rq: RecvWqe[] = [];
   /** The send-queue engine while it runs. */
   engine: Task | null = null;
   readonly reqPf: PfChannel;
@@ -98,11 +79,6 @@ export class Mlx5Qp extends IbQp {
    */
   respEpoch = 0;
   readonly respEvents: WaitQueue;
-  /** Responder: bytes of the current SEND message placed into rq[0]. */
-  recvOffset = 0;
-  /** Responder: the last atomic executed, for a retransmitted request (responder resources). */
-  lastAtomic: { readonly psn: number; readonly value: bigint } | null = null;
-  private nextPsn = 1;
 
   constructor(dev: Mlx5Device, qpn: number, pd: IbPd, attr: IbQpInitAttr) {
     super(qpn, pd, attr);
@@ -118,9 +94,8 @@ export class Mlx5Qp extends IbQp {
     this.respEvents = new WaitQueue(`${name}.resp`);
   }
 
-  /** A PSN for a new request. */
-  allocPsn(): number {
-    return this.nextPsn++;
+  get devName(): string {
+    return this.dev.name;
   }
 
   /** Announces a responder event (see {@link respEpoch}). */
@@ -192,19 +167,8 @@ export function* mlx5DestroyQp(qp: Mlx5Qp): Co {
 
 /** The hardware moves the QP to the error state: every queued WQE completes flushed. */
 export function qpError(qp: Mlx5Qp): void {
-  qp.state = 'ERR';
-  for (const w of qp.sq.splice(0)) complete(qp, w, 'WR_FLUSH_ERR');
-  for (const w of qp.rq.splice(0))
-    qp.recvCq.push({
-      wrId: w.wr.wrId,
-      status: 'WR_FLUSH_ERR',
-      opcode: 'RECV',
-      byteLen: 0,
-      qpNum: qp.qpn,
-    });
-  qp.recvOffset = 0;
+  flushQueues(qp);
   qp.sqWake.wakeUpAll();
-  qp.responderEvent();
 }
 
 /** RESET: queues emptied without completions, page-fault contexts cleared. */
@@ -219,32 +183,12 @@ function resetQueues(qp: Mlx5Qp): void {
   }
 }
 
-/** A send completion (signalled, or any error). */
-export function complete(qp: Mlx5Qp, w: SendWqe, status: IbWcStatus): void {
-  if (status === 'SUCCESS' && w.wr.signaled === false) return;
-  qp.sendCq.push({
-    wrId: w.wr.wrId,
-    status,
-    opcode: w.wr.opcode,
-    byteLen: status === 'SUCCESS' ? w.total : 0,
-    qpNum: qp.qpn,
-  });
-}
-
-/** Message length of a WR's scatter/gather list. */
-function sgeBytes(wr: { readonly sgList: readonly { readonly length: number }[] }): number {
-  return wr.sgList.reduce((n, s) => n + s.length, 0);
-}
-
 /**
  * ->post_send() (mlx5_ib_post_send / the provider's doorbell): queues the WQE and starts the
  * send-queue engine. ENOMEM when the queue is full; EINVAL in a state that sends nothing.
  */
 export function mlx5PostSend(qp: Mlx5Qp, wr: IbSendWr): void {
-  if (qp.state !== 'RTS' && qp.state !== 'ERR')
-    throw new Errno('EINVAL', `post_send on ${qp} in state ${qp.state}`);
-  if (qp.sq.length >= qp.maxSendWr) throw new Errno('ENOMEM', `${qp}: send queue full`);
-  qp.sq.push({ wr, psn: qp.allocPsn(), total: sgeBytes(wr), sent: 0 });
+  queueSend(qp, wr);
   if (qp.engine === null) {
     qp.engine = kernel().spawn(`${qp}.sq`, function* () {
       try {
@@ -258,20 +202,7 @@ export function mlx5PostSend(qp: Mlx5Qp, wr: IbSendWr): void {
 
 /** ->post_recv(): queues a receive WQE (flushed at once in the error state). */
 export function mlx5PostRecv(qp: Mlx5Qp, wr: IbRecvWr): void {
-  if (qp.state === 'RESET') throw new Errno('EINVAL', `post_recv on ${qp} in state RESET`);
-  if (qp.rq.length >= qp.maxRecvWr) throw new Errno('ENOMEM', `${qp}: receive queue full`);
-  if (qp.state === 'ERR') {
-    qp.recvCq.push({
-      wrId: wr.wrId,
-      status: 'WR_FLUSH_ERR',
-      opcode: 'RECV',
-      byteLen: 0,
-      qpNum: qp.qpn,
-    });
-    return;
-  }
-  qp.rq.push({ wr, total: sgeBytes(wr) });
-  qp.responderEvent();
+  queueRecv(qp, wr);
 }
 
 /**
