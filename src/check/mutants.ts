@@ -150,6 +150,13 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the MR references of mlx5 prefetch work (init_prefetch_work, a6bc3875f176 "IB/mlx5: Protect against prefetch of invalid MR", 2019; later a usecount on each MR)',
   },
   {
+    name: 'odp.implicit-child-reclaim-race',
+    description:
+      "the work freeing an implicit ODP child that an invalidation emptied does not wait for the child's usecount, so a fault still using the child runs on a freed MR",
+    history:
+      'the usecount wait of free_implicit_child_mr_work; the reclaim of implicit children raced before, e.g. de5ed007a03d "IB/mlx5: Fix implicit ODP race" (2020)',
+  },
+  {
     name: 'rxe.recheck-keeps-lock',
     description:
       "O5: rxe_odp_map_range_and_lock() returns EFAULT with umem_mutex held when the pages are still insufficient after the fault, so the MR's next invalidation (a munmap, the exit) blocks for good",

@@ -5,11 +5,13 @@ import type { IbDevice } from '../drivers/rdma/core/device.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ACCESS_ON_DEMAND,
+  IB_ODP_SUPPORT_IMPLICIT,
   type IbWcStatus,
+  SIZE_MAX,
 } from '../drivers/rdma/core/ib-verbs.ts';
 import type { IbMr, IbSendWr, IbSge } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
-import { ibRegMr } from '../drivers/rdma/core/verbs.ts';
+import { ibQueryDeviceEx, ibRegMr } from '../drivers/rdma/core/verbs.ts';
 import { join, sleep } from '../kernel/context.ts';
 import type { Co } from '../kernel/task.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.ts';
@@ -37,7 +39,7 @@ const MR2_OPS = 4;
 interface Local {
   readonly proc: Process;
   readonly base: number;
-  /** Every page but the read-only one, writable, on demand. */
+  /** Every page but the read-only one, writable, on demand (implicit where the device can). */
   readonly mr: IbMr;
   /** The read-only page, on demand (no write right at all). */
   readonly ro: IbMr;
@@ -54,16 +56,20 @@ export function* clientLife(w: RdmaOdpWorld, proc: Process, dev: IbDevice): Co {
   yield* cpuWrite(mm, base + RO * PAGE_SIZE, pageOf(RO_VALUE));
   const ep = yield* openEndpoint(dev, proc);
   w.client = ep;
+  const implicit = (ibQueryDeviceEx(dev).odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) !== 0;
   const local: Local = {
     proc,
     base,
-    mr: yield* ibRegMr(
-      proc,
-      ep.pd,
-      base,
-      RO * PAGE_SIZE,
-      IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND,
-    ),
+    // A device with implicit ODP gets one MR over the whole address space instead.
+    mr: implicit
+      ? yield* ibRegMr(proc, ep.pd, 0, SIZE_MAX, IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND)
+      : yield* ibRegMr(
+          proc,
+          ep.pd,
+          base,
+          RO * PAGE_SIZE,
+          IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND,
+        ),
     ro: yield* ibRegMr(proc, ep.pd, base + RO * PAGE_SIZE, PAGE_SIZE, IB_ACCESS_ON_DEMAND),
   };
   yield* w.serverReady.wait();

@@ -8,12 +8,14 @@ import {
   IB_ACCESS_REMOTE_ATOMIC,
   IB_ACCESS_REMOTE_READ,
   IB_ACCESS_REMOTE_WRITE,
+  IB_ODP_SUPPORT_IMPLICIT,
   IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
   IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
+  SIZE_MAX,
 } from '../drivers/rdma/core/ib-verbs.ts';
 import type { IbMr } from '../drivers/rdma/core/objects.ts';
 import { ibUverbsClose } from '../drivers/rdma/core/uverbs.ts';
-import { ibAdviseMr, ibRegMr } from '../drivers/rdma/core/verbs.ts';
+import { ibAdviseMr, ibQueryDeviceEx, ibRegMr } from '../drivers/rdma/core/verbs.ts';
 import { Mlx5Device, type OdpDesign } from '../drivers/rdma/hw/mlx5/main.ts';
 import { RxeDevice } from '../drivers/rdma/sw/rxe/main.ts';
 import { join } from '../kernel/context.ts';
@@ -280,7 +282,12 @@ function* serverLife(
     yield* cpuWrite(mm, w.base2 + i * PAGE_SIZE, pageOf(initial(w.pages + i)));
   const ep = yield* openEndpoint(dev, proc);
   w.server = ep;
-  w.mr = yield* ibRegMr(proc, ep.pd, w.base, w.pages * PAGE_SIZE, ODP_ALL);
+  // A device with implicit ODP serves the buffer through an MR over the whole address space:
+  // the server's munmaps, discards and reclaim then empty and recreate its 1 GiB children.
+  w.mr =
+    (ibQueryDeviceEx(dev).odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) !== 0
+      ? yield* ibRegMr(proc, ep.pd, 0, SIZE_MAX, ODP_ALL)
+      : yield* ibRegMr(proc, ep.pd, w.base, w.pages * PAGE_SIZE, ODP_ALL);
   w.roMr = yield* ibRegMr(
     proc,
     ep.pd,

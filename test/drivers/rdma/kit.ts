@@ -13,6 +13,7 @@ import {
 import type { IbSendWr, IbWc } from '../../../src/drivers/rdma/core/objects.ts';
 import { Mlx5Device, type OdpDesign } from '../../../src/drivers/rdma/hw/mlx5/main.ts';
 import { type Co, Kernel, type RunResult, TraceRecorder } from '../../../src/index.ts';
+import type { Strategy } from '../../../src/kernel/strategy.ts';
 import { PAGE_SIZE } from '../../../src/mm/constants.ts';
 import { cpuRead, cpuWrite } from '../../../src/mm/cpu-access.ts';
 import { Machine, type MachineOptions } from '../../../src/mm/machine.ts';
@@ -59,6 +60,8 @@ export interface RdmaOptions<D extends IbDevice = Mlx5Device> {
   readonly mutants?: readonly string[];
   readonly serverCaps?: IbOdpCaps;
   readonly serverProcess?: { rlimitMemlock?: number; capIpcLock?: boolean };
+  /** The scheduling strategy (default: the first runnable task runs). */
+  readonly strategy?: Strategy;
   /** The devices' ODP design (default 2014, on the notifier core of its time). */
   readonly odpDesign?: OdpDesign;
 }
@@ -68,7 +71,10 @@ export function runRdma<D extends IbDevice = Mlx5Device>(
   body: (w: RdmaWorld<D>) => Co,
   options: RdmaOptions<D> = {},
 ): RunResult & { rec: TraceRecorder; machine: Machine } {
-  const k = new Kernel({ mutants: options.mutants ?? [] });
+  const k = new Kernel({
+    mutants: options.mutants ?? [],
+    ...(options.strategy === undefined ? {} : { strategy: options.strategy }),
+  });
   const rec = new TraceRecorder(k.trace);
   const design = options.odpDesign ?? 2014;
   const machine = new Machine(k, {

@@ -11,6 +11,7 @@ import { IB_ACCESS_LOCAL_WRITE, type IbWcStatus } from '../../core/ib-verbs.ts';
 import type { IbPd, IbSge } from '../../core/objects.ts';
 import type { Mlx5Device } from './main.ts';
 import { type Mlx5Mr, mlx5MkeyLookup } from './mr.ts';
+import { MLX5_IMR_MTT_SIZE } from './odp-implicit.ts';
 
 /** One contiguous piece of a transfer inside one MR. */
 export interface Piece {
@@ -81,12 +82,22 @@ export function translateRemote(
   return miss === null ? { kind: 'ok', pieces: [piece] } : { kind: 'fault', mr, addr: miss };
 }
 
+/**
+ * The MR whose MTT translates `addr` of `mr`: itself, or for an implicit parent the child its
+ * KSM entry names (null: the null mkey).
+ */
+function leafOf(mr: Mlx5Mr, addr: number): Mlx5Mr | null {
+  if (mr.implicit === null) return mr;
+  return mr.implicit.ksm.get(Math.floor(addr / MLX5_IMR_MTT_SIZE)) ?? null;
+}
+
 /** The first page of an ODP piece without a (writable, for a write) MTT entry, or null. */
 function firstMiss(p: Piece, write: boolean): number | null {
   if (!p.mr.isOdp) return null;
   const end = p.addr + p.len;
   for (let a = p.addr - (p.addr % PAGE_SIZE); a < end; a += PAGE_SIZE) {
-    const t = p.mr.tt.lookup(p.mr.mm, a);
+    const leaf = leafOf(p.mr, a);
+    const t = leaf?.tt.lookup(leaf.mm, a);
     if (t === undefined || (write && !t.writable)) return a;
   }
   return null;
@@ -115,8 +126,9 @@ function eachChunk(
 function frameData(mr: Mlx5Mr, page: number, write: boolean): PageData {
   const machine = mr.dev.machine;
   if (mr.isOdp) {
-    mr.tt.access(mr.mm, page, write);
-    const t = mr.tt.lookup(mr.mm, page)!;
+    const leaf = leafOf(mr, page)!;
+    leaf.tt.access(leaf.mm, page, write);
+    const t = leaf.tt.lookup(leaf.mm, page)!;
     return machine.phys.page(t.pfn)!.data;
   }
   const umem = mr.umem;

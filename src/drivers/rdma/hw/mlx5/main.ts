@@ -13,6 +13,7 @@ import '../../events.ts';
 import {
   IB_ODP_SUPPORT,
   IB_ODP_SUPPORT_ATOMIC,
+  IB_ODP_SUPPORT_IMPLICIT,
   IB_ODP_SUPPORT_READ,
   IB_ODP_SUPPORT_RECV,
   IB_ODP_SUPPORT_SEND,
@@ -57,6 +58,12 @@ export const MLX5_ODP_CAPS: IbOdpCaps = {
     ud: IB_ODP_SUPPORT_SEND | IB_ODP_SUPPORT_SRQ_RECV,
     xrc: RC_CAPS,
   },
+};
+
+/** The same with implicit ODP (the current design: IB_ODP_SUPPORT_IMPLICIT). */
+export const MLX5_ODP_CAPS_IMPLICIT: IbOdpCaps = {
+  ...MLX5_ODP_CAPS,
+  generalCaps: IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT,
 };
 
 /** A device without on-demand paging (odp_caps all zero). */
@@ -117,8 +124,10 @@ export class Mlx5Device extends IbDevice {
     machine: Machine,
     options: { name?: string; odpCaps?: IbOdpCaps; era?: number; odpDesign?: OdpDesign } = {},
   ) {
-    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? MLX5_ODP_CAPS, options.era ?? 612);
-    this.odpDesign = options.odpDesign ?? 2014;
+    const design = options.odpDesign ?? 2014;
+    const caps = design === 2014 ? MLX5_ODP_CAPS : MLX5_ODP_CAPS_IMPLICIT;
+    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? caps, options.era ?? 612);
+    this.odpDesign = design;
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);

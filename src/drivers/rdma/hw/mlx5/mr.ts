@@ -35,6 +35,7 @@ import {
   mlx5rEraseAndWaitOdpMkey,
   mlx5rStoreOdpMkey,
 } from './odp-current.ts';
+import { type ImplicitMr, mlx5IbAllocImplicitMr, mlx5IbFreeImplicitMr } from './odp-implicit.ts';
 
 /** struct mlx5_ib_mr. */
 export class Mlx5Mr extends DeviceMr {
@@ -49,6 +50,10 @@ export class Mlx5Mr extends DeviceMr {
   readonly usecountWait: WaitQueue;
   /** The mkey was destroyed: the device no longer resolves it. */
   destroyed = false;
+  /** An implicit ODP parent's children and KSM (null for any other MR). */
+  implicit: ImplicitMr | null = null;
+  /** An implicit child's parent. */
+  parent: Mlx5Mr | null = null;
 
   constructor(
     dev: Mlx5Device,
@@ -94,13 +99,11 @@ export function* mlx5RegUserMr(
   const mm = caller.mm;
   if (mm === null) throw new Errno('EINVAL', `registration by ${caller}, which has no mm`);
   // Implicit ODP (address 0, length SIZE_MAX) needs the device to advertise it.
-  if (
-    odp &&
-    start === 0 &&
-    length === SIZE_MAX &&
-    !(dev.odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT)
-  )
-    throw new Errno('EINVAL', `${dev.name} does not support implicit ODP`);
+  if (odp && start === 0 && length === SIZE_MAX) {
+    if (!(dev.odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) || dev.odpDesign === 2014)
+      throw new Errno('EINVAL', `${dev.name} does not support implicit ODP`);
+    return mlx5IbAllocImplicitMr(dev, pd, access, caller, length);
+  }
   if (odp && dev.odpDesign !== 2014)
     return yield* createUserOdpMr(dev, pd, start, length, access, caller);
   const umem = odp
@@ -174,7 +177,8 @@ export function* mlx5DeregMr(dev: Mlx5Device, mr: Mlx5Mr): Co {
     umem.privateMr = null;
     mr.tt.unmapAll(mr.mm);
     umem.umemMutex.unlock();
-    yield* ibUmemOdpRelease(umem);
+    if (mr.implicit !== null) yield* mlx5IbFreeImplicitMr(mr);
+    else yield* ibUmemOdpRelease(umem);
     destroyMkey(dev, mr);
     return;
   }

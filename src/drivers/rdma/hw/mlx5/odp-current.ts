@@ -20,6 +20,7 @@ import {
 import { odpFaultEvent } from '../../events.ts';
 import type { Mlx5Device } from './main.ts';
 import type { Mlx5Mr } from './mr.ts';
+import { destroyUnusedImplicitChildMr, pagefaultImplicitMr } from './odp-implicit.ts';
 import { mlx5UpdateMtt, mlx5ZapMapped } from './umr.ts';
 
 /** MLX5_PF_FLAGS_*: how a fault maps. */
@@ -66,6 +67,7 @@ export function* mlx5IbInvalidateRange(
       dev.stats.page_invalidations += yield* mlx5ZapMapped(mr, lo, hi);
       ibUmemOdpUnmapDmaPages(umem, lo, hi);
     }
+    if (umem.npages === 0 && mr.parent !== null) destroyUnusedImplicitChildMr(mr);
     return true;
   } finally {
     umem.umemMutex.unlock();
@@ -102,7 +104,7 @@ export function* pagefaultRealMr(
 
 /**
  * pagefault_mr(): [ioVirt, ioVirt + bcnt) of the MR (its iova is its address), EFAULT when the
- * range leaves the MR; then pagefault_real_mr().
+ * range leaves the MR; then pagefault_real_mr(), or pagefault_implicit_mr() for an implicit MR.
  */
 export function* pagefaultMr(
   mr: Mlx5Mr,
@@ -110,6 +112,7 @@ export function* pagefaultMr(
   bcnt: number,
   flags: PfFlags = {},
 ): Co<number> {
+  if (mr.implicit !== null) return yield* pagefaultImplicitMr(mr, ioVirt, bcnt, flags);
   const umem = mr.odp as UmemOdp;
   if (ioVirt < umem.start || ioVirt >= umem.end || umem.end - ioVirt < bcnt)
     throw new Errno(
