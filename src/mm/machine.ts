@@ -27,8 +27,9 @@ export interface MachineOptions {
    * The notifier core of 3.19–5.3, which the 2014 and interim ODP designs ran on (default
    * false: today's core). There a failed non-blockable start is only reported: no end for the
    * subscribers whose start succeeded and no WARN on a failing subscriber that has an end
-   * (both c2655835fd8c, v5.13); and range_end callbacks may sleep even for a non-blockable
-   * range (non_block_start() around them came in v5.4).
+   * (both c2655835fd8c, v5.13); range_end callbacks may sleep even for a non-blockable
+   * range (non_block_start() around them came in v5.4); and the lockdep map of
+   * invalidate_range_start covers the start only (5.4 extended it to range_end).
    */
   readonly legacyNotifierCore?: boolean;
   /**

@@ -123,8 +123,11 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
   const k = kernel();
   const mm = range.mm;
   const subs = mm.notifiers;
+  // The legacy core checks start only: the map came in 5.4 (23b68395c7c7), when it covered end
+  // too, which the interim RDMA ODP design (holding umem_rwsem from start to end) could not pass.
+  const endMap = !mm.machine.legacyNotifierCore;
   if (subs !== null) {
-    invalidateStartMap.acquire();
+    if (endMap) invalidateStartMap.acquire();
     if (subs.hasItree) yield* subs.itree.invEnd();
     if (subs.list.length > 0) {
       const srcu = mm.machine.notifierSrcu;
@@ -139,7 +142,7 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
       }
       srcu.readUnlock(idx);
     }
-    invalidateStartMap.release();
+    if (endMap) invalidateStartMap.release();
   }
   if (k.trace.on)
     k.trace.emit('mmu-end', {

@@ -121,7 +121,7 @@ export const rdmaOdpScenario: Scenario = {
     {
       name: 'design',
       description:
-        'ODP design: 2014 (per-context umem tree, notifier count, deferred activation) or 2020 (an interval notifier per umem, hmm_range_fault; 5.10 and later)',
+        'ODP design: 2014 (per-context umem tree, notifier count, deferred activation; 3.19-4.19), 2018 (range_start holds umem_rwsem until range_end; 4.20-5.4) or 2020 (an interval notifier per umem, hmm_range_fault; 5.10 and later)',
       default: 2014,
       min: 2014,
       max: 2020,
@@ -187,10 +187,10 @@ export const rdmaOdpScenario: Scenario = {
     },
   ],
   check(p: ScenarioParams): void {
-    if (p.design !== 2014 && p.design !== 2020)
+    if (p.design !== 2014 && p.design !== 2018 && p.design !== 2020)
       throw new Errno(
         'EINVAL',
-        `parameter design of scenario rdma-odp must be 2014 or 2020, got ${p.design}`,
+        `parameter design of scenario rdma-odp must be 2014, 2018 or 2020, got ${p.design}`,
       );
   },
   build(k: Kernel, p: ScenarioParams): void {
@@ -203,8 +203,8 @@ function buildRdmaOdp(k: Kernel, p: ScenarioParams): void {
   const quarter = Math.floor(pages / 4);
   const mapped = pages + RECV_PAGES + quarter + 6;
   const frames = Math.ceil((mapped * p.pressure!) / 100);
-  // The 2014 design ran on the notifier core of its time.
-  const legacyNotifierCore = p.design === 2014;
+  // The 2014 and interim designs ran on the notifier core of their time.
+  const legacyNotifierCore = p.design !== 2020;
   const odpDesign = p.design as OdpDesign;
   const machine = new Machine(k, { frames, legacyNotifierCore });
   installOracles(k, machine);

@@ -28,6 +28,7 @@ const clean: [string, Record<string, number>, ExploreOptions][] = [
     { strategy: 'random', seed: 3, runs: 100 },
   ],
   ['design=2020, pct seed 1, 150 runs', { design: 2020 }, { strategy: 'pct', seed: 1, runs: 150 }],
+  ['design=2018, pct seed 1, 150 runs', { design: 2018 }, { strategy: 'pct', seed: 1, runs: 150 }],
   [
     'design=2020, dfs bound 2, 150 schedules',
     { design: 2020 },
@@ -65,6 +66,13 @@ const found: [string, string, Record<string, number>, ExploreOptions, RegExp][] 
     { ops: 0, rounds: 0 },
     { strategy: 'random', seed: 5, runs: 300 },
     /gave up its fault .* \(EAGAIN\) although no invalidation/,
+  ],
+  [
+    'odp.nonblock-start-leak',
+    'lock-order',
+    { design: 2018, teardown: 1 },
+    { strategy: 'pct', seed: 1, runs: 50 },
+    /oom_reaper holding \[[^\]]*umem_rwsem\(read\)/,
   ],
   [
     'odp.nonblock-start-leak',
@@ -129,4 +137,14 @@ test('teardown=2 shows the 2014 design leaking the mm_struct of an owner that ex
   const r = explore(world({ teardown: 2 }), { strategy: 'pct', seed: 1, runs: 1 });
   assert.equal(r.failure?.rule, 'leak', r.failure?.bug.message);
   assert.match(r.failure.bug.message, /still held: 1 mms/);
+});
+
+test('the interim design has no deferred activation, so O1 cannot happen there (pct, seed 1, 150 runs)', () => {
+  const r = explore(world({ design: 2018, ops: 0, rounds: 0 }), {
+    strategy: 'pct',
+    seed: 1,
+    runs: 150,
+    mutants: ['odp2014.activation-race'],
+  });
+  assert.equal(r.failure, null, r.failure?.bug.message);
 });

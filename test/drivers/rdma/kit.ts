@@ -79,7 +79,7 @@ export function runRdma<D extends IbDevice = Mlx5Device>(
   const design = options.odpDesign ?? 2014;
   const machine = new Machine(k, {
     frames: 64,
-    legacyNotifierCore: design === 2014,
+    legacyNotifierCore: design !== 2020,
     ...options.machine,
   });
   installOracles(k, machine);

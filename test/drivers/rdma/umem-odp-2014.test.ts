@@ -13,6 +13,9 @@ import {
 import { ibUverbsClose } from '../../../src/drivers/rdma/core/uverbs.ts';
 import { ibDeregMr, ibRegMr } from '../../../src/drivers/rdma/core/verbs.ts';
 import { type Co, isErrno, isKernelBug } from '../../../src/index.ts';
+import { join, sleep } from '../../../src/kernel/context.ts';
+import { TimedStrategy } from '../../../src/kernel/strategies/timed.ts';
+import { BLOCKED } from '../../../src/kernel/task.ts';
 import { MADV_DONTNEED } from '../../../src/mm/constants.ts';
 import { cpuWriteU32 } from '../../../src/mm/cpu-access.ts';
 import { madvise } from '../../../src/mm/madvise.ts';
@@ -98,6 +101,36 @@ test('a umem registered while a notifier runs stays inactive (its faults retry) 
   });
   assert.equal(r.ok, true, r.bug?.message);
   assert.deepEqual(seen, [false, 1, true, 'EAGAIN', true, 0, 2]);
+});
+
+test('interim design (4.20): range_start holds umem_rwsem until range_end, so a registration waits for the invalidation and is active at once', () => {
+  const seen: unknown[] = [];
+  const r = runRdma(
+    function* (w) {
+      const first = yield* umem(w, 1);
+      const odp = w.sep.ctx.odp2014;
+      const range = rangeInit(w.server.mm!, 'CLEAR', first.at, first.at + P);
+      yield* invalidateRangeStart(range);
+      seen.push(odp.interim, odp.umemRwsem.isLockedByCurrent(), first.u.notifiersCount);
+      // The registration blocks on umem_rwsem until the end.
+      const late = w.k.spawn('register', () => umem(w, 2));
+      yield* sleep(1000);
+      seen.push(odp.odpMrsCount, late.state === BLOCKED);
+      yield* invalidateRangeEnd(range);
+      const { u } = yield* join(late);
+      seen.push(
+        odp.odpMrsCount,
+        u.mnCountersActive,
+        first.u.notifiersSeq,
+        odp.noPrivateCounters.length,
+      );
+      yield* ibUmemOdpRelease2014(u);
+      yield* ibUmemOdpRelease2014(first.u);
+    },
+    { odpDesign: 2018, strategy: new TimedStrategy() },
+  );
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.deepEqual(seen, [true, true, 1, 1, true, 2, true, 1, 0]);
 });
 
 test('map_dma_pages: EFAULT outside the umem; pages mapped with the access asked; EAGAIN on a moved sequence', () => {

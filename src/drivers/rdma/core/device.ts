@@ -68,6 +68,14 @@ export interface IbDeviceOps {
   deallocDm?(dm: IbDm): Co;
 }
 
+/**
+ * The ODP core a kernel has (drivers/infiniband/core/umem_odp.c): 2014 (882214e2b128, 3.19 to
+ * 4.19: per-context umem tree, notifier count, deferred activation), 2018 (ca748c39ea3f, 4.20
+ * to 5.4: per-(context, mm) tree whose range_start holds umem_rwsem until range_end) or 2020
+ * (5.10 and later: an mmu_interval_notifier per umem and hmm_range_fault).
+ */
+export type OdpDesign = 2014 | 2018 | 2020;
+
 /** An RDMA device (struct ib_device). */
 export abstract class IbDevice {
   readonly name: string;
@@ -90,13 +98,22 @@ export abstract class IbDevice {
   readonly barPfns: [number, number][] = [];
   /** ib_unregister_device() completed. */
   unregistered = false;
+  /** The ODP core of the kernel the device runs on. */
+  readonly odpDesign: OdpDesign;
   private nextObjectId = 1;
 
-  constructor(name: string, machine: Machine, odpCaps: IbOdpCaps, era = 612) {
+  constructor(
+    name: string,
+    machine: Machine,
+    odpCaps: IbOdpCaps,
+    era = 612,
+    odpDesign: OdpDesign = 2020,
+  ) {
     this.name = name;
     this.machine = machine;
     this.odpCaps = odpCaps;
     this.era = era;
+    this.odpDesign = odpDesign;
     this.uverbs = new UverbsDevice(this);
   }
 

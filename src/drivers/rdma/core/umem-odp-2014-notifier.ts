@@ -1,6 +1,8 @@
 /**
  * The MMU notifier of a ucontext in the 2014 ODP design (umem_odp.c of 882214e2b128, with the
- * non-blockable start of 93065ac753e4, v4.19): ib_umem_notifier_invalidate_range_start / _end /
+ * non-blockable start of 93065ac753e4, v4.19), and in the interim design (ca748c39ea3f, 4.20 to
+ * 5.4), whose range_start keeps umem_rwsem for read until range_end and counts nothing
+ * per context: ib_umem_notifier_invalidate_range_start / _end /
  * release, the per-umem start/end accounting (ib_umem_notifier_start_account / end_account),
  * the per-context count (ib_ucontext_notifier_start_account / end_account) with the deferred
  * activation it drives, and invalidate_page_trampoline.
@@ -83,24 +85,37 @@ function* invalidateRangeStart(odp: UcontextOdp2014, range: MmuNotifierRange): C
   if (odp.invalidateRange === null) return 0;
   if (range.blockable) yield* odp.umemRwsem.downRead();
   else if (!odp.umemRwsem.downReadTrylock()) return EAGAIN;
+  if (odp.interim && !odp.active) {
+    // The last MR is gone: nothing to do, and range_end will not unlock.
+    odp.umemRwsem.upRead();
+    return 0;
+  }
   const umems = umemsIn(odp, range.start, range.end);
   if (!range.blockable && umems.length > 0) {
     // Mutant O2: the EAGAIN return leaves umem_rwsem held (7608bf40cf24 fixed this shape).
     if (!kernel().mutant('odp.nonblock-start-leak')) odp.umemRwsem.upRead();
     return EAGAIN;
   }
-  yield* odp.notifierCount.inc();
+  if (!odp.interim) yield* odp.notifierCount.inc();
   for (const umem of umems) {
     yield* umemStartAccount(umem);
     yield* invalidate(odp, umem, range.start, range.end);
   }
-  odp.umemRwsem.upRead();
+  // The interim design keeps umem_rwsem until range_end.
+  if (!odp.interim) odp.umemRwsem.upRead();
   return 0;
 }
 
 /** ib_umem_notifier_invalidate_range_end(): each intersecting umem's end, then the context's. */
 function* invalidateRangeEnd(odp: UcontextOdp2014, range: MmuNotifierRange): Co {
   if (odp.invalidateRange === null) return;
+  if (odp.interim) {
+    // umem_rwsem is still held from range_start (unless the context had no MR left then).
+    if (!odp.active) return;
+    for (const umem of umemsIn(odp, range.start, range.end)) yield* umemEndAccount(umem);
+    odp.umemRwsem.upRead();
+    return;
+  }
   yield* odp.umemRwsem.downRead();
   for (const umem of umemsIn(odp, range.start, range.end)) yield* umemEndAccount(umem);
   odp.umemRwsem.upRead();
@@ -115,7 +130,7 @@ function* invalidateRangeEnd(odp: UcontextOdp2014, range: MmuNotifierRange): Co 
  */
 function* release(odp: UcontextOdp2014): Co {
   if (odp.invalidateRange === null) return;
-  yield* odp.notifierCount.inc();
+  if (!odp.interim) yield* odp.notifierCount.inc();
   yield* odp.umemRwsem.downRead();
   for (const umem of umemsIn(odp, 0, Number.MAX_SAFE_INTEGER)) {
     yield* umemStartAccount(umem);

@@ -1,6 +1,7 @@
 /**
  * On-demand paging umems in their 2014 design (drivers/infiniband/core/umem_odp.c of
- * 882214e2b128, kernels 3.19–4.19): ib_umem_odp_get, ib_umem_odp_release,
+ * 882214e2b128, kernels 3.19–4.19), and in the interim design of 4.20–5.4 that dropped its
+ * notifier count (`interim`): ib_umem_odp_get, ib_umem_odp_release,
  * ib_umem_odp_map_dma_pages (with ib_umem_odp_map_dma_single_page) and
  * ib_umem_odp_unmap_dma_pages, over the per-ucontext interval tree of umems, the notifier count
  * and the deferred activation of umems registered while a notifier runs. The notifier
@@ -63,12 +64,22 @@ export class UcontextOdp2014 {
   readonly mn: MmuNotifier;
   /** ->invalidate_range: the driver's hook; null for a device without ODP. */
   readonly invalidateRange: ((umem: UmemOdp2014, start: number, end: number) => Co) | null;
+  /**
+   * The interim design (ca748c39ea3f, 4.20 to 5.4): no notifier count and no deferred
+   * activation; range_start holds umem_rwsem for read until range_end, so a registration
+   * (which takes it for write) waits out every invalidation in flight.
+   */
+  readonly interim: boolean;
+  /** per_mm->active (interim): cleared, under umem_rwsem for write, with the last ODP MR. */
+  active = true;
 
   constructor(
     name: string,
     invalidateRange: ((umem: UmemOdp2014, start: number, end: number) => Co) | null,
+    interim = false,
   ) {
     this.name = name;
+    this.interim = interim;
     this.umemRwsem = new RwSemaphore(`${name}.umem_rwsem`, 'umem_rwsem');
     this.notifierCount = new Atomic(`${name}.notifier_count`);
     this.invalidateRange = invalidateRange;
@@ -162,7 +173,11 @@ export function* ibUmemOdpGet2014(
     odp.odpMrsCount++;
     if (umem.start !== umem.end) odp.tree.insertNode(umem.node);
     const first = odp.odpMrsCount === 1;
-    if ((yield* odp.notifierCount.read()) === 0 || first) umem.mnCountersActive = true;
+    if (odp.interim) {
+      // No invalidation is in flight: each holds umem_rwsem for read until its end.
+      odp.active = true;
+      umem.mnCountersActive = true;
+    } else if ((yield* odp.notifierCount.read()) === 0 || first) umem.mnCountersActive = true;
     else {
       // The count was read without anything holding it: another CPU may end its notifier here.
       yield* preempt();
@@ -240,6 +255,7 @@ function* releaseFromTree(umem: UmemOdp2014): Co<boolean> {
   yield* odp.umemRwsem.downWrite();
   if (umem.node.inTree) odp.tree.remove(umem.node);
   odp.odpMrsCount--;
+  if (odp.interim && odp.odpMrsCount === 0) odp.active = false;
   if (!umem.mnCountersActive) {
     const i = odp.noPrivateCounters.indexOf(umem);
     if (i >= 0) odp.noPrivateCounters.splice(i, 1);

@@ -133,6 +133,7 @@ export function* ibUverbsGetContext(file: UverbsFile, caller: Process): Co<IbUco
       const odp = new UcontextOdp2014(
         `${file}`,
         hook === undefined ? null : (u, s, e) => hook.call(device.ops, u, s, e),
+        device.odpDesign === 2018,
       );
       const ctx = new IbUcontext(device, file, caller, odp);
       file.ucontext = ctx;

@@ -7,7 +7,7 @@
 import { Srcu } from '../../../../kernel/sync/srcu.ts';
 import { Workqueue } from '../../../../kernel/workqueue.ts';
 import type { Machine } from '../../../../mm/machine.ts';
-import type { IbDeviceOps } from '../../core/device.ts';
+import type { IbDeviceOps, OdpDesign } from '../../core/device.ts';
 import { IbDevice } from '../../core/device.ts';
 import '../../events.ts';
 import {
@@ -72,12 +72,6 @@ export const NO_ODP_CAPS: IbOdpCaps = {
   perTransportCaps: { rc: 0, uc: 0, ud: 0, xrc: 0 },
 };
 
-/**
- * The ODP designs: 2014 (882214e2b128, per-context umem tree and notifier count) and 2020
- * (mmu_interval_notifier per umem and hmm_range_fault, 5.10 and later).
- */
-export type OdpDesign = 2014 | 2020;
-
 /** The ODP counters (names of mlx5's odp statistics). */
 export interface OdpStats {
   /** Pages faulted in for the device. */
@@ -109,8 +103,6 @@ export class Mlx5Device extends IbDevice {
   };
   /** system_unbound_wq, as the asynchronous prefetch uses it. */
   readonly prefetchWq: Workqueue;
-  /** Which ODP design the driver runs: 2014 (3.19–4.19) or 2020 (5.10 and later). */
-  readonly odpDesign: OdpDesign;
   /** odp_mkeys (current design): the ODP mkeys the fault handler may look up, by index. */
   readonly odpMkeys = new Map<number, Mlx5Mr>();
   /** The clock BAR page user space may map read-only (allocated on first mmap). */
@@ -125,9 +117,8 @@ export class Mlx5Device extends IbDevice {
     options: { name?: string; odpCaps?: IbOdpCaps; era?: number; odpDesign?: OdpDesign } = {},
   ) {
     const design = options.odpDesign ?? 2014;
-    const caps = design === 2014 ? MLX5_ODP_CAPS : MLX5_ODP_CAPS_IMPLICIT;
-    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? caps, options.era ?? 612);
-    this.odpDesign = design;
+    const caps = design === 2020 ? MLX5_ODP_CAPS_IMPLICIT : MLX5_ODP_CAPS;
+    super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? caps, options.era ?? 612, design);
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);
@@ -142,8 +133,8 @@ export class Mlx5Device extends IbDevice {
       postSend: (qp, wr) => mlx5PostSend(qp as Mlx5Qp, wr),
       postRecv: (qp, wr) => mlx5PostRecv(qp as Mlx5Qp, wr),
       ...(odp ? { invalidateRange: (umem, s, e) => mlx5InvalidateRange(this, umem, s, e) } : {}),
-      // advise_mr came with the current design (5.0); the 2014 driver had none.
-      ...(odp && this.odpDesign !== 2014
+      // The model prefetches on the current design only (advise_mr came in 5.0).
+      ...(odp && this.odpDesign === 2020
         ? { adviseMr: (pd, advice, flags, sg) => mlx5IbAdviseMr(this, pd, advice, flags, sg) }
         : {}),
       allocUcontext: (ctx) => mlx5AllocUcontext(this, ctx),
@@ -167,3 +158,5 @@ export class Mlx5Device extends IbDevice {
     return this.nextQpn++;
   }
 }
+
+export type { OdpDesign } from '../../core/device.ts';

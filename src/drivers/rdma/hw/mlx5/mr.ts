@@ -100,11 +100,11 @@ export function* mlx5RegUserMr(
   if (mm === null) throw new Errno('EINVAL', `registration by ${caller}, which has no mm`);
   // Implicit ODP (address 0, length SIZE_MAX) needs the device to advertise it.
   if (odp && start === 0 && length === SIZE_MAX) {
-    if (!(dev.odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) || dev.odpDesign === 2014)
+    if (!(dev.odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) || dev.odpDesign !== 2020)
       throw new Errno('EINVAL', `${dev.name} does not support implicit ODP`);
     return mlx5IbAllocImplicitMr(dev, pd, access, caller, length);
   }
-  if (odp && dev.odpDesign !== 2014)
+  if (odp && dev.odpDesign === 2020)
     return yield* createUserOdpMr(dev, pd, start, length, access, caller);
   const umem = odp
     ? yield* ibUmemOdpGet2014(ctx, caller, start, length, writable)

@@ -144,7 +144,7 @@ function faultSegment(
   bytesCommitted: number,
   access: AccessMask,
 ): Co<SegmentResult> {
-  if (dev.odpDesign === 2014)
+  if (dev.odpDesign !== 2020)
     return pagefaultSingleDataSegment(dev, qp, key, ioVirt, bcnt, bytesCommitted, access);
   return pagefaultSingleDataSegmentCurrent(dev, qp.pd, key, ioVirt, bcnt, bytesCommitted, false);
 }
