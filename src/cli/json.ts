@@ -3,6 +3,7 @@
  * `command`; `elapsedMs` is the only field that differs between two identical commands.
  * @module
  */
+import type { DeviceCounters } from '../check/counters.ts';
 import type { ExploreResult } from '../check/explore.ts';
 import type { MutantInfo } from '../check/mutants.ts';
 import type { ScenarioParam } from '../scenarios/scenario.ts';
@@ -37,6 +38,8 @@ export interface RunJson extends WorldJson {
   readonly oracles: readonly OracleVerdict[];
   /** What the scenario reports seeing (not verdicts), in order. */
   readonly observations: readonly string[];
+  /** Each device's own counters at the end (mlx5's ODP statistics), in creation order. */
+  readonly counters: readonly DeviceCounters[];
   /** The bug, with the token that replays it (`odpsim replay <token>`), or null. */
   readonly failure: (BugJson & { readonly token: string }) | null;
   readonly elapsedMs: number;
@@ -92,6 +95,8 @@ export interface ReplayJson extends WorldJson {
   readonly ok: boolean;
   readonly stats: RunStats;
   readonly oracles: readonly OracleVerdict[];
+  /** Each device's own counters at the end (see RunJson). */
+  readonly counters: readonly DeviceCounters[];
   readonly failure: BugJson | null;
   readonly timeline: readonly TimelineEntry[];
   /** Files written (`--trace`, `--log`), or null. */

@@ -1,6 +1,7 @@
 // `odpsim replay <token>`: reruns a recorded schedule exactly, shows its timeline, and writes
 // the trace as Chrome trace JSON (Perfetto) or a text log.
 import { writeFileSync } from 'node:fs';
+import { countersOf } from '../check/counters.ts';
 import { replay } from '../check/explore.ts';
 import { checkMutants } from '../check/mutants.ts';
 import { decodeToken, type ReplayRecord } from '../check/replay-token.ts';
@@ -9,7 +10,7 @@ import type { Io } from './io.ts';
 import type { ReplayJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT, UsageError } from './options.ts';
-import { formatMs, formatStats, formatVerdicts } from './report.ts';
+import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { buildTimeline, renderTimeline } from './timeline.ts';
@@ -57,6 +58,7 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
     ok: bug === null,
     stats: o.stats.snapshot(),
     oracles: oracleVerdicts(o.kernel, bug),
+    counters: countersOf(o.kernel),
     failure: bug === null ? null : { rule: bug.rule, task: bug.task, message: bug.message },
     timeline: buildTimeline(rec),
     files,
@@ -73,6 +75,7 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
       '',
       ...formatStats(report.stats),
       '',
+      ...formatCounters(report.counters),
       ...formatVerdicts(report.oracles),
       '',
       bug === null

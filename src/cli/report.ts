@@ -1,5 +1,6 @@
 // Text formatting shared by the commands. Nothing here depends on the locale or the clock, so
 // the same run prints the same report (elapsed times aside).
+import type { DeviceCounters } from '../check/counters.ts';
 import type { OracleVerdict, RdmaStats, RunStats } from './stats.ts';
 
 /** An integer with thousands separators (`12,345`), independent of the locale. */
@@ -72,6 +73,18 @@ function formatRdma(r: RdmaStats, row: (label: string, value: string) => string)
     ),
     row('send completions', breakdown(r.completions).slice(2, -1) || 'none'),
   ];
+}
+
+/** The devices' counters block of a run report (nothing when no device has counters). */
+export function formatCounters(list: readonly DeviceCounters[]): string[] {
+  if (list.length === 0) return [];
+  const width = Math.max(...list.map((d) => d.device.length));
+  const lines = ['ODP counters'];
+  for (const d of list) {
+    const values = Object.entries(d.counters).map(([name, v]) => `${name} ${num(v)}`);
+    lines.push(`  ${d.device.padEnd(width)}  ${values.join(', ')}`);
+  }
+  return [...lines, ''];
 }
 
 /** The oracle block of a run report. */

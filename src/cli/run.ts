@@ -1,11 +1,12 @@
 // `odpsim run [scenario]`: one run under the timed strategy, with statistics and verdicts.
+import { countersOf } from '../check/counters.ts';
 import { explore } from '../check/explore.ts';
 import { observations } from '../check/observations.ts';
 import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT } from './options.ts';
-import { formatMs, formatStats, formatVerdicts } from './report.ts';
+import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
@@ -47,6 +48,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     stats: o.stats.snapshot(),
     oracles: oracleVerdicts(o.kernel, bug),
     observations: [...observations(o.kernel)],
+    counters: countersOf(o.kernel),
     failure:
       f === null ? null : { rule: f.rule, task: f.task, message: f.bug.message, token: f.token },
     elapsedMs,
@@ -59,6 +61,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       '',
       ...formatStats(report.stats),
       '',
+      ...formatCounters(report.counters),
       ...(report.observations.length > 0
         ? ['Observations', ...report.observations.map((l) => `  ${l}`), '']
         : []),

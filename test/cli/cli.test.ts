@@ -105,6 +105,30 @@ test('run --json: scenario, params, statistics, every oracle passing; determinis
   assert.deepEqual({ ...b, elapsedMs: 0 }, { ...r, elapsedMs: 0 });
 });
 
+test("run reports the HCAs' ODP counters (text and --json), none for a world without an HCA", () => {
+  const a = odpsim('run', 'rdma-odp', '--set', 'design=2020', '--json');
+  assert.equal(a.status, 0, a.stderr);
+  const r = json<RunJson>(a);
+  assert.deepEqual(
+    r.counters.map((d) => d.device),
+    ['mlx5_1', 'mlx5_0'],
+  );
+  const server = r.counters[0]!.counters;
+  assert.deepEqual(Object.keys(server), [
+    'page_faults',
+    'page_invalidations',
+    'page_prefetch',
+    'prefetch',
+    'fault_contentions',
+    'num_mrs_not_found',
+  ]);
+  assert.ok(server.page_faults! > 0 && server.page_invalidations! > 0 && server.prefetch! > 0);
+  const text = odpsim('run', 'rdma-odp', '--set', 'design=2020');
+  assert.match(text.stdout, /ODP counters\n {2}mlx5_1 {2}page_faults \d+, page_invalidations \d+/);
+  const none = json<RunJson>(odpsim('run', 'kvm-mirror', '--set', 'pages=6', '--json'));
+  assert.deepEqual(none.counters, []);
+});
+
 test('list --json: scenarios with their parameters, and the mutants', () => {
   const a = odpsim('list', '--json');
   assert.equal(a.status, 0, a.stderr);

@@ -64,6 +64,8 @@ export class UmemOdp {
   readonly umemMutex: Mutex;
   /** npages: how many slots are mapped. */
   npages = 0;
+  /** Faults that went round again (sequence moved, or hmm_range_fault busy): the model's count. */
+  contentions = 0;
   /** private: the driver's MR (cleared when the MR is revoked). */
   privateMr: unknown = null;
   readonly name: string;
@@ -274,6 +276,7 @@ function* faultAndLock(
 }
 
 function retryEvent(umem: UmemOdp, start: number, reason: string): void {
+  umem.contentions++;
   const k = kernel();
   if (k.trace.on)
     k.trace.emit('dev-retry', { dev: umem.name, mm: umem.owningMm.id, start, reason });

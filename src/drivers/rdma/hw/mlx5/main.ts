@@ -4,6 +4,7 @@
  * table page-fault events are dispatched through, mr_srcu, the single-threaded page-fault
  * workqueue, its ODP counters, and the driver operations the verbs core calls.
  */
+import { registerCounters } from '../../../../check/counters.ts';
 import { Srcu } from '../../../../kernel/sync/srcu.ts';
 import { Workqueue } from '../../../../kernel/workqueue.ts';
 import type { Machine } from '../../../../mm/machine.ts';
@@ -72,16 +73,23 @@ export const NO_ODP_CAPS: IbOdpCaps = {
   perTransportCaps: { rc: 0, uc: 0, ud: 0, xrc: 0 },
 };
 
-/** The ODP counters (names of mlx5's odp statistics). */
+/**
+ * The ODP counters, by the names mlx5 reports its ODP statistics with (rdma statistic, the
+ * driver's odp_stats).
+ */
 export interface OdpStats {
   /** Pages faulted in for the device. */
   page_faults: number;
   /** MTT entries zapped by invalidations. */
   page_invalidations: number;
-  /** Faults whose key resolved to no live MR. */
-  num_mrs_not_found: number;
   /** Pages made device visible by prefetch (ibv_advise_mr). */
   page_prefetch: number;
+  /** ibv_advise_mr prefetch requests. */
+  prefetch: number;
+  /** Faults that lost a race with an invalidation and went round again. */
+  fault_contentions: number;
+  /** Faults whose key resolved to no live MR (a wrong or stale key). */
+  num_mrs_not_found: number;
 }
 
 /** An mlx5-like HCA. */
@@ -98,8 +106,10 @@ export class Mlx5Device extends IbDevice {
   readonly stats: OdpStats = {
     page_faults: 0,
     page_invalidations: 0,
-    num_mrs_not_found: 0,
     page_prefetch: 0,
+    prefetch: 0,
+    fault_contentions: 0,
+    num_mrs_not_found: 0,
   };
   /** system_unbound_wq, as the asynchronous prefetch uses it. */
   readonly prefetchWq: Workqueue;
@@ -122,6 +132,8 @@ export class Mlx5Device extends IbDevice {
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);
+    if ((this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0)
+      registerCounters(machine.kernel, this.name, () => ({ ...this.stats }));
     const odp = (this.odpCaps.generalCaps & IB_ODP_SUPPORT) !== 0;
     this.ops = {
       regUserMr: (pd, start, length, access, caller) =>

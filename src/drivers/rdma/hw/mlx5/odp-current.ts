@@ -92,7 +92,13 @@ export function* pagefaultRealMr(
   const umem = mr.odp as UmemOdp;
   const write = umem.writable && !flags.downgrade;
   if (!flags.snapshot) odpFaultEvent(mr.tt.name, mr.mm.id, va, bcnt, write, umem.writable);
-  const np = yield* ibUmemOdpMapDmaAndLock(umem, va, bcnt, { read: true, write }, !flags.snapshot);
+  const before = umem.contentions;
+  let np: number;
+  try {
+    np = yield* ibUmemOdpMapDmaAndLock(umem, va, bcnt, { read: true, write }, !flags.snapshot);
+  } finally {
+    mr.dev.stats.fault_contentions += umem.contentions - before;
+  }
   try {
     const startIdx = Math.floor((va - umem.start) / PAGE_SIZE);
     yield* mlx5UpdateMtt(mr, startIdx, np, false);

@@ -119,6 +119,7 @@ export function* pagefaultSingleDataSegment(
       if (npages > 0) yield* commitTranslations(mr, startIdx, npages, currentSeq);
     } catch (e) {
       if (!isErrno(e, 'EAGAIN')) throw e;
+      dev.stats.fault_contentions++;
       if (k.trace.on)
         k.trace.emit('dev-retry', { dev: mr.tt.name, mm: mr.mm.id, start: virt, reason: 'EAGAIN' });
       if (umem.dying) throw new Errno('EFAULT', `${umem.name} is dying: the owner's mm is gone`);

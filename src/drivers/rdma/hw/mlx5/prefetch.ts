@@ -35,6 +35,7 @@ export function* mlx5IbAdviseMr(
   sgList: readonly IbSge[],
 ): Co {
   const asked = prefetchAdvice(advice);
+  dev.stats.prefetch++;
   const pf: PfFlags = { downgrade: asked.readOnly, snapshot: asked.snapshot };
   if (flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
     return yield* mlx5IbPrefetchSgList(dev, pd, advice, pf, sgList);
