@@ -8,6 +8,7 @@ import { listCommand } from './list.ts';
 import { collectList, collectSet, EXIT, intOption, UsageError } from './options.ts';
 import { type ReplayCommandOptions, replayCommand } from './replay.ts';
 import { type RunCommandOptions, runCommand } from './run.ts';
+import { studyCommand } from './study.ts';
 
 const U32 = 0xffff_ffff;
 
@@ -109,6 +110,20 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .action(
       guard((token: string, o: ReplayCommandOptions & { json?: boolean }) =>
         replayCommand(io, token, { ...o, json: o.json === true }),
+      ),
+    );
+
+  program
+    .command('study')
+    .description(
+      'compare designs on one workload: "designs" runs the ODP designs (2014, interim, today\'s, and a linear list) at several MR counts',
+    )
+    .argument('<study>', 'what to compare: designs')
+    .option('--mrs <counts>', 'MR counts, comma separated (1 to 100000 each)', '1,100,10000')
+    .option('--json', 'print the rows as JSON')
+    .action(
+      guard((what: string, o: { mrs: string; json?: boolean }) =>
+        studyCommand(io, what, { mrs: o.mrs, json: o.json === true }),
       ),
     );
 

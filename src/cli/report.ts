@@ -98,3 +98,17 @@ export function formatVerdicts(verdicts: readonly OracleVerdict[]): string[] {
   }
   return lines;
 }
+
+/**
+ * A text table: the header, a rule, then the rows, each column as wide as its widest cell;
+ * the first column left-aligned, the others right-aligned (they hold numbers).
+ */
+export function formatTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`;
+  return [line(header), `  ${widths.map((w) => '-'.repeat(w)).join('  ')}`, ...rows.map(line)];
+}

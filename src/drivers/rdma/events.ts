@@ -18,6 +18,8 @@ declare module '../../kernel/trace.ts' {
      * notifier ran: its faults retry until it is activated), or was activated.
      */
     'odp-umem': { umem: string; state: 'active' | 'deferred' | 'activated' };
+    /** The 2014 or interim notifier delivered an invalidation to a umem's driver. */
+    'odp-invalidate': { umem: string };
     /** The last running notifier of a 2014 context ended; `waiting` umems were then deferred. */
     'odp-notifiers-idle': { ctx: string; waiting: number };
   }

@@ -56,11 +56,19 @@ function* contextEndAccount(odp: UcontextOdp2014): Co {
 
 /** The umems of the tree intersecting [start, end) (the tree is stable under umem_rwsem). */
 function umemsIn(odp: UcontextOdp2014, start: number, end: number): UmemOdp2014[] {
+  // The study's linear-list variant examines every umem of the context instead.
+  if (odp.linearDispatch)
+    return odp.tree
+      .overlaps(0, Number.MAX_SAFE_INTEGER)
+      .map((n) => n.value)
+      .filter((u) => u.start < end && u.end > start);
   return odp.tree.overlaps(start, end - 1).map((n) => n.value);
 }
 
 /** The driver's invalidation of [start, end) ∩ the umem. */
 function* invalidate(odp: UcontextOdp2014, umem: UmemOdp2014, start: number, end: number): Co {
+  const k = kernel();
+  if (k.trace.on) k.trace.emit('odp-invalidate', { umem: umem.name });
   yield* odp.invalidateRange!(umem, Math.max(start, umem.start), Math.min(end, umem.end));
 }
 

@@ -72,6 +72,11 @@ export class UcontextOdp2014 {
   readonly interim: boolean;
   /** per_mm->active (interim): cleared, under umem_rwsem for write, with the last ODP MR. */
   active = true;
+  /**
+   * A variant no kernel had, for `odpsim study designs`: invalidations find their umems by
+   * examining every umem of the context (a linear list) instead of the interval tree.
+   */
+  linearDispatch = false;
 
   constructor(
     name: string,

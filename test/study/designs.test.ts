@@ -1,0 +1,44 @@
+// `odpsim study designs`: the same workload on each ODP design, and what the table reports.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseMrCounts } from '../../src/cli/study.ts';
+import { isErrno } from '../../src/index.ts';
+import { STUDY_DESIGNS, STUDY_DISCARDS, studyDesign } from '../../src/study/designs.ts';
+
+test('every design serves the same workload: the same faults and invalidations, the list examining every MR', () => {
+  const rows = STUDY_DESIGNS.map((d) => studyDesign(d, 50));
+  const faults = new Set(rows.map((r) => r.deviceFaults));
+  assert.equal(faults.size, 1, 'the workload is the same for every design');
+  for (const r of rows) {
+    assert.equal(r.invalidationsDelivered, STUDY_DISCARDS, r.design);
+    assert.ok(r.virtualTimeNs > 0 && r.lockHoldNs > 0, r.design);
+  }
+  const byDesign = new Map(rows.map((r) => [r.design, r]));
+  const list = byDesign.get('list')!;
+  assert.equal(list.entriesExamined, list.invalidationsDelivered + STUDY_DISCARDS * 50);
+  const tree = byDesign.get('2014')!;
+  assert.equal(
+    tree.entriesExamined,
+    tree.invalidationsDelivered + STUDY_DISCARDS * Math.ceil(Math.log2(51)),
+  );
+  // Per MR: 32 bytes of tree node (2014), an 88-byte interval notifier (2020), a list_head.
+  assert.equal(byDesign.get('2014')!.trackingBytes, 120 + 32 * 50);
+  assert.equal(byDesign.get('2020')!.trackingBytes, 104 + 88 * 50);
+  assert.equal(list.trackingBytes, 100 + 16 * 50);
+});
+
+test('with one MR every WRITE and discard collide: the random run shows retries, each wasting its page', () => {
+  const r = studyDesign(2020, 1);
+  assert.ok(r.retries > 0);
+  assert.equal(r.wastedPages, r.retries);
+});
+
+test('MR counts: 1 to 100,000; anything else is refused', () => {
+  assert.deepEqual(parseMrCounts('1,100,10000'), [1, 100, 10_000]);
+  for (const bad of ['0', '100001', '1.5', 'x', '', '3,'])
+    assert.throws(() => parseMrCounts(bad), /--mrs takes MR counts/, bad);
+  assert.throws(
+    () => studyDesign(2014, 0),
+    (e: unknown) => isErrno(e, 'EINVAL'),
+  );
+});
