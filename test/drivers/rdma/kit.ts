@@ -30,6 +30,20 @@ import {
 import { ANON, RW } from '../../mm/helpers.ts';
 
 export const P = PAGE_SIZE;
+
+/** A umem's per-page state, one character per page: '-' unmapped, 'r' readable, 'w' writable. */
+export function slotString(u: {
+  start: number;
+  end: number;
+  slots: { get(i: number): { write: boolean } | undefined };
+}): string {
+  let s = '';
+  for (let i = 0; i < (u.end - u.start) / P; i++) {
+    const slot = u.slots.get(i);
+    s += slot === undefined ? '-' : slot.write ? 'w' : 'r';
+  }
+  return s;
+}
 /** Every right, on demand. */
 export const ODP_ALL =
   IB_ACCESS_LOCAL_WRITE |

@@ -22,7 +22,17 @@ import type { Machine } from '../../../src/mm/machine.ts';
 import { madvise } from '../../../src/mm/madvise.ts';
 import { munmap } from '../../../src/mm/munmap.ts';
 import { attempt } from './io-kit.ts';
-import { connect, firstInt, mapPages, ODP_ALL, P, post, type RdmaWorld, runRdma } from './kit.ts';
+import {
+  connect,
+  firstInt,
+  mapPages,
+  ODP_ALL,
+  P,
+  post,
+  type RdmaWorld,
+  runRdma,
+  slotString,
+} from './kit.ts';
 
 const RXE = {
   odpDesign: 2020,
@@ -42,7 +52,7 @@ function runRxe(body: (w: RdmaWorld<IbDevice>) => Co): void {
 
 /** What the umem maps per page: '-' nothing, 'r' read, 'w' write. */
 function slots(mr: RxeMr): string {
-  return mr.odp.slots.map((s) => (s === null ? '-' : s.write ? 'w' : 'r')).join('');
+  return slotString(mr.odp);
 }
 
 test('registration takes what the CPU maps (a snapshot); a remote WRITE faults the rest in, synchronously and without a NAK', () => {

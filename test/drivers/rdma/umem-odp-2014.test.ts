@@ -27,7 +27,7 @@ import {
 } from '../../../src/mm/mmu-notifier.ts';
 import { munmap } from '../../../src/mm/munmap.ts';
 import { exitMm, forkProcess } from '../../../src/mm/process.ts';
-import { mapPages, ODP_ALL, P, type RdmaWorld, runRdma } from './kit.ts';
+import { mapPages, ODP_ALL, P, type RdmaWorld, runRdma, slotString } from './kit.ts';
 
 /** Errno code of a generator's failure, or 'ok'. */
 function* outcome(co: Co<unknown>): Co<string> {
@@ -144,10 +144,9 @@ test('map_dma_pages: EFAULT outside the umem; pages mapped with the access asked
       yield* outcome(ibUmemOdpMapDmaPages2014(u, at, 3 * P, { read: false, write: false }, 0)),
     );
     seen.push(yield* ibUmemOdpMapDmaPages2014(u, at + 100, 2 * P, { read: true, write: true }, 0));
-    const s = u.slots.map((x) => (x === null ? '-' : x.write ? 'w' : 'r'));
-    seen.push(s.join(''));
+    seen.push(slotString(u));
     const page = w.server.mm!.pte(at + P)!.page!;
-    seen.push(u.slots[1]!.page === page && u.slots[1]!.gen === page.gen);
+    seen.push(u.slots.get(1)!.page === page && u.slots.get(1)!.gen === page.gen);
     seen.push(yield* outcome(ibUmemOdpMapDmaPages2014(u, at, P, { read: true, write: false }, 7)));
     yield* ibUmemOdpRelease2014(u);
   });
@@ -178,13 +177,13 @@ test('unmap_dma_pages clears the slots of its range and dirties the pages the de
     const { u, at } = yield* umem(w, 2);
     yield* ibUmemOdpMapDmaPages2014(u, at, P, { read: true, write: true }, 0);
     yield* ibUmemOdpMapDmaPages2014(u, at + P, P, { read: true, write: false }, 0);
-    const pages = u.slots.map((s) => s!.page);
+    const pages = [...u.slots.values()].map((s) => s.page);
     for (const p of pages) p.dirty = false;
     const range = rangeInit(w.server.mm!, 'CLEAR', at, at + 2 * P);
     yield* invalidateRangeStart(range);
     yield* ibUmemOdpUnmapDmaPages2014(u, at, at + 2 * P);
     seen.push(
-      u.slots.every((s) => s === null),
+      u.slots.size === 0,
       pages.map((p) => p.dirty),
     );
     yield* invalidateRangeEnd(range);

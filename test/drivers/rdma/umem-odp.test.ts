@@ -34,7 +34,17 @@ import { madvise } from '../../../src/mm/madvise.ts';
 import { mprotect } from '../../../src/mm/mprotect.ts';
 import { exitMm } from '../../../src/mm/process.ts';
 import { attempt } from './io-kit.ts';
-import { connect, firstInt, mapPages, ODP_ALL, P, post, type RdmaWorld, runRdma } from './kit.ts';
+import {
+  connect,
+  firstInt,
+  mapPages,
+  ODP_ALL,
+  P,
+  post,
+  type RdmaWorld,
+  runRdma,
+  slotString,
+} from './kit.ts';
 
 const CURRENT = { odpDesign: 2020 } as const;
 
@@ -50,7 +60,7 @@ test('ib_umem_odp_get subscribes the aligned range; an empty range is EINVAL, an
   const r = runRdma(function* (w) {
     const at = yield* mapPages(w.server, 2);
     const u = yield* ibUmemOdpGet(w.sep.ctx, w.server, at + 100, P, true, mlx5MnOps(w.sdev));
-    seen.push(u.start === at, u.end === at + 2 * P, u.notifier?.start === at, u.slots.length);
+    seen.push(u.start === at, u.end === at + 2 * P, u.notifier?.start === at, u.numPages);
     const ops = mlx5MnOps(w.sdev);
     seen.push(yield* attempt(() => ibUmemOdpGet(w.sep.ctx, w.server, at, 0, true, ops)));
     seen.push(
@@ -72,12 +82,12 @@ test('map_dma_and_lock faults the range in and returns with umem_mutex held; a s
   const r = runRdma(function* (w) {
     const { u, at } = yield* umemOf(w, 4);
     const np = yield* ibUmemOdpMapDmaAndLock(u, at, 2 * P, { read: true, write: true }, true);
-    seen.push(np, u.umemMutex.owner?.name, u.npages, u.slots[0]?.write);
+    seen.push(np, u.umemMutex.owner?.name, u.npages, u.slots.get(0)?.write);
     u.umemMutex.unlock();
     // Page 2 is discarded: a snapshot over all four maps pages 0, 1 and 3 only.
     yield* madvise(w.server.mm!, at + 2 * P, P, MADV_DONTNEED);
     yield* ibUmemOdpMapDmaAndLock(u, at, 4 * P, { read: true, write: false }, false);
-    seen.push(u.slots.map((s) => (s === null ? '-' : s.write ? 'w' : 'r')).join(''), u.npages);
+    seen.push(slotString(u), u.npages);
     ibUmemOdpUnmapDmaPages(u, at, at + 4 * P);
     seen.push(u.npages);
     u.umemMutex.unlock();
@@ -92,10 +102,10 @@ test('a mapped slot is rewritten in place when its rights change without an inva
   const r = runRdma(function* (w) {
     const { u, at } = yield* umemOf(w, 1);
     yield* ibUmemOdpMapDmaAndLock(u, at, P, { read: true, write: false }, true);
-    const slot = u.slots[0];
+    const slot = u.slots.get(0);
     u.umemMutex.unlock();
     yield* ibUmemOdpMapDmaAndLock(u, at, P, { read: true, write: true }, true);
-    seen.push(u.slots[0] === slot, slot?.write, u.npages);
+    seen.push(u.slots.get(0) === slot, slot?.write, u.npages);
     u.umemMutex.unlock();
     yield* ibUmemOdpRelease(u);
   }, CURRENT);
@@ -125,10 +135,10 @@ test('implicit umems are anchors; children need an implicit root and a live mm',
   const seen: unknown[] = [];
   const r = runRdma(function* (w) {
     const root = ibUmemOdpAllocImplicit(w.sep.ctx, w.server, true);
-    seen.push(root.isImplicitOdp, root.notifier, root.slots.length);
+    seen.push(root.isImplicitOdp, root.notifier, root.numPages);
     const at = yield* mapPages(w.server, 2);
     const child = yield* ibUmemOdpAllocChild(root, at, 2 * P, mlx5MnOps(w.sdev));
-    seen.push(child.isImplicitOdp, child.slots.length, child.owningMm === root.owningMm);
+    seen.push(child.isImplicitOdp, child.numPages, child.owningMm === root.owningMm);
     seen.push(yield* attempt(() => ibUmemOdpAllocChild(child, at, P, mlx5MnOps(w.sdev))));
     yield* ibUmemOdpRelease(child);
     yield* ibUmemOdpRelease(root);

@@ -14,6 +14,7 @@ import { Completion } from '../../../kernel/sync/completion.ts';
 import { Mutex } from '../../../kernel/sync/mutex.ts';
 import { RwSemaphore } from '../../../kernel/sync/rwsem.ts';
 import type { Co } from '../../../kernel/task.ts';
+import { BlockMap } from '../../../lib/block-map.ts';
 import { Errno, isErrno } from '../../../lib/errors.ts';
 import { IntervalTree, IntervalTreeNode } from '../../../lib/interval-tree.ts';
 import { hex, PAGE_SIZE } from '../../../mm/constants.ts';
@@ -103,8 +104,11 @@ export class UmemOdp2014 {
   readonly end: number;
   /** umem->writable: ib_access_writable() of the registration. */
   readonly writable: boolean;
-  /** page_list and dma_list: the pages mapped for the device, with their access bits. */
-  readonly slots: (OdpSlot | null)[];
+  /**
+   * page_list and dma_list: the pages mapped for the device, with their access bits, by page
+   * index (stored sparse: memory grows with the pages mapped, not with the span).
+   */
+  readonly slots = new BlockMap<OdpSlot>();
   /** umem_mutex: guards the slots and the counters below. */
   readonly umemMutex: Mutex;
   /** private: the driver's MR, set once the MR exists (invalidation skips the umem before). */
@@ -129,7 +133,6 @@ export class UmemOdp2014 {
     this.start = address - (address % PAGE_SIZE);
     this.end = Math.ceil((address + length) / PAGE_SIZE) * PAGE_SIZE;
     this.writable = writable;
-    this.slots = new Array<OdpSlot | null>((this.end - this.start) / PAGE_SIZE).fill(null);
     this.name = `${context.device.name}/umem${id}`;
     this.umemMutex = new Mutex(`${this.name}.umem_mutex`, 'umem_mutex');
     this.notifierCompletion = new Completion(`${this.name}.notifier_completion`);
@@ -138,7 +141,7 @@ export class UmemOdp2014 {
 
   /** ib_umem_num_pages(). */
   get npages(): number {
-    return this.slots.length;
+    return (this.end - this.start) / PAGE_SIZE;
   }
 }
 
@@ -393,9 +396,9 @@ function* mapDmaSinglePage(
   try {
     if (umemMmuNotifierRetry(umem, currentSeq))
       throw new Errno('EAGAIN', `${umem.name}: an invalidation raced the fault`);
-    const slot = umem.slots[index];
-    if (slot === null || slot === undefined) {
-      umem.slots[index] = { page, gen: page.gen, read: access.read, write: access.write };
+    const slot = umem.slots.get(index);
+    if (slot === undefined) {
+      umem.slots.set(index, { page, gen: page.gen, read: access.read, write: access.write });
     } else if (slot.page === page && slot.gen === page.gen) {
       slot.read ||= access.read;
       slot.write ||= access.write;
@@ -425,12 +428,12 @@ export function* ibUmemOdpUnmapDmaPages2014(umem: UmemOdp2014, virt: number, bou
   const lo = Math.max(virt, umem.start);
   const hi = Math.min(bound, umem.end);
   yield* umem.umemMutex.lock();
-  for (let addr = lo - (lo % PAGE_SIZE); addr < hi; addr += PAGE_SIZE) {
+  for (let addr = lo - (lo % PAGE_SIZE); addr < hi && umem.slots.size > 0; addr += PAGE_SIZE) {
     const i = (addr - umem.start) / PAGE_SIZE;
-    const slot = umem.slots[i];
-    if (slot === null || slot === undefined) continue;
+    const slot = umem.slots.get(i);
+    if (slot === undefined) continue;
     if (slot.write) setPageDirty(umem, slot);
-    umem.slots[i] = null;
+    umem.slots.delete(i);
   }
   umem.umemMutex.unlock();
 }

@@ -9,6 +9,7 @@ import { delay } from '../../../kernel/context.ts';
 import { bug, kernel } from '../../../kernel/kernel.ts';
 import { Mutex } from '../../../kernel/sync/mutex.ts';
 import type { Co } from '../../../kernel/task.ts';
+import { BlockMap } from '../../../lib/block-map.ts';
 import { Errno, isErrno } from '../../../lib/errors.ts';
 import { hex, PAGE_SIZE } from '../../../mm/constants.ts';
 import { mmput } from '../../../mm/exit.ts';
@@ -56,10 +57,11 @@ export class UmemOdp {
   readonly isImplicitOdp: boolean;
   /** The interval subscription over [start, end); null for an implicit umem. */
   readonly notifier: MmuIntervalNotifier | null;
-  /** pfn_list: one hmm_range_fault entry per page. */
-  readonly pfnList: number[];
-  /** dma_list: the page mapped for the device, with its READ/WRITE bits; null = unmapped. */
-  readonly slots: (OdpSlot | null)[];
+  /**
+   * dma_list: the pages mapped for the device, with their READ/WRITE bits, by page index
+   * (stored sparse). pfn_list is not kept: it is hmm_range_fault's output, the range's pfns.
+   */
+  readonly slots = new BlockMap<OdpSlot>();
   /** umem_mutex: the driver lock of the interval-notifier protocol. */
   readonly umemMutex: Mutex;
   /** npages: how many slots are mapped. */
@@ -87,12 +89,14 @@ export class UmemOdp {
     this.end = range.end;
     this.writable = writable;
     this.isImplicitOdp = ops === null;
-    const pages = (this.end - this.start) / PAGE_SIZE;
-    this.pfnList = new Array<number>(pages).fill(0);
-    this.slots = new Array<OdpSlot | null>(pages).fill(null);
     this.name = `${context.device.name}/umem${context.device.objectId()}`;
     this.umemMutex = new Mutex(`${this.name}.umem_mutex`, 'umem_mutex');
     this.notifier = ops === null ? null : new MmuIntervalNotifier(ops, this);
+  }
+
+  /** ib_umem_odp_num_pages(): the pages of [start, end). */
+  get numPages(): number {
+    return (this.end - this.start) / PAGE_SIZE;
   }
 }
 
@@ -264,7 +268,6 @@ function* faultAndLock(
     }
     try {
       for (let i = 0; i < range.pfns.length; i++) {
-        umem.pfnList[first + i] = range.pfns[i]!;
         mapDmaSinglePage(umem, first + i, range.pfns[i]!, range.gens[i]!, access, fault);
       }
     } catch (e) {
@@ -302,15 +305,15 @@ function mapDmaSinglePage(
     return;
   }
   const access = fault ? requested : { read: true, write: (flags & HMM_PFN_WRITE) !== 0 };
-  const slot = umem.slots[index];
-  if (slot !== null && slot !== undefined) {
+  const slot = umem.slots.get(index);
+  if (slot !== undefined) {
     slot.read = access.read;
     slot.write = access.write;
     return;
   }
   const page = umem.owningMm.machine.phys.page(hmmPfnToPfn(entry));
   if (page === undefined) throw new Errno('EFAULT', `${umem.name}: pfn of no page`);
-  umem.slots[index] = { page, gen, read: access.read, write: access.write };
+  umem.slots.set(index, { page, gen, read: access.read, write: access.write });
   umem.npages++;
 }
 
@@ -323,10 +326,10 @@ export function ibUmemOdpUnmapDmaPages(umem: UmemOdp, virt: number, bound: numbe
     bug('warn', `ib_umem_odp_unmap_dma_pages of ${umem.name} without umem_mutex`);
   const lo = Math.max(virt, umem.start);
   const hi = Math.min(bound, umem.end);
-  for (let addr = lo - (lo % PAGE_SIZE); addr < hi; addr += PAGE_SIZE) {
+  for (let addr = lo - (lo % PAGE_SIZE); addr < hi && umem.slots.size > 0; addr += PAGE_SIZE) {
     const i = (addr - umem.start) / PAGE_SIZE;
-    const slot = umem.slots[i];
-    if (slot === null || slot === undefined) continue;
+    const slot = umem.slots.get(i);
+    if (slot === undefined) continue;
     if (slot.write) {
       if (slot.page.kind === 'free' || slot.page.gen !== slot.gen)
         bug(
@@ -335,7 +338,7 @@ export function ibUmemOdpUnmapDmaPages(umem: UmemOdp, virt: number, bound: numbe
         );
       slot.page.dirty = true;
     }
-    umem.slots[i] = null;
+    umem.slots.delete(i);
     umem.npages--;
   }
 }

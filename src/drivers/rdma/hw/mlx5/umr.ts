@@ -29,8 +29,8 @@ export function* mlx5UpdateMtt(
   let dropped = 0;
   for (let i = startIdx; i < startIdx + npages; i++) {
     const addr = umem.start + i * PAGE_SIZE;
-    const slot = umem.slots[i];
-    if (zap || slot === null || slot === undefined) {
+    const slot = umem.slots.get(i);
+    if (zap || slot === undefined) {
       dropped += tt.unmapRange(mr.mm, addr, addr + PAGE_SIZE);
       continue;
     }
@@ -55,7 +55,7 @@ export function* mlx5ZapMapped(mr: Mlx5Mr, lo: number, hi: number): Co<number> {
   const first = Math.floor((lo - umem.start) / PAGE_SIZE);
   const last = Math.ceil((hi - umem.start) / PAGE_SIZE);
   for (let i = first; i <= last; i++) {
-    const mapped = i < last && umem.slots[i] != null;
+    const mapped = i < last && umem.slots.has(i);
     if (mapped && run < 0) run = i;
     if (!mapped && run >= 0) {
       dropped += yield* mlx5UpdateMtt(mr, run, i - run, true);

@@ -120,8 +120,8 @@ export function* rxeOdpMrInitUser(
 /** rxe_check_pagefault(): some page of [iova, iova + length) lacks a mapping with `write` if asked. */
 function rxeCheckPagefault(umem: UmemOdp, iova: number, length: number, write: boolean): boolean {
   for (let addr = iova - (iova % PAGE_SIZE); addr < iova + length; addr += PAGE_SIZE) {
-    const slot = umem.slots[(addr - umem.start) / PAGE_SIZE];
-    if (slot === null || slot === undefined || (write && !slot.write)) return true;
+    const slot = umem.slots.get((addr - umem.start) / PAGE_SIZE);
+    if (slot === undefined || (write && !slot.write)) return true;
   }
   return false;
 }
@@ -156,7 +156,7 @@ export function* rxeOdpMapRangeAndLock(
 /** The frame behind a mapped page of the umem, reported to the oracles as the device's access. */
 function pageData(mr: RxeMr, addr: number, write: boolean): PageData {
   const umem = mr.odp;
-  const slot = umem.slots[(addr - umem.start) / PAGE_SIZE]!;
+  const slot = umem.slots.get((addr - umem.start) / PAGE_SIZE)!;
   mr.tt.map(mr.mm, addr, {
     pfn: slot.page.pfn,
     gen: slot.gen,
