@@ -8,6 +8,7 @@
  * on a fresh world after a full GC. Tracing is off. Prints a Markdown table.
  */
 import { arg, fmt, median, printTable, progressLog, workerRunner } from '../common.ts';
+import { designTables } from './designs.ts';
 import type { RdmaResult } from './worker.ts';
 
 const reps = Number(arg('reps', '5'));
@@ -23,7 +24,6 @@ log('explore runs');
 const runs = child<RdmaResult>(['explore', String(reps)]);
 log('explore runs of mmap-io-unplug');
 const ioRuns = child<RdmaResult>(['explore-io', String(reps)]);
-log('done');
 
 const rows = [
   {
@@ -68,3 +68,5 @@ printTable(
     ];
   }),
 );
+designTables(reps, log);
+log('done');

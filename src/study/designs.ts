@@ -60,7 +60,7 @@ const DISCARD_GAP_NS = 20_000;
  * per MR (2014 and interim: the umem's node in the context's interval tree; today: the
  * umem's mmu_interval_notifier; list: a list_head) and per context or mm.
  */
-const TRACKING_BYTES: Readonly<Record<string, { perMr: number; fixed: number }>> = {
+export const TRACKING_BYTES: Readonly<Record<string, { perMr: number; fixed: number }>> = {
   '2014': { perMr: 32, fixed: 120 },
   '2018': { perMr: 32, fixed: 140 },
   '2020': { perMr: 88, fixed: 104 },
