@@ -102,6 +102,7 @@ export class Kernel {
   private readonly timers: Task[] = [];
   private readonly decisions: number[] = [];
   private readonly quiesceChecks: (() => void)[] = [];
+  private readonly stuckChecks: ((blocked: readonly Task[]) => void)[] = [];
   private live = 0;
   private prev: Task | null = null;
 
@@ -135,6 +136,14 @@ export class Kernel {
   /** Registers a check run when every task has finished (leak checks and the like). */
   onQuiescence(check: () => void): void {
     this.quiesceChecks.push(check);
+  }
+
+  /**
+   * Registers a check run when no task can run but some wait, before the deadlock is reported:
+   * it may raise a bug that names the cause (an oracle that knows why a wait can never end).
+   */
+  onStuck(check: (blocked: readonly Task[]) => void): void {
+    this.stuckChecks.push(check);
   }
 
   /** The running task's id, or -1 (for trace stamps). */
@@ -304,6 +313,7 @@ export class Kernel {
       return `${t.name} waits on ${on?.label ?? '?'}${by}`;
     });
     this.current = blocked[0] ?? null;
+    for (const check of this.stuckChecks) check(blocked);
     this.bug('deadlock', `no task can run: ${lines.join('; ')}`);
   }
 

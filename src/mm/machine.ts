@@ -39,6 +39,11 @@ export interface MachineOptions {
    * page, away from the pin (the RDMA fork problem).
    */
   readonly earlyCowPinned?: boolean;
+  /**
+   * When a classic subscriber refuses a non-blockable start after the interval side began, end
+   * the interval side too (default false: no kernel does; docs/findings/itree-nonblock-leak.md).
+   */
+  readonly unwindItreeOnRefusal?: boolean;
 }
 
 /** Machines and address spaces built on each kernel so far (ids and pfn ranges stay unique). */
@@ -75,6 +80,7 @@ export class Machine {
   readonly notifierDispatch: ItreeDispatch;
   readonly legacyNotifierCore: boolean;
   readonly earlyCowPinned: boolean;
+  readonly unwindItreeOnRefusal: boolean;
   /** This machine's number in its world (0 for the first). */
   readonly index: number;
   private nextRangeId = 1;
@@ -99,6 +105,7 @@ export class Machine {
     this.notifierDispatch = options.notifierDispatch ?? 'tree';
     this.legacyNotifierCore = options.legacyNotifierCore ?? false;
     this.earlyCowPinned = options.earlyCowPinned ?? true;
+    this.unwindItreeOnRefusal = options.unwindItreeOnRefusal ?? false;
   }
 
   /** mm_alloc(): a new, empty address space with mm_users = mm_count = 1. */

@@ -26,6 +26,8 @@ export class ItreeState {
   seq = 2;
   /** active_invalidate_ranges. */
   active = 0;
+  /** mn_itree_release() calls in progress (their active count has no range start). */
+  releasing = 0;
   readonly tree = new IntervalTree<MmuIntervalNotifier>();
   /** deferred_list: inserts and removes waiting for the last inv_end. */
   deferred: MmuIntervalNotifier[] = [];
@@ -207,9 +209,14 @@ export class ItreeState {
       owner: null,
       id: mm.machine.rangeId(),
     };
-    const ok = yield* this.invalidate(range);
-    if (!ok) bug('warn', 'an interval notifier refused the RELEASE invalidation');
-    yield* this.invEnd();
+    this.releasing++;
+    try {
+      const ok = yield* this.invalidate(range);
+      if (!ok) bug('warn', 'an interval notifier refused the RELEASE invalidation');
+      yield* this.invEnd();
+    } finally {
+      this.releasing--;
+    }
   }
 
   /** I2 and I3 of mmu-notifier.md §2.10, checked after every locked step. */

@@ -70,9 +70,15 @@ function* startDispatch(range: MmuNotifierRange): Co<number> {
   const subs = mm.notifiers;
   if (subs !== null) {
     invalidateStartMap.acquire();
-    if (subs.hasItree && subs.itree !== null && !(yield* subs.itree.invalidate(range)))
-      ret = EAGAIN;
-    if (ret === 0 && subs.list.length > 0) ret = yield* hlistStart(range);
+    const itree = subs.hasItree && subs.itree !== null;
+    if (itree && !(yield* subs.itree.invalidate(range))) ret = EAGAIN;
+    if (ret === 0 && subs.list.length > 0) {
+      ret = yield* hlistStart(range);
+      // The interval side began and succeeded, but the caller will not call the end: as in
+      // every kernel since 5.5 nothing ends it, and the mm's interval sequence stays odd for
+      // good (docs/findings/itree-nonblock-leak.md). The switch is the proposed fix.
+      if (ret !== 0 && itree && mm.machine.unwindItreeOnRefusal) yield* subs.itree.invEnd();
+    }
     invalidateStartMap.release();
   }
   if (k.trace.on) k.trace.emit('mmu-start-done', { mm: mm.id, id: range.id, ok: ret === 0 });

@@ -2,6 +2,7 @@ import type { Kernel } from '../../kernel/kernel.ts';
 import type { Machine } from '../../mm/machine.ts';
 import { CoherenceOracle } from './coherence.ts';
 import { IoMappingsOracle } from './io-mappings.ts';
+import { ItreeLivenessOracle } from './itree-liveness.ts';
 import { checkLeaks } from './leaks.ts';
 import { LifetimeOracle } from './lifetime.ts';
 import { LivenessOracle } from './liveness.ts';
@@ -36,8 +37,10 @@ export function installOracles(
   const lifetime = new LifetimeOracle();
   const liveness = new LivenessOracle();
   const ioMappings = new IoMappingsOracle(machine);
+  const itreeLiveness = new ItreeLivenessOracle(machine, (mm) => liveness.inFlight(mm));
   k.trace.subscribe((e) => {
     coherence.onEvent(e);
+    itreeLiveness.onEvent(e);
     pairing.onEvent(e);
     translation.onEvent(e);
     lifetime.onEvent(e);
@@ -45,6 +48,8 @@ export function installOracles(
     ioMappings.onEvent(e);
   });
   k.onQuiescence(() => pairing.checkQuiescent());
+  k.onQuiescence(() => itreeLiveness.checkQuiescent());
+  k.onStuck((blocked) => itreeLiveness.checkStuck(blocked));
   // References held by a process's objects are dropped when it is gone: only then must none be left.
   k.onQuiescence(() => {
     if (machine.mms.every((mm) => mm.users <= 0)) lifetime.checkQuiescent();
@@ -78,9 +83,9 @@ export function installOracles(
   registerOracle(k, {
     name: 'liveness',
     description:
-      'a device fault gives up only when an invalidation of its address space ran meanwhile',
+      'a device fault gives up only when an invalidation of its address space ran meanwhile; every interval invalidation that begins ends',
     rules: ['liveness'],
-    checks: () => liveness.checks,
+    checks: () => liveness.checks + itreeLiveness.checks,
   });
   registerOracle(k, {
     name: 'io-mappings',

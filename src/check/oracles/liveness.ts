@@ -44,6 +44,11 @@ export class LivenessOracle {
     }
   };
 
+  /** Invalidations of `mm` started (invalidate_range_start) and not yet ended or failed. */
+  inFlight(mm: number): number {
+    return this.open.get(mm) ?? 0;
+  }
+
   private activity(mm: number, step: number, delta: number): void {
     this.open.set(mm, (this.open.get(mm) ?? 0) + delta);
     this.lastActivity.set(mm, step);
