@@ -1,15 +1,26 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { explore, isErrno, Kernel, TimedStrategy, TraceRecorder } from '../src/index.ts';
 import { findScenario, resolveParams, SCENARIOS } from '../src/scenarios/index.ts';
 
-test('every built-in scenario runs clean once under the timed strategy with its defaults', () => {
-  for (const s of SCENARIOS) {
+test('every built-in scenario runs clean once under the timed strategy with its defaults, or reproduces its documented finding and is clean with the fix', () => {
+  const once = (s: (typeof SCENARIOS)[number], set: Record<string, number> = {}) => {
     const k = new Kernel({ strategy: new TimedStrategy(), maxSteps: 50_000_000 });
-    s.build(k, resolveParams(s));
-    const r = k.run();
-    assert.equal(r.ok, true, `${s.name}: ${r.bug?.message}`);
-    assert.ok(r.steps > 100, s.name);
+    s.build(k, resolveParams(s, set));
+    return k.run();
+  };
+  for (const s of SCENARIOS) {
+    const r = once(s);
+    assert.ok(r.steps > 50, s.name);
+    if (s.finding === undefined) {
+      assert.equal(r.ok, true, `${s.name}: ${r.bug?.message}`);
+      continue;
+    }
+    assert.equal(r.bug?.rule, s.finding.rule, `${s.name}: ${r.bug?.message}`);
+    assert.ok(existsSync(s.finding.doc), s.finding.doc);
+    const fixed = once(s, s.finding.clean);
+    assert.equal(fixed.ok, true, `${s.name} with its fix: ${fixed.bug?.message}`);
   }
 });
 

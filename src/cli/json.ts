@@ -6,7 +6,7 @@
 import type { DeviceCounters } from '../check/counters.ts';
 import type { ExploreResult } from '../check/explore.ts';
 import type { MutantInfo } from '../check/mutants.ts';
-import type { ScenarioParam } from '../scenarios/scenario.ts';
+import type { ScenarioFinding, ScenarioParam } from '../scenarios/scenario.ts';
 import type { OracleVerdict, RunStats } from './stats.ts';
 import type { TimelineEntry } from './timeline.ts';
 
@@ -113,6 +113,8 @@ export interface ListJson {
     readonly name: string;
     readonly description: string;
     readonly params: readonly ScenarioParam[];
+    /** Set when the scenario at its defaults reproduces a documented kernel bug. */
+    readonly finding: ScenarioFinding | null;
   }[];
   readonly mutants: readonly MutantInfo[];
 }

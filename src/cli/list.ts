@@ -14,6 +14,7 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
       name: s.name,
       description: s.description,
       params: s.params.map((p) => ({ ...p })),
+      finding: s.finding ?? null,
     })),
     mutants: MUTANTS.map((m) => ({ ...m })),
   };
@@ -30,6 +31,12 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
   for (const s of report.scenarios) {
     lines.push(`  ${s.name}${s.name === DEFAULT_SCENARIO ? '  (what odpsim run runs)' : ''}`);
     lines.push(`    ${s.description}`);
+    if (s.finding !== null) {
+      const clean = Object.entries(s.finding.clean).map(([k, v]) => `--set ${k}=${v}`);
+      lines.push(
+        `    at its defaults it reproduces a kernel bug (${s.finding.rule}; ${s.finding.doc}); clean with ${clean.join(' ')}`,
+      );
+    }
     for (const p of s.params)
       lines.push(`    --set ${setting(p).padEnd(setWidth)}  ${p.description} [${p.min}..${p.max}]`);
   }

@@ -1,6 +1,7 @@
 import { Errno } from '../lib/errors.ts';
 import { defaultScenario } from './default.ts';
 import { dmirrorRaceScenario } from './dmirror-race.ts';
+import { itreeNonblockLeakScenario } from './itree-nonblock-leak.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
 import { mmapIoUnplugScenario } from './mmap-io-unplug.ts';
 import { rdmaOdpScenario } from './rdma-odp.ts';
@@ -18,6 +19,7 @@ export const SCENARIOS: readonly Scenario[] = [
   rdmaOdpScenario,
   rdmaPinnedVsOdpScenario,
   mmapIoUnplugScenario,
+  itreeNonblockLeakScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */
@@ -65,4 +67,4 @@ export function resolveParams(
   return out;
 }
 
-export type { Scenario, ScenarioParam, ScenarioParams } from './scenario.ts';
+export type { Scenario, ScenarioFinding, ScenarioParam, ScenarioParams } from './scenario.ts';

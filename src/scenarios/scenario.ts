@@ -9,6 +9,13 @@ export interface ScenarioParam {
   readonly max: number;
 }
 
+/** A kernel finding a scenario reproduces at its defaults (see {@link Scenario.finding}). */
+export interface ScenarioFinding {
+  readonly rule: string;
+  readonly doc: string;
+  readonly clean: Readonly<Record<string, number>>;
+}
+
 /** Parameter values by name, after defaults and validation. */
 export type ScenarioParams = Readonly<Record<string, number>>;
 
@@ -26,6 +33,11 @@ export interface Scenario {
   /** One line for `odpsim list`. */
   readonly description: string;
   readonly params: readonly ScenarioParam[];
+  /**
+   * Set when the world at its defaults reproduces a kernel bug documented in docs/findings/:
+   * the rule its run breaks, the document, and the parameters that make it clean (the fix).
+   */
+  readonly finding?: ScenarioFinding;
   /**
    * Checks combinations of parameters their ranges cannot express; throws an EINVAL naming
    * them. Called once the values are resolved, before any world is built.

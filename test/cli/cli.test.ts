@@ -166,6 +166,18 @@ test('list --json: scenarios with their parameters, and the mutants', () => {
   assert.equal(text.status, 0);
   assert.match(text.stdout, /kvm-mirror/);
   assert.match(text.stdout, /--set pages=4/);
+  // A scenario that reproduces a kernel bug at its defaults says so, and how to get it clean.
+  assert.equal(kvm.finding, null);
+  const leak = r.scenarios.find((s: { name: string }) => s.name === 'itree-nonblock-leak');
+  assert.deepEqual(leak?.finding, {
+    rule: 'liveness',
+    doc: 'docs/findings/itree-nonblock-leak.md',
+    clean: { fix: 1 },
+  });
+  assert.match(
+    text.stdout,
+    /at its defaults it reproduces a kernel bug \(liveness; docs\/findings\/itree-nonblock-leak.md\); clean with --set fix=1/,
+  );
 });
 
 test('explore of the correct protocol is clean: exit 0 (pct seed 1 and dfs bound 2, 40 runs each)', () => {
