@@ -26,9 +26,25 @@ export interface BugSite {
   readonly held: readonly string[];
 }
 
+/** Where a new bug is recorded as soon as it is raised (the running kernel's first-bug slot). */
+let sink: ((bug: KernelBug) => void) | null = null;
+
+/**
+ * @internal Sets the function told of every bug at its creation (the kernel running now),
+ * returning the previous one to restore.
+ */
+export function setBugSink(
+  next: ((bug: KernelBug) => void) | null,
+): ((bug: KernelBug) => void) | null {
+  const prev = sink;
+  sink = next;
+  return prev;
+}
+
 /**
  * A broken kernel rule: BUG_ON, WARN_ON, a lockdep splat or an oracle violation. It ends the
- * run and becomes a report with the schedule that led to it.
+ * run and becomes a report with the schedule that led to it. The running kernel records it as
+ * it is created, so model code that catches it (a clean-up path) can neither hide nor replace it.
  */
 export class KernelBug extends OdpsimError {
   override name = 'KernelBug';
@@ -46,6 +62,7 @@ export class KernelBug extends OdpsimError {
     this.task = site.task;
     this.held = site.held;
     this.detail = detail;
+    sink?.(this);
   }
 }
 

@@ -1,6 +1,6 @@
 import { Errno } from '../lib/errors.ts';
 import { Prng } from '../lib/prng.ts';
-import { KernelBug, type KernelRule } from './bug.ts';
+import { KernelBug, type KernelRule, setBugSink } from './bug.ts';
 import { Lockdep } from './lockdep.ts';
 import { ReplayDivergence } from './strategies/replay.ts';
 import { defaultChoice, type Strategy } from './strategy.ts';
@@ -105,6 +105,8 @@ export class Kernel {
   private readonly stuckChecks: ((blocked: readonly Task[]) => void)[] = [];
   private live = 0;
   private prev: Task | null = null;
+  /** The first bug raised in this run: the one reported, whatever the model did with it. */
+  private firstBug: KernelBug | null = null;
 
   constructor(options: KernelOptions = {}) {
     this.seed = options.seed ?? 1;
@@ -195,16 +197,21 @@ export class Kernel {
     active = this;
     let bug: KernelBug | null = null;
     let stoppedAtLimit = false;
+    const outerSink = setBugSink((b) => {
+      this.firstBug ??= b;
+    });
     this.strategy.begin();
     try {
       stoppedAtLimit = this.loop();
       if (!stoppedAtLimit) this.quiesce();
     } catch (e) {
       if (e instanceof ReplayDivergence) throw e;
-      bug = this.asBug(e);
+      bug = this.firstBug ?? this.asBug(e);
     } finally {
       active = outer;
+      setBugSink(outerSink);
     }
+    bug ??= this.firstBug;
     this.strategy.end();
     if (bug !== null && this.trace.on)
       this.trace.emit('bug', { rule: bug.rule, message: bug.message });
@@ -250,6 +257,8 @@ export class Kernel {
       else this.now = t.time;
       this.steps++;
       const r = t.gen.next();
+      // A bug the task's own code caught and swallowed still ends the run, at this step.
+      if (this.firstBug !== null) throw this.firstBug;
       if (r.done) this.finish(t, r.value);
       this.prev = t;
     }

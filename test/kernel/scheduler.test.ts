@@ -65,6 +65,50 @@ test('an ordinary exception in a task fails the run as rule "exception"', () => 
   assert.match(r.bug!.message, /in task thrower.*TypeError: boom/);
 });
 
+test('a bug caught by model code still ends the run at its step, and is the one reported, not a bug its clean-up raises', () => {
+  let after = 0;
+  const r = runOnce((k) => {
+    k.spawn('swallower', function* () {
+      try {
+        k.bug('coherence', 'the first violation');
+      } catch {
+        // A clean-up path that swallows, then breaks another rule.
+      }
+      after++;
+      yield* preempt();
+      after++;
+    });
+    k.spawn('cleanup', function* () {
+      try {
+        yield* preempt();
+        k.bug('coherence', 'never reached');
+      } finally {
+        after += 10;
+      }
+    });
+  });
+  assert.ok(isKernelBug(r.bug, 'coherence'));
+  assert.match(r.bug!.message, /BUG coherence in task swallower: the first violation/);
+  assert.equal(r.steps, 1);
+  // The step that raised it ran to its yield, and nothing after.
+  assert.equal(after, 1);
+});
+
+test('a clean-up path that raises a second bug while unwinding the first does not replace it', () => {
+  const r = runOnce((k) => {
+    k.spawn('fork', function* () {
+      try {
+        k.bug('coherence', 'device still maps a cleared entry');
+      } catch (e) {
+        k.bug('sleep-in-atomic', 'clean-up slept under a spinlock');
+        throw e;
+      }
+      yield;
+    });
+  });
+  assert.ok(isKernelBug(r.bug, 'coherence'), r.bug?.message);
+});
+
 test('the step limit fails the run by default and stops it quietly under "pass"', () => {
   const spin = (k: Kernel) => {
     k.spawn('spinner', function* () {
