@@ -8,6 +8,26 @@ export interface MutantInfo {
   readonly description: string;
   /** The commit or design history it reproduces. */
   readonly history: string;
+  /** The rule its bug breaks: what an exploration that finds it reports. */
+  readonly rule: string;
+  /** How a built-in scenario finds it; absent when only a test world reaches it. */
+  readonly reach?: MutantReach;
+}
+
+/** An exploration of a built-in scenario that finds a mutant (`odpsim explore` arguments). */
+export interface MutantReach {
+  readonly scenario: string;
+  readonly set: Readonly<Record<string, number>>;
+  readonly strategy: 'pct' | 'random';
+  readonly seed: number;
+  /** Runs within which it is found (the budget of the test that checks it). */
+  readonly runs: number;
+}
+
+/** The `odpsim explore` command line of a reach. */
+export function reachCommand(mutant: string, r: MutantReach): string {
+  const sets = Object.entries(r.set).map(([k, v]) => ` --set ${k}=${v}`);
+  return `odpsim explore ${r.scenario} --mutant ${mutant}${sets.join('')} --strategy ${r.strategy} --seed ${r.seed} --runs ${r.runs}`;
 }
 
 /**
@@ -20,12 +40,16 @@ export const MUTANTS: readonly MutantInfo[] = [
     description:
       'munmap/zap frees the pages before invalidate_range_start has told the secondary MMUs',
     history: 'the page-freeing rule of mm-paths.md §4 (a device can DMA into a reused page)',
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'mm.notifier-under-ptl',
     description: 'the COW fault calls invalidate_range_start/end with the page-table spinlock held',
     history:
       'before 2ec74c3ef2d8 (v3.7), notifiers ran under the PT lock so no callback could sleep',
+    rule: 'sleep-in-atomic',
+    reach: { scenario: 'default', set: {}, strategy: 'pct', seed: 1, runs: 5 },
   },
   {
     name: 'mm.fork-end-range-mismatch',
@@ -33,6 +57,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "fork's copy_page_range passes invalidate_range_end its walk cursor (advanced to the end) as the start",
     history:
       'the mmun_start/mmun_end rule of 2ec74c3ef2d8 (v3.7): copy_page_range and mremap passed end arguments of their own',
+    rule: 'notifier-pairing',
+    reach: { scenario: 'default', set: {}, strategy: 'pct', seed: 1, runs: 5 },
   },
   {
     name: 'itree.insert-idle-rule',
@@ -40,6 +66,14 @@ export const MUTANTS: readonly MutantInfo[] = [
       'N1: an interval notifier inserted during an invalidation uses the idle rule (seq − 1, direct insert)',
     history:
       'the hazard 99cb252f5e68 solves by escalating the sequence; ODP 882214e2b128 needed a notifier count for it',
+    rule: 'coherence',
+    reach: {
+      scenario: 'itree-nonblock-leak',
+      set: { fix: 1 },
+      strategy: 'random',
+      seed: 1,
+      runs: 500,
+    },
   },
   {
     name: 'notifier.nonblock-unpaired',
@@ -47,6 +81,14 @@ export const MUTANTS: readonly MutantInfo[] = [
       'N4: a failed non-blocking start returns EAGAIN without calling end on the subscribers whose start succeeded',
     history:
       'c2655835fd8c "mm/mmu_notifiers: ensure range_end() is paired with range_start()" (2021, fixes 93065ac753e4)',
+    rule: 'notifier-pairing',
+    reach: {
+      scenario: 'itree-nonblock-leak',
+      set: { fix: 1, kvm: 1 },
+      strategy: 'pct',
+      seed: 1,
+      runs: 10,
+    },
   },
   {
     name: 'mirror.valid-flag',
@@ -54,18 +96,21 @@ export const MUTANTS: readonly MutantInfo[] = [
       'N2: the test interval mirror (test/check/interval-mirror.ts) guards its commit with a boolean valid flag set at start and end instead of a sequence',
     history:
       '04ec32fbc2b2 "mm/hmm: allow hmm_range to be used with a mmu_interval_notifier or hmm_mirror" (v5.5)',
+    rule: 'coherence',
   },
   {
     name: 'mirror.retry-outside-lock',
     description:
       'N3: the test interval mirror (test/check/interval-mirror.ts) checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
     history: 'f95f51a4c335 "drm/amdgpu: Add notifier lock for KFD userptrs" (v6.2)',
+    rule: 'coherence',
   },
   {
     name: 'mirror.nonblock-sleeps',
     description:
       'N6: the test interval mirror (test/check/interval-mirror.ts) takes its mutex with a sleeping lock even when the invalidation is not blockable',
     history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018)',
+    rule: 'sleep-in-atomic',
   },
   {
     name: 'kvm.retry-ignores-in-progress',
@@ -73,6 +118,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'a KVM-style fault commits when the sequence did not move, ignoring an invalidation in progress',
     history:
       'mmu_invalidate_retry() must check mmu_invalidate_in_progress as well as the sequence (KVM, copied by ODP 882214e2b128)',
+    rule: 'coherence',
+    reach: { scenario: 'kvm-mirror', set: {}, strategy: 'pct', seed: 1, runs: 1000 },
   },
   {
     name: 'dmirror.no-read-retry',
@@ -80,6 +127,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the dmirror fault path commits the hmm_range_fault snapshot without mmu_interval_read_retry()',
     history:
       'the collision-retry protocol of 99cb252f5e68: read_begin/read_retry must bracket every commit',
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 200 },
   },
   {
     name: 'dmirror.set-seq-outside-lock',
@@ -87,6 +136,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the dmirror invalidate callback calls mmu_interval_set_seq() after dropping its mutex',
     history:
       'mmu_interval_set_seq() must be serialised with read_retry by the driver lock (mmu-notifier.md §2.4, I4)',
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: {}, strategy: 'random', seed: 1, runs: 50 },
   },
   {
     name: 'dmirror.zap-after-unlock',
@@ -94,12 +145,22 @@ export const MUTANTS: readonly MutantInfo[] = [
       'the dmirror invalidate callback drops its mutex and returns before the device entries are erased (deferred work erases them)',
     history:
       'ops->invalidate must stop device use of the range before it returns (mmu-notifier.md §2.4, I5)',
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'dmirror.nonblock-mutex',
     description:
       'the dmirror invalidate callback sleeps on its mutex even for a non-blockable range',
     history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018); N6',
+    rule: 'sleep-in-atomic',
+    reach: {
+      scenario: 'itree-nonblock-leak',
+      set: { dmirror: 1, fix: 1 },
+      strategy: 'pct',
+      seed: 1,
+      runs: 10,
+    },
   },
   {
     name: 'odp2014.activation-race',
@@ -107,6 +168,14 @@ export const MUTANTS: readonly MutantInfo[] = [
       'O1: an ODP umem registered while a notifier runs joins no_private_counters without re-checking the count, so the ending notifier may find the list empty and never activate it; its faults retry for ever',
     history:
       'the 2014 design as shipped (882214e2b128, 3.19–4.19); ca748c39ea3f "RDMA/umem: Get rid of per_mm->notifier_count" (v4.20) removed the scheme',
+    rule: 'liveness',
+    reach: {
+      scenario: 'rdma-odp',
+      set: { ops: 0, rounds: 0 },
+      strategy: 'random',
+      seed: 5,
+      runs: 300,
+    },
   },
   {
     name: 'odp.nonblock-start-leak',
@@ -114,12 +183,16 @@ export const MUTANTS: readonly MutantInfo[] = [
       "O2: an ODP context's non-blockable invalidate_range_start that finds an overlapping umem returns EAGAIN still holding umem_rwsem for read",
     history:
       '7608bf40cf24 "RDMA/odp: Fix missed unlock in non-blocking invalidate_start" (v5.3; the bug from 4.20)',
+    rule: 'lock-order',
+    reach: { scenario: 'rdma-odp', set: { teardown: 1 }, strategy: 'pct', seed: 1, runs: 50 },
   },
   {
     name: 'mlx5.unserialized-zap',
     description:
       "O3: mlx5's invalidation zaps an ODP MR's MTT entries without umem_mutex, so two invalidations of one MR post overlapping UMRs",
     history: '"IB/mlx5: Prevent concurrent MR updates during invalidation" (Moni Shoua, v5.3)',
+    rule: 'serialization',
+    reach: { scenario: 'rdma-odp', set: {}, strategy: 'random', seed: 5, runs: 300 },
   },
   {
     name: 'mlx5.shared-access-mask',
@@ -127,6 +200,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "O4: a WQE page fault keeps one access mask for all its data segments, so a writable MR's WRITE bit has the next segment's read-only MR faulted in for write (GUP breaks COW of pages registered read-only, or fails on a read-only mapping)",
     history:
       '1abe186ed8a6 "IB/mlx5: Reset access mask when looping inside page fault handler" (v5.2)',
+    rule: 'permission',
+    reach: { scenario: 'rdma-odp', set: {}, strategy: 'pct', seed: 1, runs: 20 },
   },
   {
     name: 'odp.no-read-retry',
@@ -134,6 +209,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'ib_umem_odp_map_dma_and_lock() maps the pages hmm_range_fault() returned without mmu_interval_read_retry() under umem_mutex, so an invalidation that ran meanwhile is missed',
     history:
       'the collision check of the interval-notifier protocol (99cb252f5e68), which umem_odp follows since 36f30e486dce (v5.10)',
+    rule: 'coherence',
+    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'pct', seed: 1, runs: 200 },
   },
   {
     name: 'odp.set-seq-outside-lock',
@@ -141,6 +218,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "mlx5's invalidate op calls mmu_interval_set_seq() after dropping umem_mutex, so a fault that takes the mutex in between passes its read_retry and maps pages the CPU is losing",
     history:
       'the driver-lock rule of mmu_interval_set_seq() (f95f51a4c335 fixed the same in amdgpu)',
+    rule: 'coherence',
+    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'random', seed: 1, runs: 250 },
   },
   {
     name: 'odp.prefetch-without-ref',
@@ -148,6 +227,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'an asynchronous ibv_advise_mr() work item holds no usecount on its MRs, so deregistration does not wait for it and the work faults through a freed MR',
     history:
       'the MR references of mlx5 prefetch work (init_prefetch_work, a6bc3875f176 "IB/mlx5: Protect against prefetch of invalid MR", 2019; later a usecount on each MR)',
+    rule: 'serialization',
+    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'random', seed: 1, runs: 100 },
   },
   {
     name: 'odp.implicit-child-reclaim-race',
@@ -155,6 +236,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "the work freeing an implicit ODP child that an invalidation emptied does not wait for the child's usecount, so a fault still using the child runs on a freed MR",
     history:
       'the usecount wait of free_implicit_child_mr_work; the reclaim of implicit children raced before, e.g. de5ed007a03d "IB/mlx5: Fix implicit ODP race" (2020)',
+    rule: 'lifetime',
+    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'pct', seed: 1, runs: 50 },
   },
   {
     name: 'rxe.recheck-keeps-lock',
@@ -162,6 +245,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       "O5: rxe_odp_map_range_and_lock() returns EFAULT with umem_mutex held when the pages are still insufficient after the fault, so the MR's next invalidation (a munmap, the exit) blocks for good",
     history:
       '3c68cf68233e "IB/rxe: ODP: Fix missing umem_odp->umem_mutex unlock" (Li Zhijian, Dec 2025; the bug from 6.14)',
+    rule: 'deadlock',
   },
   {
     name: 'mmapio.disassociate-no-fault',
@@ -169,6 +253,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'M1: VMAs of device memory have no ->fault, so a touch after disassociation zapped them gets SIGBUS where the zero page or the dummy page is due',
     history:
       '67f269b37f9b "RDMA/ucontext: Fix regression with disassociate" (v5.1) fixed 5f9794dc94 (v4.20); era=420 runs the same code',
+    rule: 'io-semantics',
+    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'mmapio.remove-without-lock',
@@ -176,6 +262,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       'M2: rdma_user_mmap_entry_remove() sets driver_removed without the xarray lock, so a racing get takes a reference after remove returned',
     history:
       '6b3712c0246c "RDMA/core: Ensure that rdma_user_mmap_entry_remove() is a fence" (v5.6); era≤505 runs the same code',
+    rule: 'lifetime',
+    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 600 },
   },
   {
     name: 'mmapio.open-blocking-read',
@@ -183,6 +271,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "M3: rdma_umap_open() takes hw_destroy_rwsem with a blocking down_read, which deadlocks against a destruction holding it for write and waiting for the forking mm's mmap_lock",
     history:
       'the trylock of 5f9794dc94 "RDMA/ucontext: Add a core API for mmaping driver IO memory" (v4.20)',
+    rule: 'lock-order',
+    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'mmapio.no-open-on-fork',
@@ -190,6 +280,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       "rdma_umap_open() does not track a fork's copy of a VMA, which keeps the device entries fork copied: disassociation never zaps it",
     history:
       'the per-driver VMA tracking that 5f9794dc94 (v4.20) replaced did not follow copies of a VMA',
+    rule: 'io-semantics',
+    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
 ];
 

@@ -1,5 +1,5 @@
 // `odpsim list`: the scenarios with their parameters, and the mutants.
-import { MUTANTS } from '../check/mutants.ts';
+import { MUTANTS, reachCommand } from '../check/mutants.ts';
 import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
 import type { Io } from './io.ts';
 import type { ListJson } from './json.ts';
@@ -42,7 +42,15 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
   }
   lines.push('', 'Mutants (odpsim explore <scenario> --mutant name)');
   const width = Math.max(...report.mutants.map((m) => m.name.length));
-  for (const m of report.mutants) lines.push(`  ${m.name.padEnd(width)}  ${m.description}`);
+  const pad = ' '.repeat(width + 4);
+  for (const m of report.mutants) {
+    lines.push(`  ${m.name.padEnd(width)}  ${m.description}`);
+    const how =
+      m.reach === undefined
+        ? 'only a test world reaches it (see its description)'
+        : `found by ${reachCommand(m.name, m.reach)}`;
+    lines.push(`${pad}breaks ${m.rule}; ${how}`);
+  }
   io.out(lines.join('\n'));
   return EXIT.ok;
 }

@@ -1,15 +1,24 @@
 import { installOracles } from '../check/oracles/install.ts';
 import { DmirrorDevice } from '../drivers/dmirror/device.ts';
 import { Dmirror } from '../drivers/dmirror/dmirror.ts';
+import { KvmMirror } from '../drivers/kvm/kvm-mirror.ts';
 import { NouveauSvmm } from '../drivers/nouveau/svm.ts';
 import { delay, sleep } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
 import { isErrno } from '../lib/errors.ts';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.ts';
+import {
+  MADV_DONTNEED,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../mm/constants.ts';
 import { cpuWriteU32 } from '../mm/cpu-access.ts';
 import { mmput } from '../mm/exit.ts';
 import { Machine } from '../mm/machine.ts';
+import { madvise } from '../mm/madvise.ts';
 import { mmdrop, mmgrab } from '../mm/mm-refs.ts';
 import { mmap } from '../mm/mmap.ts';
 import { oomReap } from '../mm/oom-reaper.ts';
@@ -36,13 +45,15 @@ function param(p: ScenarioParams, name: string): number {
  * interval notifiers on the same mm. See docs/findings/itree-nonblock-leak.md.
  *
  * Tasks: `process` maps `vmas` private mappings of `pages` pages, writes each page, creates
- * the SVM address space, then writes pages (`touches` at most) until it is killed, lingers `linger` ns, closes its DRM client
+ * the SVM address space, then writes pages and drops every third one (MADV_DONTNEED; `touches` at most) until it is killed, lingers `linger` ns, closes its DRM client
  * (nouveau_svmm_fini) and exits (mmput). `gpu` makes `touches` accesses at PRNG-chosen pages
  * (alternately reads and writes), each faulting through a transient interval notifier when
  * the GPU has no entry. `oom-reaper` kills the process after `kill` ns and reaps its mm up to
  * `reaps` times, HZ/10 apart, while a VMA is refused. With `dmirror=1` the process also has the
  * HMM test device open, an interval subscription over its whole address space, removed when the
- * file is released after exit_mm() (as 5.5-5.12's i915 userptr next to any interval user). With `fix=1` the notifier core ends the
+ * file is released after exit_mm() (as 5.5-5.12's i915 userptr next to any interval user). With
+ * `kvm=1` it also runs a KVM-style VM, a classic subscriber with an end, which the core must end
+ * when nouveau refuses (c2655835fd8c). With `fix=1` the notifier core ends the
  * interval side when a classic subscriber refuses (the proposed fix).
  */
 export const itreeNonblockLeakScenario: Scenario = {
@@ -95,6 +106,13 @@ export const itreeNonblockLeakScenario: Scenario = {
       max: 1,
     },
     {
+      name: 'kvm',
+      description: '1: the process also runs a KVM-style VM (a classic subscriber with an end)',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
+    {
       name: 'fix',
       description: '1: end the interval side when a classic start is refused (proposed fix)',
       default: 0,
@@ -111,6 +129,7 @@ export const itreeNonblockLeakScenario: Scenario = {
       linger: param(p, 'linger'),
       reaps: param(p, 'reaps'),
       dmirror: param(p, 'dmirror') === 1,
+      kvm: param(p, 'kvm') === 1,
       fix: param(p, 'fix') === 1,
     });
   },
@@ -124,6 +143,7 @@ interface LeakParams {
   readonly linger: number;
   readonly reaps: number;
   readonly dmirror: boolean;
+  readonly kvm: boolean;
   readonly fix: boolean;
 }
 
@@ -135,6 +155,7 @@ function buildLeak(k: Kernel, p: LeakParams): void {
   installOracles(k, machine);
   const mm = machine.createMm();
   const ready = new Completion('ready');
+  const kvm = p.kvm ? new KvmMirror(k, mm) : null;
   const bases: number[] = [];
   let svmm: NouveauSvmm | null = null;
   let killed = false;
@@ -153,13 +174,17 @@ function buildLeak(k: Kernel, p: LeakParams): void {
     for (let i = 0; i < p.vmas * p.pages; i++) yield* cpuWriteU32(mm, pageAddr(i), i + 1);
     const mirror = p.dmirror ? yield* Dmirror.open(new DmirrorDevice(machine, 0), mm) : null;
     svmm = yield* NouveauSvmm.init(mm);
+    if (kvm !== null) yield* kvm.register();
     ready.completeAll();
-    // Until the kill lands (the return to user space), the process keeps writing its pages; the
-    // bound keeps every schedule finite (one that never runs the reaper included).
+    // Until the kill lands (the return to user space), the process keeps writing its pages and
+    // now and then drops one (blockable invalidations for the GPU's inserts to race); the bound
+    // keeps every schedule finite (one that never runs the reaper included).
     for (let i = 0; i < p.touches && !killed; i++) {
       yield* delay(CPU_NS);
+      const addr = pageAddr(i % (p.vmas * p.pages));
       try {
-        yield* cpuWriteU32(mm, pageAddr(i % (p.vmas * p.pages)), 1000 + i);
+        if (i % 3 === 2) yield* madvise(mm, addr, PAGE_SIZE, MADV_DONTNEED);
+        else yield* cpuWriteU32(mm, addr, 1000 + i);
       } catch (e) {
         if (!isErrno(e)) throw e;
         break; // SIGBUS: the reaper took the page.
@@ -172,8 +197,10 @@ function buildLeak(k: Kernel, p: LeakParams): void {
     // notifier has no ->release; that is another question than this scenario's.
     yield* svmm.fini();
     yield* mmput(mm);
-    // exit_files() after exit_mm(): the HMM test device's release removes its subscription.
+    // exit_files() after exit_mm(): the HMM test device's release removes its subscription,
+    // the VM's (kvm_destroy_vm) unregisters its notifier.
     if (mirror !== null) yield* mirror.close();
+    if (kvm !== null) yield* kvm.unregister();
   });
 
   k.spawn('gpu', function* () {

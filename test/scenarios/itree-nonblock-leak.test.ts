@@ -78,10 +78,14 @@ test('with fix=1 (end the interval side on a classic refusal) nothing is found (
   assert.equal(dfs.failure, null, dfs.failure?.bug.message);
 });
 
-test('the reaper gives up after its attempts and the process exits; out-of-range parameters are refused', () => {
+test('the reaper gives up after its attempts and the process exits, with a VM too; out-of-range parameters are refused', () => {
   const k = new Kernel({ strategy: new TimedStrategy() });
   world({ fix: 1, reaps: 10 })(k);
   assert.equal(k.run().bug, null);
+  // A VM next to nouveau: the core ends its start when nouveau refuses (c2655835fd8c).
+  const vm = new Kernel({ strategy: new TimedStrategy() });
+  world({ fix: 1, kvm: 1 })(vm);
+  assert.equal(vm.run().bug, null);
   assert.throws(() => resolveParams(s, { reaps: 11 }), /reaps of scenario itree-nonblock-leak/);
   assert.throws(() => resolveParams(s, { fix: 2 }), /fix of scenario itree-nonblock-leak/);
 });

@@ -60,6 +60,14 @@ export class KvmMirror {
   constructor(k: Kernel, mm: Mm) {
     this.mm = mm;
     this.ignoreInProgress = k.mutant('kvm.retry-ignores-in-progress');
+    // With every task finished no invalidation runs: a count left raised is a start never ended.
+    k.onQuiescence(() => {
+      if (this.inProgress !== 0)
+        k.bug(
+          'notifier-pairing',
+          `${KVM_DEVICE}: mmu_invalidate_in_progress is ${this.inProgress} with every task finished: a start of mm${mm.id} was never ended`,
+        );
+    });
     const self = this;
     this.notifier = new MmuNotifier({
       /** kvm_mmu_notifier_invalidate_range_start(): count up, zap the range's SPTEs. */
