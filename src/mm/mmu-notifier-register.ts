@@ -10,6 +10,7 @@ import { Errno } from '../lib/errors.ts';
 import type { File } from './file.ts';
 import type { Mm } from './mm.ts';
 import { mmdrop, mmgrab } from './mm-refs.ts';
+import { markFreed, markUnregistered, runSubscriberCallback } from './mmu-notifier-lifetime.ts';
 import { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { MmuNotifier, MmuNotifierOps } from './mmu-notifier-types.ts';
 
@@ -51,6 +52,7 @@ export function* registerLocked(sub: MmuNotifier | null, mm: Mm): Co {
     mmgrab(mm);
     sub.mm = mm;
     sub.users = 1;
+    sub.unregistered = false;
     yield* subs.lock.lock();
     subs.list.push(sub);
     sub.hashed = true;
@@ -130,6 +132,7 @@ export function* mmuNotifierPut(sub: MmuNotifier): Co {
   subs.lock.unlock();
   if (!last) return;
   mm.machine.notifierSrcu.callSrcu(() => {
+    markFreed(sub);
     sub.ops.freeNotifier?.(sub);
     mmdrop(mm);
   });
@@ -148,13 +151,15 @@ export function* mmuNotifierUnregister(sub: MmuNotifier, mm: Mm): Co {
   const srcu = mm.machine.notifierSrcu;
   if (sub.hashed) {
     const idx = srcu.readLock();
-    if (sub.ops.release !== undefined) yield* sub.ops.release.call(sub.ops, sub, mm);
+    if (sub.ops.release !== undefined)
+      yield* runSubscriberCallback(sub, 'release', sub.ops.release.call(sub.ops, sub, mm));
     srcu.readUnlock(idx);
     yield* subs.lock.lock();
     unlink(sub);
     subs.lock.unlock();
   }
   yield* srcu.synchronize();
+  markUnregistered(sub);
   sub.users = 0;
   mmdrop(mm);
 }
@@ -180,7 +185,8 @@ export function* mmuNotifierRelease(mm: Mm): Co {
   const srcu = mm.machine.notifierSrcu;
   const idx = srcu.readLock();
   for (const sub of [...subs.list]) {
-    if (sub.ops.release !== undefined) yield* sub.ops.release.call(sub.ops, sub, mm);
+    if (sub.ops.release !== undefined)
+      yield* runSubscriberCallback(sub, 'release', sub.ops.release.call(sub.ops, sub, mm));
   }
   yield* subs.lock.lock();
   for (const sub of [...subs.list]) unlink(sub);
@@ -191,7 +197,11 @@ export function* mmuNotifierRelease(mm: Mm): Co {
 
 function unlink(sub: MmuNotifier): void {
   const subs = sub.mm?.notifiers;
+  // hlist_del_init_rcu(): a no-op on an unhashed node; a hashed node missing from the list is
+  // a corrupted list, which must show rather than unlink a neighbour.
   if (subs === undefined || subs === null || !sub.hashed) return;
-  subs.list.splice(subs.list.indexOf(sub), 1);
+  const i = subs.list.indexOf(sub);
+  if (i < 0) bug('warn', "a hashed classic notifier is not on its mm's list");
+  subs.list.splice(i, 1);
   sub.hashed = false;
 }

@@ -63,6 +63,12 @@ export class MmuNotifier {
   users = 0;
   /** On the subscription list (hlist_unhashed() is false). */
   hashed = false;
+  /** Callbacks running now (for the lifetime checks of mmu-notifier-lifetime.ts). */
+  running = 0;
+  /** mmu_notifier_unregister() returned: no callback may run any more. */
+  unregistered = false;
+  /** ->free_notifier ran (mmu_notifier_put()): the structure is gone. */
+  freed = false;
   /** Driver data. */
   data: unknown;
 

@@ -3,11 +3,13 @@
  * mm makes at every change of a page-table entry, dispatched to the subscribers of the hlist
  * under SRCU and to the interval tree, with might_sleep and the lockdep annotations.
  */
+
 import { mightSleep, nonBlockEnd, nonBlockStart } from '../kernel/context.ts';
 import { bug, kernel } from '../kernel/kernel.ts';
 import { LockdepMap } from '../kernel/sync/lockdep-map.ts';
 import type { Co } from '../kernel/task.ts';
 import type { Mm } from './mm.ts';
+import { checkSubscriberAlive, runSubscriberCallback } from './mmu-notifier-lifetime.ts';
 import {
   EAGAIN,
   type MmuNotifier,
@@ -101,7 +103,11 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
     const start = sub.ops.invalidateRangeStart;
     if (start === undefined) continue;
     if (!range.blockable) nonBlockStart();
-    const r = yield* start.call(sub.ops, sub, range);
+    const r = yield* runSubscriberCallback(
+      sub,
+      'invalidate_range_start',
+      start.call(sub.ops, sub, range),
+    );
     if (!range.blockable) nonBlockEnd();
     if (r !== 0) {
       if (range.blockable || r !== EAGAIN)
@@ -116,7 +122,8 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   if (ret !== 0 && unwind && !kernel().mutant('notifier.nonblock-unpaired')) {
     for (const sub of [...subs.list]) {
       const end = sub.ops.invalidateRangeEnd;
-      if (end !== undefined) yield* end.call(sub.ops, sub, range);
+      if (end !== undefined)
+        yield* runSubscriberCallback(sub, 'invalidate_range_end', end.call(sub.ops, sub, range));
     }
   }
   srcu.readUnlock(idx);
@@ -143,7 +150,7 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
         const end = sub.ops.invalidateRangeEnd;
         if (end === undefined) continue;
         if (nonblock) nonBlockStart();
-        yield* end.call(sub.ops, sub, range);
+        yield* runSubscriberCallback(sub, 'invalidate_range_end', end.call(sub.ops, sub, range));
         if (nonblock) nonBlockEnd();
       }
       srcu.readUnlock(idx);
@@ -169,8 +176,12 @@ export function archInvalidateSecondaryTlbs(mm: Mm, start: number, end: number):
   if (subs === null || subs.list.length === 0) return;
   const srcu = mm.machine.notifierSrcu;
   const idx = srcu.readLock();
-  for (const sub of subs.list)
-    sub.ops.archInvalidateSecondaryTlbs?.call(sub.ops, sub, mm, start, end);
+  for (const sub of subs.list) {
+    const hook = sub.ops.archInvalidateSecondaryTlbs;
+    if (hook === undefined) continue;
+    checkSubscriberAlive(sub, 'arch_invalidate_secondary_tlbs');
+    hook.call(sub.ops, sub, mm, start, end);
+  }
   srcu.readUnlock(idx);
 }
 
@@ -188,7 +199,7 @@ function* ageWalk(
   for (const sub of [...subs.list]) {
     const co = call(sub);
     if (co === undefined) continue;
-    young = (yield* co) || young;
+    young = (yield* runSubscriberCallback(sub, 'aging', co)) || young;
     if (young && stopAtFirst) break;
   }
   srcu.readUnlock(idx);

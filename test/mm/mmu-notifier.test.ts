@@ -293,3 +293,73 @@ test('N5: a driver whose ->release is not idempotent is caught (pct, seed 1, 200
   assert.notEqual(res.failure, null, 'the double release must be found');
   assert.equal(res.failure!.rule, 'use-after-free');
 });
+
+/** A subscriber with a start that only counts its calls. */
+function countingSub(calls: { n: number }): MmuNotifier {
+  return new MmuNotifier({
+    *invalidateRangeStart() {
+      calls.n++;
+      return 0;
+    },
+  });
+}
+
+test('lifetime: a classic subscriber still reachable after unregister returned is caught at its next callback', () => {
+  const calls = { n: 0 };
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    const a = yield* mapped(mm, 2);
+    const sub = countingSub(calls);
+    yield* mmuNotifierRegister(sub, mm);
+    yield* munmap(mm, a, PAGE_SIZE);
+    yield* mmuNotifierUnregister(sub, mm);
+    // A core that forgot to unlink it (the list as a broken hlist would leave it).
+    mm.notifiers!.list.push(sub);
+    sub.hashed = true;
+    yield* munmap(mm, a + PAGE_SIZE, PAGE_SIZE);
+  });
+  assert.equal(calls.n, 1);
+  assert.equal(r.bug?.rule, 'lifetime', r.bug?.message);
+  assert.match(
+    r.bug!.message,
+    /->invalidate_range_start of a classic notifier after mmu_notifier_unregister returned/,
+  );
+});
+
+test('lifetime: a callback of a subscriber freed by mmu_notifier_put is a use after free', () => {
+  const calls = { n: 0 };
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    const a = yield* mapped(mm, 1);
+    const ops: MmuNotifierOps = {
+      allocNotifier: () => countingSub(calls),
+      freeNotifier: () => {},
+    };
+    const sub = yield* mmuNotifierGet(ops, mm);
+    const subs = mm.notifiers!;
+    yield* mmuNotifierPut(sub);
+    yield* mmuNotifierSynchronize(mm);
+    assert.equal(sub.freed, true);
+    subs.list.push(sub);
+    sub.hashed = true;
+    yield* munmap(mm, a, PAGE_SIZE);
+  });
+  assert.equal(calls.n, 0);
+  assert.equal(r.bug?.rule, 'use-after-free', r.bug?.message);
+  assert.match(r.bug!.message, /after its ->free_notifier ran/);
+});
+
+test('a hashed subscriber missing from the list shows as a corrupted list when unlinked', () => {
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    yield* mapped(mm, 1);
+    const other = countingSub({ n: 0 });
+    const sub = countingSub({ n: 0 });
+    yield* mmuNotifierRegister(other, mm);
+    yield* mmuNotifierRegister(sub, mm);
+    mm.notifiers!.list.splice(mm.notifiers!.list.indexOf(sub), 1);
+    yield* mmuNotifierUnregister(sub, mm);
+  });
+  assert.equal(r.bug?.rule, 'warn', r.bug?.message);
+  assert.match(r.bug!.message, /a hashed classic notifier is not on its mm's list/);
+});
