@@ -48,7 +48,7 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
     const how =
       m.reach === undefined
         ? 'only a test world reaches it (see its description)'
-        : `found by ${reachCommand(m.name, m.reach)}`;
+        : `found by ${reachCommand(m.name, m.reach)}${m.reach.reports === undefined ? '' : ` (reported as ${m.reach.reports})`}`;
     lines.push(`${pad}breaks ${m.rule}; ${how}`);
   }
   io.out(lines.join('\n'));

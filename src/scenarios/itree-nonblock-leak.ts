@@ -3,9 +3,10 @@ import { DmirrorDevice } from '../drivers/dmirror/device.ts';
 import { Dmirror } from '../drivers/dmirror/dmirror.ts';
 import { KvmMirror } from '../drivers/kvm/kvm-mirror.ts';
 import { NouveauSvmm } from '../drivers/nouveau/svm.ts';
-import { delay, sleep } from '../kernel/context.ts';
+import { delay, join, sleep } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
+import type { Task } from '../kernel/task.ts';
 import { isErrno } from '../lib/errors.ts';
 import {
   MADV_DONTNEED,
@@ -52,8 +53,8 @@ function param(p: ScenarioParams, name: string): number {
  * `reaps` times, HZ/10 apart, while a VMA is refused. With `dmirror=1` the process also has the
  * HMM test device open, an interval subscription over its whole address space, removed when the
  * file is released after exit_mm() (as 5.5-5.12's i915 userptr next to any interval user). With
- * `kvm=1` it also runs a KVM-style VM, a classic subscriber with an end, which the core must end
- * when nouveau refuses (c2655835fd8c). With `fix=1` the notifier core ends the
+ * `kvm=1` it also runs a KVM-style VM (a `vcpu` task touching its pages), a classic subscriber
+ * with an end, which the core must end when nouveau refuses (c2655835fd8c). With `fix=1` the notifier core ends the
  * interval side when a classic subscriber refuses (the proposed fix).
  */
 export const itreeNonblockLeakScenario: Scenario = {
@@ -200,8 +201,23 @@ function buildLeak(k: Kernel, p: LeakParams): void {
     // exit_files() after exit_mm(): the HMM test device's release removes its subscription,
     // the VM's (kvm_destroy_vm) unregisters its notifier.
     if (mirror !== null) yield* mirror.close();
+    // kvm_destroy_vm() runs once the last vCPU is gone.
+    if (vcpu !== null) yield* join(vcpu);
     if (kvm !== null) yield* kvm.unregister();
   });
+
+  let vcpu: Task | null = null;
+  if (kvm !== null) {
+    // The VM's vCPU touches guest memory, the process's pages, while the process lives.
+    vcpu = k.spawn('vcpu', function* () {
+      yield* ready.wait();
+      for (let i = 0; i < p.touches; i++) {
+        yield* delay(GPU_NS);
+        if (mm.users <= 0) return;
+        yield* kvm.touch(pageAddr(k.prng.below(p.vmas * p.pages)), i % 2 === 1);
+      }
+    });
+  }
 
   k.spawn('gpu', function* () {
     yield* ready.wait();

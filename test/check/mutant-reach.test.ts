@@ -10,7 +10,8 @@ import { findScenario, resolveParams } from '../../src/scenarios/index.ts';
 for (const m of MUTANTS) {
   const r = m.reach;
   if (r === undefined) continue;
-  test(`mutant ${m.name} breaks ${m.rule}: ${reachCommand(m.name, r)}`, () => {
+  const reported = r.reports === undefined ? '' : ` (reported as ${r.reports})`;
+  test(`mutant ${m.name} breaks ${m.rule}${reported}: ${reachCommand(m.name, r)}`, () => {
     const s = findScenario(r.scenario);
     const params = resolveParams(s, r.set);
     const found = explore((k) => s.build(k, params), {
@@ -21,7 +22,7 @@ for (const m of MUTANTS) {
       maxSteps: 2_000_000,
     });
     assert.ok(found.failure !== null, 'not found');
-    assert.equal(found.failure.rule, m.rule, found.failure.bug.message);
+    assert.equal(found.failure.rule, r.reports ?? m.rule, found.failure.bug.message);
   });
 }
 

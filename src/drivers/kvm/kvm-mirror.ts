@@ -60,9 +60,11 @@ export class KvmMirror {
   constructor(k: Kernel, mm: Mm) {
     this.mm = mm;
     this.ignoreInProgress = k.mutant('kvm.retry-ignores-in-progress');
-    // With every task finished no invalidation runs: a count left raised is a start never ended.
+    // With every task finished no invalidation runs: while the VM is registered, a count left
+    // raised is a start never ended (an unregistration between a start and its end strands one,
+    // which kvm_destroy_vm() knows and ignores).
     k.onQuiescence(() => {
-      if (this.inProgress !== 0)
+      if (this.inProgress !== 0 && this.notifier.hashed)
         k.bug(
           'notifier-pairing',
           `${KVM_DEVICE}: mmu_invalidate_in_progress is ${this.inProgress} with every task finished: a start of mm${mm.id} was never ended`,
@@ -120,6 +122,7 @@ export class KvmMirror {
    * False when the address is gone (no VMA, no permission, the process exited).
    */
   *access(addr: number, write: boolean, onData?: (data: PageData) => void): Co<boolean> {
+    const page = addr - (addr % PAGE_SIZE);
     for (let i = 0; i < TOUCH_TRIES; i++) {
       yield;
       const t = this.smmu.lookup(this.mm, addr);
@@ -128,12 +131,15 @@ export class KvmMirror {
         onData?.(this.frameData(t));
         return true;
       }
+      // The SPTE the last fault installed is gone: only an invalidation may have taken it.
+      if (i > 0) this.retried(page, 'spte-gone');
       // The vCPU runs in the process: no address space, no fault (mmget_not_zero).
       if (!mmgetNotZero(this.mm)) return false;
       const ok = yield* this.fault(addr, write);
       yield* mmput(this.mm);
       if (!ok) return false;
     }
+    this.retried(page, 'gave-up');
     return false;
   }
 
@@ -206,7 +212,11 @@ export class KvmMirror {
       }
       yield* this.mmuLock.lock();
       const retry = this.invalidateRetry(mmuSeq);
-      if (!retry) this.smmu.map(mm, page, { ...snap, writable: snap.writable && write });
+      // A racing fault already installed a writable SPTE of the same frame: this read fault is
+      // spurious and keeps it (KVM's cmpxchg of the SPTE fails, it never downgrades one).
+      const cur = this.smmu.lookup(mm, page);
+      const kept = cur?.writable === true && cur.pfn === snap.pfn && cur.gen === snap.gen;
+      if (!retry && !kept) this.smmu.map(mm, page, { ...snap, writable: snap.writable && write });
       this.mmuLock.unlock();
       if (!retry) return true;
       this.retried(page, this.inProgress !== 0 ? 'in-progress' : 'sequence');

@@ -106,7 +106,12 @@ export class NouveauSvmm {
       yield;
     }
     const now = this.gpu.lookup(this.mm, page);
-    if (now === undefined || (write && !now.writable)) return false;
+    if (now === undefined || (write && !now.writable)) {
+      // The entry the fault wrote is gone: with the GPU still attached, only an invalidation
+      // may have taken it.
+      if (this.attached) this.gaveUp(page);
+      return false;
+    }
     this.gpu.access(this.mm, page, write);
     return true;
   }
@@ -187,6 +192,18 @@ export class NouveauSvmm {
     } finally {
       yield* mmuIntervalNotifierRemove(sub);
     }
+  }
+
+  /** The GPU gives up an access whose entry vanished (the liveness oracle asks why). */
+  private gaveUp(page: number): void {
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('dev-retry', {
+        dev: NOUVEAU_DEVICE,
+        mm: this.mm.id,
+        start: page,
+        reason: 'gave-up',
+      });
   }
 
   /**

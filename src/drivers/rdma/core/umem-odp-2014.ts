@@ -90,6 +90,18 @@ export class UcontextOdp2014 {
     this.notifierCount = new Atomic(`${name}.notifier_count`);
     this.invalidateRange = invalidateRange;
     this.mn = odpNotifier2014(this);
+    // With every task finished no invalidation runs: while the notifier is registered, a count
+    // left raised is a start never ended (after the last MR an unregistration may strand one,
+    // harmlessly: the next first registration sets it to 0).
+    const k = kernel();
+    k.onQuiescence(() => {
+      const n = this.notifierCount.peek();
+      if (n !== 0 && this.mn.hashed)
+        k.bug(
+          'notifier-pairing',
+          `${name}: notifier_count is ${n} with every task finished: an invalidation start was never ended`,
+        );
+    });
   }
 }
 
