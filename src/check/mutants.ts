@@ -97,24 +97,27 @@ export const MUTANTS: readonly MutantInfo[] = [
   {
     name: 'mirror.valid-flag',
     description:
-      'N2: the test interval mirror (test/check/interval-mirror.ts) guards its commit with a boolean valid flag set at start and end instead of a sequence',
+      'N2: the interval mirror (src/drivers/mirror/interval-mirror.ts) guards its commit with a boolean valid flag set at start and end instead of a sequence',
     history:
       '04ec32fbc2b2 "mm/hmm: allow hmm_range to be used with a mmu_interval_notifier or hmm_mirror" (v5.5)',
     rule: 'coherence',
+    reach: { scenario: 'interval-mirror', set: { op: 2 }, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'mirror.retry-outside-lock',
     description:
-      'N3: the test interval mirror (test/check/interval-mirror.ts) checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
+      'N3: the interval mirror (src/drivers/mirror/interval-mirror.ts) checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
     history: 'f95f51a4c335 "drm/amdgpu: Add notifier lock for KFD userptrs" (v6.2)',
     rule: 'coherence',
+    reach: { scenario: 'interval-mirror', set: { op: 4 }, strategy: 'pct', seed: 1, runs: 20 },
   },
   {
     name: 'mirror.nonblock-sleeps',
     description:
-      'N6: the test interval mirror (test/check/interval-mirror.ts) takes its mutex with a sleeping lock even when the invalidation is not blockable',
+      'N6: the interval mirror (src/drivers/mirror/interval-mirror.ts) takes its mutex with a sleeping lock even when the invalidation is not blockable',
     history: '93065ac753e4 "mm, oom: distinguish blockable mode for mmu notifiers" (2018)',
     rule: 'sleep-in-atomic',
+    reach: { scenario: 'interval-mirror', set: { op: 6 }, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
     name: 'kvm.retry-ignores-in-progress',

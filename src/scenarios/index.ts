@@ -1,6 +1,7 @@
 import { Errno } from '../lib/errors.ts';
 import { defaultScenario } from './default.ts';
 import { dmirrorRaceScenario } from './dmirror-race.ts';
+import { intervalMirrorScenario } from './interval-mirror.ts';
 import { itreeNonblockLeakScenario } from './itree-nonblock-leak.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
 import { mmapIoUnplugScenario } from './mmap-io-unplug.ts';
@@ -20,6 +21,7 @@ export const SCENARIOS: readonly Scenario[] = [
   rdmaPinnedVsOdpScenario,
   mmapIoUnplugScenario,
   itreeNonblockLeakScenario,
+  intervalMirrorScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */

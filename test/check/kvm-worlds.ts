@@ -4,7 +4,6 @@
 import type { Kernel } from '../../src/index.ts';
 import { PAGE_SIZE } from '../../src/mm/constants.ts';
 import { mmput } from '../../src/mm/exit.ts';
-import { KvmMirror } from './kvm-mirror.ts';
 import {
   mutations as allMutations,
   type Mutation,
@@ -12,7 +11,8 @@ import {
   newWorld,
   PAGES,
   spawnMutator,
-} from './world-kit.ts';
+} from '../../src/scenarios/race-kit.ts';
+import { KvmMirror } from './kvm-mirror.ts';
 
 /** The mutations of the interval worlds but the OOM reaper. */
 export const mutations: Record<string, Mutation> = Object.fromEntries(

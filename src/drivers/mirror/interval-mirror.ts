@@ -1,11 +1,23 @@
-// A minimal interval mirror client, the usage pattern of mmu-notifier.md §2.9:
-// readBegin → hmm_range_fault → driver lock → readRetry → program the device → unlock;
-// invalidate: lock (trylock when not blockable) → setSeq → zap → unlock.
-// Client-side mutants: N2 'mirror.valid-flag', N3 'mirror.retry-outside-lock',
-// N6 'mirror.nonblock-sleeps'.
-import { type Co, isErrno, type Kernel, Mutex, WaitQueue } from '../../src/index.ts';
-import { PAGE_SIZE } from '../../src/mm/constants.ts';
-import { mmput } from '../../src/mm/exit.ts';
+/**
+ * The smallest correct interval-notifier client (Documentation/mm/hmm.rst, "Address space
+ * mirroring implementation and API"): a device table of one mm range kept coherent with
+ * read_begin → hmm_range_fault → driver lock → read_retry → program the device → unlock, and an
+ * invalidate callback doing lock (a trylock when not blockable) → set_seq → zap → unlock.
+ *
+ * Its mutants are the client-side mistakes the notifier API was designed against:
+ * N2 `mirror.valid-flag` (the hmm_mirror-era boolean set by a classic start/end pair instead
+ * of a sequence), N3 `mirror.retry-outside-lock` (read_retry checked before taking the lock the
+ * callback takes) and N6 `mirror.nonblock-sleeps` (a sleeping lock in a non-blockable callback).
+ *
+ * @module
+ */
+import type { Kernel } from '../../kernel/kernel.ts';
+import { Mutex } from '../../kernel/sync/mutex.ts';
+import { WaitQueue } from '../../kernel/sync/wait-queue.ts';
+import type { Co } from '../../kernel/task.ts';
+import { isErrno } from '../../lib/errors.ts';
+import { PAGE_SIZE } from '../../mm/constants.ts';
+import { mmput } from '../../mm/exit.ts';
 import {
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
@@ -13,21 +25,22 @@ import {
   hmmPfnToPfn,
   hmmRange,
   hmmRangeFault,
-} from '../../src/mm/hmm.ts';
-import type { Mm } from '../../src/mm/mm.ts';
-import { mmgetNotZero } from '../../src/mm/mm-refs.ts';
+} from '../../mm/hmm.ts';
+import type { Mm } from '../../mm/mm.ts';
+import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import {
   mmuIntervalNotifierInsert,
   mmuIntervalNotifierRemove,
   mmuIntervalReadBegin,
   mmuIntervalReadRetry,
   mmuIntervalSetSeq,
-} from '../../src/mm/mmu-interval-notifier.ts';
-import { MmuIntervalNotifier } from '../../src/mm/mmu-interval-notifier-types.ts';
-import { mmuNotifierRegister, mmuNotifierUnregister } from '../../src/mm/mmu-notifier-register.ts';
-import { EAGAIN, MmuNotifier } from '../../src/mm/mmu-notifier-types.ts';
-import { SecondaryMmu } from '../../src/mm/secondary-mmu.ts';
+} from '../../mm/mmu-interval-notifier.ts';
+import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
+import { mmuNotifierRegister, mmuNotifierUnregister } from '../../mm/mmu-notifier-register.ts';
+import { EAGAIN, MmuNotifier } from '../../mm/mmu-notifier-types.ts';
+import { SecondaryMmu } from '../../mm/secondary-mmu.ts';
 
+/** One device mirroring a range of one mm through an interval notifier. */
 export class IntervalMirror {
   readonly smmu: SecondaryMmu;
   readonly lock: Mutex;
@@ -86,6 +99,7 @@ export class IntervalMirror {
     });
   }
 
+  /** Subscribes to [start, start + len) (with N2, the whole mm through a classic notifier). */
   *insert(start: number, len: number): Co {
     if (this.mutant.validFlag) yield* mmuNotifierRegister(this.classic, this.mm);
     else yield* mmuIntervalNotifierInsert(this.sub, this.mm, start, len, this.sub.ops);

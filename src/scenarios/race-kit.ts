@@ -1,8 +1,10 @@
-// What the interval and KVM explorer worlds share: the mutations raced against a mirror, and a
-// world's machine, process memory and mutator thread.
+// What the small race worlds share (interval-mirror, and the KVM and interval explorer tests):
+// the mm operations raced against a mirror, and a world's machine, process memory and mutator.
 
-import { installOracles } from '../../src/check/oracles/install.ts';
-import { type Co, Completion, type Kernel } from '../../src/index.ts';
+import { installOracles } from '../check/oracles/install.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import { Completion } from '../kernel/sync/completion.ts';
+import type { Co } from '../kernel/task.ts';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
@@ -10,20 +12,20 @@ import {
   PAGE_SIZE,
   PROT_READ,
   PROT_WRITE,
-} from '../../src/mm/constants.ts';
-import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
-import { mmput } from '../../src/mm/exit.ts';
-import { fork } from '../../src/mm/fork.ts';
-import { Machine } from '../../src/mm/machine.ts';
-import { madvise } from '../../src/mm/madvise.ts';
-import { migratePage } from '../../src/mm/migrate.ts';
-import type { Mm } from '../../src/mm/mm.ts';
-import { mmdrop, mmgrab } from '../../src/mm/mm-refs.ts';
-import { mmap } from '../../src/mm/mmap.ts';
-import { mprotect } from '../../src/mm/mprotect.ts';
-import { munmap } from '../../src/mm/munmap.ts';
-import { oomReap } from '../../src/mm/oom-reaper.ts';
-import { shrinkMemory } from '../../src/mm/reclaim.ts';
+} from '../mm/constants.ts';
+import { cpuReadU32, cpuWriteU32 } from '../mm/cpu-access.ts';
+import { mmput } from '../mm/exit.ts';
+import { fork } from '../mm/fork.ts';
+import { Machine } from '../mm/machine.ts';
+import { madvise } from '../mm/madvise.ts';
+import { migratePage } from '../mm/migrate.ts';
+import type { Mm } from '../mm/mm.ts';
+import { mmdrop, mmgrab } from '../mm/mm-refs.ts';
+import { mmap } from '../mm/mmap.ts';
+import { mprotect } from '../mm/mprotect.ts';
+import { munmap } from '../mm/munmap.ts';
+import { oomReap } from '../mm/oom-reaper.ts';
+import { shrinkMemory } from '../mm/reclaim.ts';
 
 /** How many pages the process maps and the mirror follows. */
 export const PAGES = 3;
