@@ -45,9 +45,12 @@ export function* registerLocked(sub: MmuNotifier | null, mm: Mm): Co {
       'EINVAL',
       `mm${mm.id} has no users: cannot register a notifier on a dead address space`,
     );
-  mm.notifiers ??= new NotifierSubscriptions(mm);
-  const subs = mm.notifiers;
+  const fresh = mm.notifiers === null ? new NotifierSubscriptions(mm) : null;
   const dropAll = yield* mmTakeAllLocks(mm);
+  // smp_store_release(): lockless readers (mm_has_notifiers()) see the state only once every
+  // rmap lock is held, so no invalidation in flight can meet a half-registered mm.
+  if (fresh !== null) mm.notifiers = fresh;
+  const subs = mm.notifiers!;
   if (sub !== null) {
     mmgrab(mm);
     sub.mm = mm;

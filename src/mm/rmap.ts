@@ -16,13 +16,18 @@ function rmapLockOf(page: Page, mm: Mm): RwSemaphore {
   return page.mapping instanceof File ? page.mapping.iMmapLock : mm.rmapLock;
 }
 
-/** Runs `fn` for each mapping of `page` with its rmap lock held for read. */
+/**
+ * Runs `fn` for each mapping of `page` with its rmap lock held for read. A mapping that went
+ * away while the walk waited for the lock is skipped: Linux walks the VMAs still linked to the
+ * anon_vma or i_mmap tree under that lock, so it never visits one exit or munmap unlinked.
+ */
 export function* rmapWalk(page: Page, fn: (mm: Mm, addr: number) => Co<void>): Co {
   for (const e of [...page.rmap] as RmapEntry[]) {
     const mm = e.mm as Mm;
     const lock = rmapLockOf(page, mm);
     yield* lock.downRead();
     try {
+      if (!page.rmap.includes(e) || mm.findVma(e.addr) === undefined) continue;
       yield* fn(mm, e.addr);
     } finally {
       lock.upRead();

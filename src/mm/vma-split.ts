@@ -40,12 +40,23 @@ export function* splitToRange(mm: Mm, start: number, end: number): Co<Vma[]> {
 }
 
 /**
- * remove_vma(): unlinks the VMA from the mm (if still linked) and its file, calls ->close, frees
- * it and drops its file reference (a release that follows runs later, without the mm's locks).
+ * free_pgtables()'s unlink_anon_vmas() and unlink_file_vma(), then remove_vma(): unlinks the VMA
+ * from the mm (if still linked) and its file, calls ->close, frees it and drops its file
+ * reference (a release that follows runs later, without the mm's locks).
  */
 export function* removeVma(vma: Vma): Co {
+  // The unlinks take the rmap locks for write: a reclaim or migration walker still inside the
+  // VMA (holding one for read, mid-invalidation) finishes before the VMA, and at exit the mm,
+  // can go.
+  yield* vma.mm.rmapLock.downWrite();
   vma.mm.removeVma(vma);
-  vma.file?.mappings.delete(vma);
+  vma.mm.rmapLock.upWrite();
+  const file = vma.file;
+  if (file !== null) {
+    yield* file.iMmapLock.downWrite();
+    file.mappings.delete(vma);
+    file.iMmapLock.upWrite();
+  }
   if (vma.ops?.close !== undefined) yield* vma.ops.close(vma);
   const k = kernel();
   if (k.trace.on) k.trace.emit('vma-free', { mm: vma.mm.id, vma: vma.id });

@@ -10,6 +10,7 @@ import {
   Mutex,
   preempt,
   sleep,
+  TimedStrategy,
 } from '../../src/index.ts';
 import {
   MAP_ANONYMOUS,
@@ -362,4 +363,26 @@ test('a hashed subscriber missing from the list shows as a corrupted list when u
   });
   assert.equal(r.bug?.rule, 'warn', r.bug?.message);
   assert.match(r.bug!.message, /a hashed classic notifier is not on its mm's list/);
+});
+
+test('registration publishes the subscriptions only once it holds every rmap lock (mm_take_all_locks, then smp_store_release)', () => {
+  const seen: string[] = [];
+  const r = runMm(
+    function* (m, k) {
+      const mm = m.createMm();
+      yield* mapped(mm, 1);
+      // A reclaim walker inside the anon_vma lock: the registration waits for it.
+      yield* mm.rmapLock.downRead();
+      const reg = k.spawn('register', () => mmuNotifierRegister(countingSub({ n: 0 }), mm));
+      for (let i = 0; i < 100 && reg.waitingOn === null; i++) yield* sleep(10);
+      assert.notEqual(reg.waitingOn, null);
+      seen.push(mm.notifiers === null ? 'unpublished while blocked' : 'published early');
+      mm.rmapLock.upRead();
+      yield* join(reg);
+      seen.push(mm.notifiers?.list.length === 1 ? 'published with the subscriber' : 'missing');
+    },
+    { kernel: { strategy: new TimedStrategy() } },
+  );
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.deepEqual(seen, ['unpublished while blocked', 'published with the subscriber']);
 });
