@@ -2,13 +2,16 @@
 // the mm operations raced against a mirror, and a world's machine, process memory and mutator.
 
 import { installOracles } from '../check/oracles/install.ts';
-import type { Kernel } from '../kernel/kernel.ts';
+import { join } from '../kernel/context.ts';
+import { type Kernel, kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
 import type { Co } from '../kernel/task.ts';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
   PAGE_SIZE,
   PROT_READ,
   PROT_WRITE,
@@ -23,6 +26,7 @@ import type { Mm } from '../mm/mm.ts';
 import { mmdrop, mmgrab } from '../mm/mm-refs.ts';
 import { mmap } from '../mm/mmap.ts';
 import { mprotect } from '../mm/mprotect.ts';
+import { mremap } from '../mm/mremap.ts';
 import { munmap } from '../mm/munmap.ts';
 import { oomReap } from '../mm/oom-reaper.ts';
 import { shrinkMemory } from '../mm/reclaim.ts';
@@ -33,7 +37,7 @@ export const PAGES = 3;
 /** What the racing thread does to the mirrored range. */
 export type Mutation = (machine: Machine, mm: Mm, base: number) => Co;
 
-/** The mm operations raced against a mirror. `exit` ends the process itself. */
+/** The mm operations raced against a mirror. `exit` and `exitUnderReclaim` end the process itself. */
 export const mutations: Record<string, Mutation> = {
   *munmap(_m, mm, base) {
     yield* munmap(mm, base + PAGE_SIZE, PAGE_SIZE);
@@ -65,7 +69,28 @@ export const mutations: Record<string, Mutation> = {
   *exit(_m, mm) {
     yield* mmput(mm);
   },
+  *mremap(_m, mm, base) {
+    // Moves the middle page away (a fixed target below the mapping): its old range is unmapped.
+    const target = base - 16 * PAGE_SIZE;
+    yield* mremap(
+      mm,
+      base + PAGE_SIZE,
+      PAGE_SIZE,
+      PAGE_SIZE,
+      MREMAP_MAYMOVE | MREMAP_FIXED,
+      target,
+    );
+  },
+  *exitUnderReclaim(m, mm) {
+    // kswapd shrinks the process's memory while its last user exits.
+    const kswapd = kernel().spawn('kswapd', () => shrinkMemory(m, 2));
+    yield* mmput(mm);
+    yield* join(kswapd);
+  },
 };
+
+/** The mutations that end the process (its last mmput). */
+const EXITS: readonly Mutation[] = [mutations.exit!, mutations.exitUnderReclaim!];
 
 /** One world's machine (8 frames, oracles installed), process and `ready` completion. */
 export interface World {
@@ -106,6 +131,6 @@ export function spawnMutator(
   k.spawn('mutator', function* () {
     yield* w.ready.wait();
     yield* mutation(w.machine, w.mm, w.base);
-    yield* after(mutation === mutations.exit);
+    yield* after(EXITS.includes(mutation));
   });
 }
