@@ -24,6 +24,8 @@ export interface MutantReach {
   readonly runs: number;
   /** The rule this world reports when it sees a symptom, not the bug itself (default: the mutant's rule). */
   readonly reports?: string;
+  /** A phrase the report contains (what a reader should look for in it). */
+  readonly message?: string;
 }
 
 /** The `odpsim explore` command line of a reach. */
@@ -182,6 +184,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       strategy: 'random',
       seed: 5,
       runs: 300,
+      message: 'although no invalidation',
     },
   },
   {
@@ -191,7 +194,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '7608bf40cf24 "RDMA/odp: Fix missed unlock in non-blocking invalidate_start" (v5.3; the bug from 4.20)',
     rule: 'lock-order',
-    reach: { scenario: 'rdma-odp', set: { teardown: 1 }, strategy: 'pct', seed: 1, runs: 50 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { teardown: 1 },
+      strategy: 'pct',
+      seed: 1,
+      runs: 50,
+      message: 'umem_rwsem(read)',
+    },
   },
   {
     name: 'mlx5.unserialized-zap',
@@ -199,7 +209,14 @@ export const MUTANTS: readonly MutantInfo[] = [
       "O3: mlx5's invalidation zaps an ODP MR's MTT entries without umem_mutex, so two invalidations of one MR post overlapping UMRs",
     history: '"IB/mlx5: Prevent concurrent MR updates during invalidation" (Moni Shoua, v5.3)',
     rule: 'serialization',
-    reach: { scenario: 'rdma-odp', set: {}, strategy: 'random', seed: 5, runs: 300 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { rounds: 2, pressure: 50 },
+      strategy: 'pct',
+      seed: 1,
+      runs: 200,
+      message: 'are in flight at once',
+    },
   },
   {
     name: 'mlx5.shared-access-mask',
@@ -208,7 +225,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '1abe186ed8a6 "IB/mlx5: Reset access mask when looping inside page fault handler" (v5.2)',
     rule: 'permission',
-    reach: { scenario: 'rdma-odp', set: {}, strategy: 'pct', seed: 1, runs: 20 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: {},
+      strategy: 'pct',
+      seed: 1,
+      runs: 20,
+      message: 'but its region was registered without write access',
+    },
   },
   {
     name: 'odp.no-read-retry',
@@ -217,7 +241,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the collision check of the interval-notifier protocol (99cb252f5e68), which umem_odp follows since 36f30e486dce (v5.10)',
     rule: 'coherence',
-    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'pct', seed: 1, runs: 200 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { design: 2020 },
+      strategy: 'random',
+      seed: 1,
+      runs: 200,
+      message: 'but the CPU entry is not present',
+    },
   },
   {
     name: 'odp.set-seq-outside-lock',
@@ -226,7 +257,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the driver-lock rule of mmu_interval_set_seq() (f95f51a4c335 fixed the same in amdgpu)',
     rule: 'coherence',
-    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'random', seed: 1, runs: 250 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { design: 2020 },
+      strategy: 'random',
+      seed: 1,
+      runs: 250,
+      message: 'after the CPU entry was cleared',
+    },
   },
   {
     name: 'odp.prefetch-without-ref',
@@ -235,7 +273,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the MR references of mlx5 prefetch work (init_prefetch_work, a6bc3875f176 "IB/mlx5: Protect against prefetch of invalid MR", 2019; later a usecount on each MR)',
     rule: 'serialization',
-    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'random', seed: 1, runs: 100 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { design: 2020 },
+      strategy: 'random',
+      seed: 1,
+      runs: 100,
+      message: 'posts a translation update after its translation table was destroyed',
+    },
   },
   {
     name: 'odp.implicit-child-reclaim-race',
@@ -244,7 +289,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the usecount wait of free_implicit_child_mr_work; the reclaim of implicit children raced before, e.g. de5ed007a03d "IB/mlx5: Fix implicit ODP race" (2020)',
     rule: 'lifetime',
-    reach: { scenario: 'rdma-odp', set: { design: 2020 }, strategy: 'pct', seed: 1, runs: 50 },
+    reach: {
+      scenario: 'rdma-odp',
+      set: { design: 2020 },
+      strategy: 'pct',
+      seed: 1,
+      runs: 50,
+      message: 'is freed while 1 reference(s) are outstanding',
+    },
   },
   {
     name: 'rxe.recheck-keeps-lock',
@@ -261,7 +313,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '67f269b37f9b "RDMA/ucontext: Fix regression with disassociate" (v5.1) fixed 5f9794dc94 (v4.20); era=420 runs the same code',
     rule: 'io-semantics',
-    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
+    reach: {
+      scenario: 'mmap-io-unplug',
+      set: {},
+      strategy: 'pct',
+      seed: 1,
+      runs: 10,
+      message: 'SIGBUS, expected the',
+    },
   },
   {
     name: 'mmapio.remove-without-lock',
@@ -270,7 +329,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '6b3712c0246c "RDMA/core: Ensure that rdma_user_mmap_entry_remove() is a fence" (v5.6); era≤505 runs the same code',
     rule: 'lifetime',
-    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 600 },
+    reach: {
+      scenario: 'mmap-io-unplug',
+      set: {},
+      strategy: 'pct',
+      seed: 1,
+      runs: 1000,
+      message: 'a lookup found it after it was revoked',
+    },
   },
   {
     name: 'mmapio.open-blocking-read',
@@ -279,7 +345,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the trylock of 5f9794dc94 "RDMA/ucontext: Add a core API for mmaping driver IO memory" (v4.20)',
     rule: 'lock-order',
-    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
+    reach: {
+      scenario: 'mmap-io-unplug',
+      set: {},
+      strategy: 'pct',
+      seed: 1,
+      runs: 10,
+      message: 'hw_destroy_rwsem',
+    },
   },
   {
     name: 'mmapio.no-open-on-fork',
@@ -288,7 +361,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'the per-driver VMA tracking that 5f9794dc94 (v4.20) replaced did not follow copies of a VMA',
     rule: 'io-semantics',
-    reach: { scenario: 'mmap-io-unplug', set: {}, strategy: 'pct', seed: 1, runs: 10 },
+    reach: {
+      scenario: 'mmap-io-unplug',
+      set: {},
+      strategy: 'pct',
+      seed: 1,
+      runs: 10,
+      message: 'expected SIGBUS (the VMA is untracked',
+    },
   },
 ];
 

@@ -28,41 +28,8 @@ for (const [name, set, options] of clean) {
   });
 }
 
-const found: [string, string, ExploreOptions, RegExp][] = [
-  [
-    'mmapio.disassociate-no-fault',
-    'io-semantics',
-    { strategy: 'pct', seed: 1, runs: 10 },
-    /SIGBUS, expected the file's dummy page|SIGBUS, expected the zero page/,
-  ],
-  [
-    'mmapio.remove-without-lock',
-    'lifetime',
-    { strategy: 'pct', seed: 1, runs: 600 },
-    /a lookup found it after it was revoked/,
-  ],
-  [
-    'mmapio.open-blocking-read',
-    'lock-order',
-    { strategy: 'pct', seed: 1, runs: 10 },
-    /hw_destroy_rwsem/,
-  ],
-  [
-    'mmapio.no-open-on-fork',
-    'io-semantics',
-    { strategy: 'pct', seed: 1, runs: 10 },
-    /expected SIGBUS \(the VMA is untracked/,
-  ],
-];
-
-for (const [mutant, rule, options, message] of found) {
-  test(`mutant ${mutant} is found on mmap-io-unplug (${options.strategy}, seed ${options.seed}, ≤ ${options.runs} runs)`, () => {
-    const r = explore(world(), { ...options, mutants: [mutant] });
-    assert.ok(r.failure !== null, 'not found');
-    assert.equal(r.failure.bug.rule, rule, r.failure.bug.message);
-    assert.match(r.failure.bug.message, message);
-  });
-}
+// Each mutant's exploration is recorded with the mutant (src/check/mutants.ts) and run by
+// mutant-reach.test.ts.
 
 test('era=420 is M1 itself, and era=613 the disassociation_lock inversion (pct seed 1, ≤ 10 runs)', () => {
   const old = explore(world({ era: 420 }), { strategy: 'pct', seed: 1, runs: 10 });

@@ -23,6 +23,8 @@ for (const m of MUTANTS) {
     });
     assert.ok(found.failure !== null, 'not found');
     assert.equal(found.failure.rule, r.reports ?? m.rule, found.failure.bug.message);
+    if (r.message !== undefined)
+      assert.ok(found.failure.bug.message.includes(r.message), found.failure.bug.message);
   });
 }
 
