@@ -109,7 +109,7 @@ export class NouveauSvmm {
     if (now === undefined || (write && !now.writable)) {
       // The entry the fault wrote is gone: with the GPU still attached, only an invalidation
       // may have taken it.
-      if (this.attached) this.gaveUp(page);
+      if (this.attached) this.retried(page, 'gave-up');
       return false;
     }
     this.gpu.access(this.mm, page, write);
@@ -161,21 +161,16 @@ export class NouveauSvmm {
         try {
           yield* hmmRangeFault(mm, range);
         } catch (e) {
-          if (isErrno(e, 'EBUSY')) continue;
-          throw e;
+          if (!isErrno(e, 'EBUSY')) throw e;
+          this.retried(page, 'EBUSY');
+          continue;
         } finally {
           mm.mmapLock.upRead();
         }
         yield* this.mutex.lock();
         if (mmuIntervalReadRetry(sub, seq)) {
           this.mutex.unlock();
-          if (k.trace.on)
-            k.trace.emit('dev-retry', {
-              dev: NOUVEAU_DEVICE,
-              mm: mm.id,
-              start: page,
-              reason: 'read_retry',
-            });
+          this.retried(page, 'read_retry');
           continue;
         }
         const entry = range.pfns[0]!;
@@ -194,16 +189,11 @@ export class NouveauSvmm {
     }
   }
 
-  /** The GPU gives up an access whose entry vanished (the liveness oracle asks why). */
-  private gaveUp(page: number): void {
+  /** A fault retried or an access given up: the liveness oracle asks the cause of each. */
+  private retried(page: number, reason: string): void {
     const k = kernel();
     if (k.trace.on)
-      k.trace.emit('dev-retry', {
-        dev: NOUVEAU_DEVICE,
-        mm: this.mm.id,
-        start: page,
-        reason: 'gave-up',
-      });
+      k.trace.emit('dev-retry', { dev: NOUVEAU_DEVICE, mm: this.mm.id, start: page, reason });
   }
 
   /**
