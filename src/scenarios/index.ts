@@ -5,6 +5,7 @@ import { intervalMirrorScenario } from './interval-mirror.ts';
 import { itreeNonblockLeakScenario } from './itree-nonblock-leak.ts';
 import { kvmMirrorScenario } from './kvm-mirror.ts';
 import { mmapIoUnplugScenario } from './mmap-io-unplug.ts';
+import { nouveauExitScenario } from './nouveau-exit.ts';
 import { rdmaOdpScenario } from './rdma-odp.ts';
 import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
@@ -22,6 +23,7 @@ export const SCENARIOS: readonly Scenario[] = [
   mmapIoUnplugScenario,
   itreeNonblockLeakScenario,
   intervalMirrorScenario,
+  nouveauExitScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */

@@ -11,7 +11,9 @@
  * - nouveau_svm_range_invalidate(): the interval callback only moves the subscription's
  *   sequence under the mutex (a trylock when non-blockable); the GPU's translations are
  *   cleared by the classic notifier, which the core calls after the interval side;
- * - nouveau_svmm_fini(): the vmm is detached under the mutex, the classic notifier put.
+ * - nouveau_svmm_fini(): the vmm is detached under the mutex, the classic notifier put;
+ * - no ->release: exit_mmap() unlinks the classic notifier before it unmaps, so the GPU keeps
+ *   its entries of the pages exit frees until the client closes (nouveau-exit-release.md).
  *
  * One mm thus carries both kinds of subscription, which is what exposes the core's
  * unbalanced interval side when the classic one refuses (docs/findings/itree-nonblock-leak.md).
@@ -67,18 +69,24 @@ export class NouveauSvmm {
   private attached = true;
   private readonly intervalOps: MmuIntervalNotifierOps;
 
-  private constructor(mm: Mm) {
+  private constructor(mm: Mm, withRelease: boolean) {
     this.mm = mm;
     this.notifier = new MmuNotifier({
       invalidateRangeStart: (_sub, range) => this.invalidateRangeStart(range),
       freeNotifier: () => {},
+      // No kernel has it: the proposed fix of docs/findings/nouveau-exit-release.md.
+      ...(withRelease ? { release: () => this.release() } : {}),
     });
     this.intervalOps = { invalidate: (sub, range, cur) => this.rangeInvalidate(sub, range, cur) };
   }
 
-  /** nouveau_svmm_init(): the SVM ioctl of a DRM client, run by the process on its own mm. */
-  static *init(mm: Mm): Co<NouveauSvmm> {
-    const svmm = new NouveauSvmm(mm);
+  /**
+   * nouveau_svmm_init(): the SVM ioctl of a DRM client, run by the process on its own mm.
+   * `withRelease` adds a ->release clearing every GPU entry of the mm (the proposed fix; nouveau
+   * has had no ->release since 5.5, and an empty one before).
+   */
+  static *init(mm: Mm, options: { withRelease?: boolean } = {}): Co<NouveauSvmm> {
+    const svmm = new NouveauSvmm(mm, options.withRelease ?? false);
     yield* mmuNotifierRegister(svmm.notifier, mm);
     return svmm;
   }
@@ -210,6 +218,13 @@ export class NouveauSvmm {
     mmuIntervalSetSeq(sub, curSeq);
     this.mutex.unlock();
     return true;
+  }
+
+  /** The proposed ->release: at exit_mmap(), before any page is freed, the GPU forgets the mm. */
+  private *release(): Co {
+    yield* this.mutex.lock();
+    this.gpu.unmapAll(this.mm);
+    this.mutex.unlock();
   }
 
   /**
