@@ -7,6 +7,15 @@ export interface Schedule {
   readonly result: RunResult;
 }
 
+/**
+ * Steps a candidate replay may take, as a multiple of the failing run's (at least the minimum):
+ * a much longer run is no simpler counterexample, and a world whose other schedules spin (a
+ * loop waiting on virtual time under the default strategy) would otherwise cost the whole step
+ * limit per replay, minutes under `odpsim run`'s.
+ */
+const CANDIDATE_STEPS_FACTOR = 4;
+const CANDIDATE_STEPS_MIN = 10_000;
+
 /** True when `a` is a simpler counterexample than `b`: fewer preemptions, then fewer steps. */
 function simpler(a: RunResult, b: RunResult): boolean {
   return a.preemptions < b.preemptions || (a.preemptions === b.preemptions && a.steps < b.steps);
@@ -26,12 +35,16 @@ export function minimise(
   budget = 400,
 ): Schedule {
   const rule = failing.result.bug?.rule;
+  // A step-limit failure keeps the caller's limit: a lower one would make every replay "fail".
+  const cap = Math.max(CANDIDATE_STEPS_MIN, CANDIDATE_STEPS_FACTOR * failing.result.steps);
+  const settings: RunSettings =
+    rule === 'step-limit' ? s : { ...s, maxSteps: Math.min(s.maxSteps, cap) };
   let best = failing;
   let spent = 0;
   const attempt = (decisions: readonly number[]): boolean => {
     if (spent >= budget) return false;
     spent++;
-    const { result } = replayLenient(build, decisions, seed, s);
+    const { result } = replayLenient(build, decisions, seed, settings);
     if (result.bug?.rule !== rule || !simpler(result, best.result)) return false;
     best = { decisions: result.decisions, result };
     return true;
@@ -49,7 +62,7 @@ export function minimise(
   // Then turn preemptions into non-preemptive choices, one at a time, until none helps.
   for (let improved = true; improved && spent < budget; ) {
     improved = false;
-    const { preempting } = replayLenient(build, best.decisions, seed, s);
+    const { preempting } = replayLenient(build, best.decisions, seed, settings);
     spent++;
     for (let i = preempting.length - 1; i >= 0 && spent < budget; i--) {
       if (!preempting[i]) continue;

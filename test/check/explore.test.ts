@@ -130,3 +130,33 @@ test('explore and replay reject bad options and tokens with EINVAL naming the pr
   assert.throws(() => replay(w, 'nonsense'), /EINVAL: not an odpsim replay token/);
   assert.throws(() => replay(w, 'odp1.pct.1.1.!'), /EINVAL: replay token decision/);
 });
+
+test('minimisation bounds each replay by the failing run: schedules that spin do not cost the whole step limit (random, seed 1, 50 runs)', () => {
+  // `spinner` waits for `setter` by yielding; under the default strategy (which replays run
+  // into once their decisions end) it is always picked again and spins to the step limit.
+  const world: WorldBuilder = (k: Kernel) => {
+    let set = false;
+    k.spawn('spinner', function* () {
+      while (!set) yield;
+    });
+    k.spawn('setter', function* () {
+      yield;
+      set = true;
+      k.bug('coherence', 'the setter ran');
+    });
+  };
+  const kernels: Kernel[] = [];
+  const r = explore(world, {
+    strategy: 'random',
+    seed: 1,
+    runs: 50,
+    maxSteps: 50_000_000,
+    onKernel: (k) => kernels.push(k),
+  });
+  assert.equal(r.failure?.rule, 'coherence');
+  const total = kernels.reduce((n, k) => n + k.steps, 0);
+  // Without the bound one prefix replay alone would run 50,000,000 steps.
+  assert.ok(total < 5_000_000, `${total} steps in all`);
+  const again = replay(world, r.failure!.token);
+  assert.equal(again.result.bug?.message, r.failure!.bug.message);
+});
