@@ -38,9 +38,21 @@ export function worldJson(s: Setup): WorldJson {
 /** The first lines of a text report: what ran. */
 export function describeSetup(s: Setup): string[] {
   const params = Object.entries(s.spec.params).map(([k, v]) => `${k}=${v}`);
-  return [
+  const lines = [
     `  scenario  ${s.spec.scenario.name}: ${s.spec.scenario.description}`,
     `  params    ${params.length > 0 ? params.join(' ') : '(none)'}`,
     `  mutants   ${s.mutants.length > 0 ? s.mutants.join(', ') : 'none (the correct protocol)'}`,
   ];
+  const finding = s.spec.scenario.finding;
+  if (finding === undefined) return lines;
+  // A world that reproduces a kernel bug says so before its BUG line does.
+  const clean = Object.entries(finding.clean);
+  const fixed = clean.every(([k, v]) => s.spec.params[k] === v);
+  const setting = clean.map(([k, v]) => `--set ${k}=${v}`).join(' ');
+  lines.push(
+    fixed
+      ? `  finding   runs the proposed fix of ${finding.doc}`
+      : `  finding   runs the kernel as it is: a known bug (${finding.rule}, ${finding.doc}); ${setting} runs the proposed fix`,
+  );
+  return lines;
 }

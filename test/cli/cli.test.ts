@@ -180,6 +180,23 @@ test('list --json: scenarios with their parameters, and the mutants', () => {
   );
 });
 
+test('run of a world that reproduces a kernel finding says so before the BUG, and names the fix', () => {
+  const bug = odpsim('run', 'nouveau-exit');
+  assert.equal(bug.status, 1, bug.stderr);
+  assert.match(
+    bug.stdout,
+    /finding {3}runs the kernel as it is: a known bug \(coherence, docs\/findings\/nouveau-exit-release.md\); --set fix=1 runs the proposed fix/,
+  );
+  assert.match(bug.stdout, /Result: BUG coherence/);
+  const fixed = odpsim('run', 'nouveau-exit', '--set', 'fix=1');
+  assert.equal(fixed.status, 0, fixed.stderr);
+  assert.match(
+    fixed.stdout,
+    /finding {3}runs the proposed fix of docs\/findings\/nouveau-exit-release.md/,
+  );
+  assert.doesNotMatch(odpsim('run', 'kvm-mirror').stdout, /finding/);
+});
+
 test('explore of the correct protocol is clean: exit 0 (pct seed 1 and dfs bound 2, 40 runs each)', () => {
   const a = odpsim('explore', 'kvm-mirror', '--runs', '40', '--json');
   assert.equal(a.status, 0, a.stderr);
