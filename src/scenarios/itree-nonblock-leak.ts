@@ -23,7 +23,7 @@ import { madvise } from '../mm/madvise.ts';
 import { mmdrop, mmgrab } from '../mm/mm-refs.ts';
 import { mmap } from '../mm/mmap.ts';
 import { oomReap } from '../mm/oom-reaper.ts';
-import type { Scenario, ScenarioParams } from './scenario.ts';
+import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 
 /** MAX_OOM_REAP_RETRIES (mm/oom_kill.c): attempts before the reaper gives up on an mm. */
 const MAX_OOM_REAP_RETRIES = 10;
@@ -34,11 +34,7 @@ const CPU_NS = 300;
 /** Virtual time between two GPU accesses, ns. */
 const GPU_NS = 400;
 
-function param(p: ScenarioParams, name: string): number {
-  const v = p[name];
-  if (v === undefined) throw new Error(`itree-nonblock-leak: missing parameter ${name}`);
-  return v;
-}
+const param = (p: ScenarioParams, name: string) => paramOf('itree-nonblock-leak', p, name);
 
 /**
  * `itree-nonblock-leak`: the OOM reaper against a process whose GPU mirrors it through nouveau
@@ -46,16 +42,19 @@ function param(p: ScenarioParams, name: string): number {
  * interval notifiers on the same mm. See docs/findings/itree-nonblock-leak.md.
  *
  * Tasks: `process` maps `vmas` private mappings of `pages` pages, writes each page, creates
- * the SVM address space, then writes pages and drops every third one (MADV_DONTNEED; `touches` at most) until it is killed, lingers `linger` ns, closes its DRM client
- * (nouveau_svmm_fini) and exits (mmput). `gpu` makes `touches` accesses at PRNG-chosen pages
- * (alternately reads and writes), each faulting through a transient interval notifier when
- * the GPU has no entry. `oom-reaper` kills the process after `kill` ns and reaps its mm up to
- * `reaps` times, HZ/10 apart, while a VMA is refused. With `dmirror=1` the process also has the
- * HMM test device open, an interval subscription over its whole address space, removed when the
- * file is released after exit_mm() (as 5.5-5.12's i915 userptr next to any interval user). With
- * `kvm=1` it also runs a KVM-style VM (a `vcpu` task touching its pages), a classic subscriber
- * with an end, which the core must end when nouveau refuses (c2655835fd8c). With `fix=1` the notifier core ends the
- * interval side when a classic subscriber refuses (the proposed fix).
+ * the SVM address space, then writes pages and drops every third one (MADV_DONTNEED; `touches`
+ * at most) until it is killed, lingers `linger` ns, closes its DRM client (nouveau_svmm_fini)
+ * and exits (mmput). `gpu` makes `touches` accesses at PRNG-chosen pages (alternately reads and
+ * writes), each faulting through a transient interval notifier when the GPU has no entry.
+ * `oom-reaper` kills the process after `kill` ns and reaps its mm up to `reaps` times, HZ/10
+ * apart, while a VMA is refused.
+ *
+ * With `dmirror=1` the process also has the HMM test device open, an interval subscription over
+ * its whole address space, removed when the file is released after exit_mm() (as 5.5-5.12's
+ * i915 userptr next to any interval user). With `kvm=1` it also runs a KVM-style VM (a `vcpu`
+ * task touching its pages), a classic subscriber with an end, which the core must end when
+ * nouveau refuses (c2655835fd8c). With `fix=1` the notifier core ends the interval side when a
+ * classic subscriber refuses (the proposed fix).
  */
 export const itreeNonblockLeakScenario: Scenario = {
   name: 'itree-nonblock-leak',

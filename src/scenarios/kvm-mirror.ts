@@ -20,7 +20,7 @@ import { mmap } from '../mm/mmap.ts';
 import { mprotect } from '../mm/mprotect.ts';
 import { munmap } from '../mm/munmap.ts';
 import { shrinkMemory } from '../mm/reclaim.ts';
-import type { Scenario, ScenarioParams } from './scenario.ts';
+import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 
 /** Virtual time a vCPU computes between two guest accesses, ns. */
 const GUEST_NS = 400;
@@ -29,11 +29,7 @@ const MUTATOR_NS = 1500;
 /** The word of a page the process writes; vCPU v owns word v + 1. */
 const cpuWord = (page: number) => 0x1000 + page;
 
-function param(p: ScenarioParams, name: string): number {
-  const v = p[name];
-  if (v === undefined) throw new Error(`kvm-mirror: missing parameter ${name}`);
-  return v;
-}
+const param = (p: ScenarioParams, name: string) => paramOf('kvm-mirror', p, name);
 
 /**
  * `kvm-mirror`: a process whose anonymous memory a KVM-style VM mirrors (a classic MMU

@@ -8,16 +8,12 @@ import { cpuWriteU32 } from '../mm/cpu-access.ts';
 import { mmput } from '../mm/exit.ts';
 import { Machine } from '../mm/machine.ts';
 import { mmap } from '../mm/mmap.ts';
-import type { Scenario, ScenarioParams } from './scenario.ts';
+import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 
 /** Virtual time between two GPU accesses, ns. */
 const GPU_NS = 400;
 
-function param(p: ScenarioParams, name: string): number {
-  const v = p[name];
-  if (v === undefined) throw new Error(`nouveau-exit: missing parameter ${name}`);
-  return v;
-}
+const param = (p: ScenarioParams, name: string) => paramOf('nouveau-exit', p, name);
 
 /**
  * `nouveau-exit`: a process whose GPU mirrors its memory through nouveau SVM exits in

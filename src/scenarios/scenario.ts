@@ -20,6 +20,16 @@ export interface ScenarioFinding {
 export type ScenarioParams = Readonly<Record<string, number>>;
 
 /**
+ * The value of parameter `name` (resolveParams() fills every declared one, so a missing one is
+ * a scenario bug, named with its scenario).
+ */
+export function paramOf(scenario: string, p: ScenarioParams, name: string): number {
+  const v = p[name];
+  if (v === undefined) throw new Error(`${scenario}: missing parameter ${name}`);
+  return v;
+}
+
+/**
  * A built-in workload: a function that builds a world on a fresh kernel from parameters.
  * The world installs its oracles, spawns its tasks, and registers its end-to-end data checks
  * with kernel.onQuiescence. Statistics come from the trace, so a scenario only has to emit
