@@ -1,5 +1,6 @@
 // The per-task timeline of a recorded run: the events that explain a race, one line each,
 // prefixed by the step and the task, with a marker wherever the scheduler preempted a task.
+// By default it shows the protocol (see TimelineMode); lock traffic only on request.
 import type { TraceEvent } from '../kernel/trace.ts';
 import type { TraceRecorder } from '../kernel/trace-export.ts';
 import '../drivers/rdma/events.ts';
@@ -44,6 +45,12 @@ function describe(e: TraceEvent, name: (id: number) => string): string | null {
       return e.ok ? null : 'invalidate_range_start failed (EAGAIN)';
     case 'mmu-end':
       return `invalidate_range_end ${e.event} mm${e.mm} ${range(e.start, e.end)}`;
+    case 'seq-begin':
+      return `${e.owner} mm${e.mm}: ${e.fn} → ${e.seq}${e.waited ? ' (after waiting for an invalidation to end)' : ''}`;
+    case 'seq-check':
+      return `${e.owner} mm${e.mm}: ${e.fn}(${e.seq}) → ${e.retry ? 'retry' : 'no retry'} (seq ${e.cur}${e.inProgress === undefined ? '' : `, ${e.inProgress} in progress`})`;
+    case 'seq-invalidate':
+      return `${e.owner} mm${e.mm}: invalidation ${e.phase === 'start' ? 'starts' : 'ends'} (seq ${e.seq}, ${e.inProgress} in progress)`;
     case 'itree-invalidate':
       return `interval ->invalidate ${e.event} mm${e.mm} ${range(e.start, e.end)} seq ${e.seq}`;
     case 'mmu-release':
@@ -97,11 +104,29 @@ function describe(e: TraceEvent, name: (id: number) => string): string | null {
   }
 }
 
+/**
+ * What a timeline shows: 'protocol' (the default) the events of the coherence protocol
+ * (invalidations, sequence reads and checks, CPU and device page-table changes, device
+ * accesses, frees, sleeps and wake-ups other than on a lock) and the preemptions; 'full' also
+ * every lock taken, contended and released.
+ */
+export type TimelineMode = 'protocol' | 'full';
+
+const LOCK_EVENTS: ReadonlySet<string> = new Set(['lock-acquire', 'lock-contend', 'lock-release']);
+
 /** The timeline of a recorded run: its interesting events and its preemptions. */
-export function buildTimeline(rec: TraceRecorder): TimelineEntry[] {
+export function buildTimeline(
+  rec: TraceRecorder,
+  mode: TimelineMode = 'protocol',
+): TimelineEntry[] {
   const name = (id: number) => rec.taskName(id);
+  const full = mode === 'full';
   const out: TimelineEntry[] = [];
   let lastPreempted = '';
+  // Protocol mode hides lock waits too: a task that contended a lock sleeps on it (until it
+  // takes it), and the wake-ups on those labels are lock hand-overs.
+  const contending = new Map<number, string>();
+  const lockLabels = new Set<string>();
   for (const e of rec.events) {
     if (e.type === 'switch') {
       if (!e.preempted) continue;
@@ -122,6 +147,21 @@ export function buildTimeline(rec: TraceRecorder): TimelineEntry[] {
         });
       lastPreempted = from;
       continue;
+    }
+    if (!full) {
+      if (LOCK_EVENTS.has(e.type)) {
+        if (e.type === 'lock-contend') contending.set(e.task, ` ${e.lock}`);
+        else if (e.type === 'lock-acquire') contending.delete(e.task);
+        continue;
+      }
+      if (e.type === 'sleep') {
+        const lock = contending.get(e.task);
+        if (lock !== undefined && e.on.endsWith(lock)) {
+          lockLabels.add(e.on);
+          continue;
+        }
+      }
+      if (e.type === 'wake' && lockLabels.has(e.on)) continue;
     }
     const text = describe(e, name);
     if (text === null) continue;

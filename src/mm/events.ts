@@ -59,6 +59,40 @@ declare module '../kernel/trace.ts' {
       seq: number;
       sub: number;
     };
+    /**
+     * A reader sampled an invalidation sequence before reading the CPU page table: `fn` names
+     * the read (mmu_interval_read_begin() of the interval subscription `owner`, or a classic
+     * subscriber's own counter, KVM's mmu_invalidate_seq); `waited` when it first slept until
+     * an invalidation ended.
+     */
+    'seq-begin': { mm: number; owner: string; fn: string; seq: number; waited: boolean };
+    /**
+     * A reader checked its sample `seq` against the current sequence `cur` (`fn`:
+     * mmu_interval_read_retry(), mmu_interval_check_retry(), KVM's mmu_invalidate_retry(), which
+     * also counts the invalidations in progress); `retry` true when the work must be redone.
+     */
+    'seq-check': {
+      mm: number;
+      owner: string;
+      fn: string;
+      seq: number;
+      cur: number;
+      retry: boolean;
+      inProgress?: number;
+    };
+    /**
+     * The writer side of a sequence: an invalidation began (`phase` 'start') or ended ('end')
+     * for `owner`, which now has sequence `seq` and `inProgress` invalidations running (the
+     * interval tree's mn_itree_inv_end() making the sequence even; KVM's
+     * mmu_invalidate_in_progress and mmu_invalidate_seq).
+     */
+    'seq-invalidate': {
+      mm: number;
+      owner: string;
+      phase: 'start' | 'end';
+      seq: number;
+      inProgress: number;
+    };
     /** mmu_notifier_release() at exit. */
     'mmu-release': { mm: number };
     /**

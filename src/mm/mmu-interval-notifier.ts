@@ -8,6 +8,7 @@ import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { IntervalTreeNode } from '../lib/interval-tree.ts';
+import { hex } from './constants.ts';
 import type { Mm } from './mm.ts';
 import { mmdrop, mmgrab } from './mm-refs.ts';
 import type { MmuIntervalNotifier, MmuIntervalNotifierOps } from './mmu-interval-notifier-types.ts';
@@ -166,17 +167,49 @@ export function* mmuIntervalReadBegin(sub: MmuIntervalNotifier): Co<number> {
   t.lock.unlock();
   invalidateStartMap.touch();
   if (busy) yield* t.wq.waitEvent(() => t.seq !== seq);
+  const k = kernel();
+  if (k.trace.on && sub.mm !== null)
+    k.trace.emit('seq-begin', {
+      mm: sub.mm.id,
+      owner: intervalName(sub),
+      fn: 'mmu_interval_read_begin',
+      seq,
+      waited: busy,
+    });
   return seq;
 }
 
 /** mmu_interval_read_retry(): true when an invalidation hit since readBegin; call under the driver lock. */
 export function mmuIntervalReadRetry(sub: MmuIntervalNotifier, seq: number): boolean {
-  return sub.invalidateSeq !== seq;
+  const retry = sub.invalidateSeq !== seq;
+  traceCheck(sub, 'mmu_interval_read_retry', seq, retry);
+  return retry;
 }
 
 /** mmu_interval_check_retry(): the same, lockless and advisory (true is definitive). */
 export function mmuIntervalCheckRetry(sub: MmuIntervalNotifier, seq: number): boolean {
-  return sub.invalidateSeq !== seq;
+  const retry = sub.invalidateSeq !== seq;
+  // hmm_range_fault() asks once per page: only the check that stops the walk is shown.
+  if (retry) traceCheck(sub, 'mmu_interval_check_retry', seq, retry);
+  return retry;
+}
+
+/** How traces name a subscription: its interval. */
+function intervalName(sub: MmuIntervalNotifier): string {
+  return `interval [${hex(sub.start)}, ${hex(sub.last + 1)})`;
+}
+
+function traceCheck(sub: MmuIntervalNotifier, fn: string, seq: number, retry: boolean): void {
+  const k = sub.mm?.machine.kernel;
+  if (k?.trace.on !== true || sub.mm === null) return;
+  k.trace.emit('seq-check', {
+    mm: sub.mm.id,
+    owner: intervalName(sub),
+    fn,
+    seq,
+    cur: sub.invalidateSeq,
+    retry,
+  });
 }
 
 /** mmu_interval_set_seq(): from ->invalidate, under the driver lock. */

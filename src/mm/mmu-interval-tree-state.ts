@@ -39,10 +39,13 @@ export class ItreeState {
    */
   readonly dispatch: ItreeDispatch;
   private readonly all: MmuIntervalNotifier[] = [];
+  /** The mm's id, for trace events. */
+  private readonly mmId: number;
 
   constructor(lock: SpinLock, mmId: number, dispatch: ItreeDispatch) {
     this.lock = lock;
     this.dispatch = dispatch;
+    this.mmId = mmId;
     this.wq = new WaitQueue(`mm${mmId}.notifier_subscriptions.wq`);
   }
 
@@ -192,6 +195,15 @@ export class ItreeState {
     this.deferred = [];
     this.check();
     this.lock.unlock();
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('seq-invalidate', {
+        mm: this.mmId,
+        owner: 'interval tree',
+        phase: 'end',
+        seq: this.seq,
+        inProgress: this.active,
+      });
     this.wq.wakeUpAll();
   }
 

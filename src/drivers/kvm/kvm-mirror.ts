@@ -76,6 +76,7 @@ export class KvmMirror {
       *invalidateRangeStart(_sub, range) {
         yield* self.mmuLock.lock();
         self.inProgress++;
+        self.traceInvalidate('start');
         self.smmu.unmapRange(range.mm, range.start, range.end);
         self.mmuLock.unlock();
         return 0;
@@ -85,6 +86,7 @@ export class KvmMirror {
         yield* self.mmuLock.lock();
         self.seq++;
         self.inProgress--;
+        self.traceInvalidate('end');
         self.mmuLock.unlock();
       },
       /** kvm_mmu_notifier_release(): the process is exiting; drop every SPTE. */
@@ -188,6 +190,14 @@ export class KvmMirror {
       });
     for (let tries = 0; tries < FAULT_TRIES; tries++) {
       const mmuSeq = this.seq;
+      if (k.trace.on)
+        k.trace.emit('seq-begin', {
+          mm: mm.id,
+          owner: KVM_DEVICE,
+          fn: 'mmu_invalidate_seq',
+          seq: mmuSeq,
+          waited: false,
+        });
       yield;
       yield* mm.mmapLock.downRead();
       let snap: DeviceTranslation | null = null;
@@ -212,6 +222,16 @@ export class KvmMirror {
       }
       yield* this.mmuLock.lock();
       const retry = this.invalidateRetry(mmuSeq);
+      if (k.trace.on)
+        k.trace.emit('seq-check', {
+          mm: mm.id,
+          owner: KVM_DEVICE,
+          fn: 'mmu_invalidate_retry',
+          seq: mmuSeq,
+          cur: this.seq,
+          retry,
+          inProgress: this.inProgress,
+        });
       // A racing fault already installed a writable SPTE of the same frame: this read fault is
       // spurious and keeps it (KVM's cmpxchg of the SPTE fails, it never downgrades one).
       const cur = this.smmu.lookup(mm, page);
@@ -222,6 +242,19 @@ export class KvmMirror {
       this.retried(page, this.inProgress !== 0 ? 'in-progress' : 'sequence');
     }
     return false;
+  }
+
+  /** The writer side of the sequence, after a start or an end changed it (mmu_lock held). */
+  private traceInvalidate(phase: 'start' | 'end'): void {
+    const k = this.mm.machine.kernel;
+    if (k.trace.on)
+      k.trace.emit('seq-invalidate', {
+        mm: this.mm.id,
+        owner: KVM_DEVICE,
+        phase,
+        seq: this.seq,
+        inProgress: this.inProgress,
+      });
   }
 
   private retried(page: number, reason: string): void {
