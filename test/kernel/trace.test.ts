@@ -47,7 +47,6 @@ test('chrome export: one named track per task, run slices and instants, valid JS
       ph: string;
       tid: number;
       args?: { name?: string };
-      dur?: number;
     }[];
   };
   const names = json.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
@@ -59,9 +58,10 @@ test('chrome export: one named track per task, run slices and instants, valid JS
       [1, 'b'],
     ],
   );
-  const slices = json.traceEvents.filter((e) => e.ph === 'X');
-  assert.ok(slices.length >= 2);
-  assert.ok(slices.every((s) => (s.dur ?? -1) >= 0 && (s.tid === 0 || s.tid === 1)));
+  const begins = json.traceEvents.filter((e) => e.ph === 'B');
+  assert.ok(begins.length >= 2);
+  assert.ok(begins.every((s) => s.name === 'run' && (s.tid === 0 || s.tid === 1)));
+  assert.equal(json.traceEvents.filter((e) => e.ph === 'E').length, begins.length);
   assert.ok(json.traceEvents.some((e) => e.ph === 'i' && e.name === 'lock-acquire'));
 });
 
