@@ -78,9 +78,10 @@ test('the default scenario is clean under exploration: pct seed 1, 50 runs at pa
 test('reclaim, swap-in and copy-on-write races stay correct: kvm-mirror pct seed 13 (130 runs) and random seed 32 (180), default pct seed 11 (60) and random seed 21 (50)', () => {
   // kvm-mirror, 4 frames for 8 pages: a vCPU's swap-in slept in direct reclaim while another
   // swapped the same page in and freed the slot, then read the freed slot (bad-swap, run 122).
-  // default, 30% frames: reclaim unmapped a page shared with the fork child, the parent swapped
-  // it in (freeing the slot) before the walk reached the child, and the child's entry took a
-  // slot meanwhile reused for another page (the child read page 0's data, run 56).
+  // default, pages=64 (64 frames, the floor: pressure=30 alone would give 51): reclaim unmapped
+  // a page shared with the fork child, the parent swapped it in (freeing the slot) before the
+  // walk reached the child, and the child's entry took a slot meanwhile reused for another page
+  // (the child read page 0's data, run 56).
   // default, random: the child wrote a page in place while reclaim, mid-walk, had already given
   // the parent a swap entry for it; the walk then stored the child's bytes in the parent's slot
   // (the device read -40 in page 39, run 44). A locked page is now copied on write.

@@ -6,7 +6,7 @@ import { join, sleep } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
 import type { Co, Task } from '../kernel/task.ts';
-import { isErrno } from '../lib/errors.ts';
+import { Errno, isErrno } from '../lib/errors.ts';
 import {
   MADV_DONTNEED,
   MAP_ANONYMOUS,
@@ -27,19 +27,21 @@ import { munmap } from '../mm/munmap.ts';
 import { shrinkMemory } from '../mm/reclaim.ts';
 import { checkPages } from './dmirror-race.ts';
 import { PageValues, pageOf } from './page-values.ts';
-import type { Scenario, ScenarioParams } from './scenario.ts';
+import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 
 const RW = PROT_READ | PROT_WRITE;
 /** Virtual time between two operations of a thread, ns. */
 const THINK_NS = 20_000;
 
+const param = (p: ScenarioParams, name: string) => paramOf('default', p, name);
+
 /**
  * The built-in default scenario (`odpsim run`): a process whose memory the HMM test device
  * mirrors, reading and writing it chunk by chunk, while other threads munmap its tail,
  * toggle write protection on a region, fork (the child checks and writes its copy),
- * discard a region with madvise(DONTNEED), and reclaim — with fewer frames than pages, so
- * faults reclaim too. Every page read by the CPU, the device or the child is checked
- * against the values its writers put there.
+ * discard a region with madvise(DONTNEED), and reclaim (a kswapd thread); where `pressure`
+ * leaves the machine fewer frames than pages, faults reclaim too. Every page read by the CPU,
+ * the device or the child is checked against the values its writers put there.
  */
 export const defaultScenario: Scenario = {
   name: 'default',
@@ -48,41 +50,70 @@ export const defaultScenario: Scenario = {
   params: [
     {
       name: 'pages',
-      description: 'pages of the mirrored buffer (a multiple of 8)',
+      description:
+        "pages of the mirrored buffer, a multiple of 8: the threads work on eighths of it (munmap the last, write-protect the second, discard the third; kswapd frees an eighth's worth of frames per pass)",
       default: 512,
       min: 64,
       max: 1 << 22,
     },
     {
       name: 'rounds',
-      description: 'READ/WRITE passes of the device over the buffer',
+      description:
+        'READ/WRITE passes of the device over the buffer; also the write-protect toggles of the mprotect thread, and the kswapd thread makes 2×rounds passes',
       default: 2,
       min: 1,
       max: 1000,
     },
-    { name: 'chunk', description: 'pages per device command', default: 64, min: 1, max: 1 << 16 },
+    {
+      name: 'chunk',
+      description:
+        "pages per device command (the last of a pass takes what is left); the machine gets 4×chunk frames on top of pressure's",
+      default: 64,
+      min: 1,
+      max: 1 << 16,
+    },
     {
       name: 'pressure',
-      description: 'frames as a percentage of pages (below 100 forces reclaim)',
+      description:
+        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames, the 4×chunk keeping a device command in memory; where that is below pages, faults reclaim too (at the defaults: pressure below 50; at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
       default: 75,
       min: 10,
       max: 400,
     },
   ],
+  check(p: ScenarioParams): void {
+    // The threads' regions are eighths of the buffer.
+    const pages = param(p, 'pages');
+    if (pages % 8 !== 0)
+      throw new Errno(
+        'EINVAL',
+        `parameter pages of scenario default must be a multiple of 8, got ${pages}`,
+      );
+  },
   build(k: Kernel, p: ScenarioParams): void {
-    buildDefault(k, p.pages ?? 512, p.rounds ?? 2, p.chunk ?? 64, p.pressure ?? 75);
+    const pages = param(p, 'pages');
+    const chunk = param(p, 'chunk');
+    const frames = defaultFrames(pages, chunk, param(p, 'pressure'));
+    buildDefault(k, pages, param(p, 'rounds'), chunk, frames);
   },
 };
+
+/**
+ * The default world's frames: `pressure` percent of `pages` plus 4 device commands of headroom
+ * (a command's pages must all be present at once), and never fewer than 64.
+ */
+export function defaultFrames(pages: number, chunk: number, pressure: number): number {
+  return Math.max(64, Math.floor((pages * pressure) / 100) + 4 * chunk);
+}
 
 function buildDefault(
   k: Kernel,
   pages: number,
   rounds: number,
   chunk: number,
-  pressure: number,
+  frames: number,
 ): void {
   const eighth = Math.max(1, Math.floor(pages / 8));
-  const frames = Math.max(64, Math.floor((pages * pressure) / 100) + 4 * chunk);
   const machine = new Machine(k, { frames });
   installOracles(k, machine);
   const device = new DmirrorDevice(machine, 0);

@@ -61,10 +61,18 @@ export const dmirrorRaceScenario: Scenario = {
   name: 'dmirror-race',
   description: 'dmirror READ/WRITE racing madvise, mprotect, reclaim, munmap (and the OOM reaper)',
   params: [
-    { name: 'pages', description: 'pages in the mirrored buffer', default: 4, min: 3, max: 4096 },
+    {
+      name: 'pages',
+      description:
+        'pages in the mirrored buffer (page 0 is discarded, page 1 write-protected, the last unmapped: at least 3)',
+      default: 4,
+      min: 3,
+      max: 4096,
+    },
     {
       name: 'frames',
-      description: 'physical frames (fewer than pages forces reclaim)',
+      description:
+        "physical frames of the machine: fewer than pages and faults reclaim too; fewer than pages − 1 and a device command over the buffer never has all its pages at once, so it retries until HMM's 1 s timeout (10,000 retries) and fails with EBUSY (the mutating thread reclaims at any value)",
       default: 8,
       min: 2,
       max: 1 << 20,

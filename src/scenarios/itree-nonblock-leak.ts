@@ -72,7 +72,8 @@ export const itreeNonblockLeakScenario: Scenario = {
     },
     {
       name: 'touches',
-      description: 'GPU accesses (alternately read and write), and CPU writes at most',
+      description:
+        "GPU accesses (alternately read and write); also bounds the process's writes and discards before the kill, and with kvm=1 the vCPU's accesses",
       default: 6,
       min: 0,
       max: 100_000,
@@ -86,14 +87,15 @@ export const itreeNonblockLeakScenario: Scenario = {
     },
     {
       name: 'linger',
-      description: 'virtual ns the killed process takes to reach its exit',
+      description:
+        'virtual ns the process lingers after its last write (the kill ends its writes) before it closes its GPU client and exits',
       default: 2000,
       min: 0,
       max: 1_000_000_000,
     },
     {
       name: 'reaps',
-      description: `reaping attempts (the kernel's MAX_OOM_REAP_RETRIES is ${MAX_OOM_REAP_RETRIES})`,
+      description: `reaping attempts, 100 ms apart, until one reaps every VMA or the process has exited, so more than one matters only when the process lives 100 ms past the kill (a long linger, or the leak of fix=0 keeping it from exiting); the kernel's MAX_OOM_REAP_RETRIES is ${MAX_OOM_REAP_RETRIES}`,
       default: 2,
       min: 1,
       max: MAX_OOM_REAP_RETRIES,

@@ -68,14 +68,16 @@ export const kvmMirrorScenario: Scenario = {
     },
     {
       name: 'rounds',
-      description: 'mprotect/reclaim rounds of the mutating thread',
+      description:
+        'mprotect/reclaim rounds of the mutating thread (each write-protects the first half and reclaims half the pages); it unmaps the last page at any value',
       default: 1,
       min: 0,
       max: 1000,
     },
     {
       name: 'frames',
-      description: 'physical frames of the machine (fewer than pages forces reclaim)',
+      description:
+        'physical frames of the machine: fewer than pages and faults reclaim too (the mutating thread reclaims at any value with rounds ≥ 1)',
       default: 16,
       min: 2,
       max: 1 << 20,

@@ -73,7 +73,7 @@ export const mmapIoUnplugScenario: Scenario = {
     {
       name: 'revoke',
       description:
-        '1: a driver reset revokes every mapping (rdma_user_mmap_disassociate, era 613) before the unplug',
+        '1: a driver reset revokes every mapping (rdma_user_mmap_disassociate) before the unplug; needs era=613',
       default: 0,
       min: 0,
       max: 1,
@@ -96,7 +96,7 @@ export const mmapIoUnplugScenario: Scenario = {
     if (p.revoke === 1 && p.era! < 613)
       throw new Errno(
         'EINVAL',
-        `revoke=1 needs era=613 (rdma_user_mmap_disassociate came in 6.13), got era=${p.era}`,
+        `parameter revoke of scenario mmap-io-unplug: revoke=1 needs era=613 (rdma_user_mmap_disassociate came in 6.13), got era=${p.era}`,
       );
   },
   build(k: Kernel, p: ScenarioParams): void {

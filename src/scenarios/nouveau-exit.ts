@@ -36,7 +36,7 @@ export const nouveauExitScenario: Scenario = {
     { name: 'pages', description: 'pages mapped and mirrored', default: 4, min: 1, max: 4096 },
     {
       name: 'touches',
-      description: 'GPU accesses while the process exits',
+      description: 'GPU reads, at PRNG-chosen pages, while the process exits',
       default: 4,
       min: 0,
       max: 100_000,

@@ -59,14 +59,15 @@ export const rdmaPinnedVsOdpScenario: Scenario = {
     },
     {
       name: 'memlock',
-      description: "the process's RLIMIT_MEMLOCK, in pages",
+      description:
+        "the process's RLIMIT_MEMLOCK, in pages; the MRs larger than it have memlock + 1 pages",
       default: 16,
       min: 4,
       max: 1 << 20,
     },
     {
       name: 'frames',
-      description: 'physical frames of the machine',
+      description: 'physical frames of the machine: the MRs larger than RAM have frames + 16 pages',
       default: 64,
       min: 32,
       max: 1 << 16,
