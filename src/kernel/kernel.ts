@@ -22,6 +22,8 @@ export interface KernelOptions {
   readonly onStepLimit?: StepLimitPolicy;
   /** Mutants enabled in this world (see the mutant registry in check/). */
   readonly mutants?: Iterable<string>;
+  /** Record the mutant sites the run reaches even with no mutant enabled (see mutantSites). */
+  readonly recordMutantSites?: boolean;
 }
 
 /** The outcome of {@link Kernel.run}. */
@@ -43,6 +45,10 @@ export interface RunResult {
   /** True when the run stopped at the step limit under the 'pass' policy. */
   readonly stoppedAtLimit: boolean;
 }
+
+/** Steps between two calls of {@link Kernel.tick} (a power of two: the check is a mask). */
+export const TICK_STEPS = 1 << 16;
+const TICK_MASK = TICK_STEPS - 1;
 
 let active: Kernel | null = null;
 
@@ -115,12 +121,29 @@ export class Kernel {
     this.maxSteps = options.maxSteps ?? 1_000_000;
     this.onStepLimit = options.onStepLimit ?? 'fail';
     this.mutants = new Set(options.mutants ?? []);
+    this.mutantSites =
+      this.mutants.size > 0 || options.recordMutantSites === true ? new Set() : null;
     this.trace = new TraceBus(this);
   }
 
+  /**
+   * Mutant sites this run reached (recorded only when some mutant is enabled or
+   * {@link KernelOptions.recordMutantSites} is set): how the CLI tells a mutant the world cannot
+   * reach. A site asks before its other conditions, so reaching its code is enough.
+   */
+  readonly mutantSites: Set<string> | null;
+
+  /**
+   * Called every {@link TICK_STEPS} steps with the step count: how a long run shows progress
+   * (the CLI's status line). It must not touch the world.
+   */
+  tick: ((steps: number) => void) | null = null;
+
   /** True when the named mutant is enabled in this world. */
   mutant(name: string): boolean {
-    return this.mutants.size > 0 && this.mutants.has(name);
+    if (this.mutantSites === null) return false;
+    this.mutantSites.add(name);
+    return this.mutants.has(name);
   }
 
   /** kthread_run(): creates a runnable task running `body`. */
@@ -242,7 +265,10 @@ export class Kernel {
       if (this.steps >= this.maxSteps) {
         if (this.onStepLimit === 'pass') return true;
         this.current = this.prev;
-        this.bug('step-limit', `run exceeded ${this.maxSteps} steps (livelock or a spinning task)`);
+        this.bug(
+          'step-limit',
+          `run stopped at its step limit of ${this.maxSteps} steps (maxSteps; --max-steps on the command line): a livelock, a spinning task, or a world that needs a larger limit`,
+        );
       }
       const prev = this.prev;
       let t: Task;
@@ -256,6 +282,7 @@ export class Kernel {
       if (t.time < this.now) t.time = this.now;
       else this.now = t.time;
       this.steps++;
+      if ((this.steps & TICK_MASK) === 0 && this.tick !== null) this.tick(this.steps);
       const r = t.gen.next();
       // A bug the task's own code caught and swallowed still ends the run, at this step.
       if (this.firstBug !== null) throw this.firstBug;

@@ -50,7 +50,8 @@ function* insertInternal(
   mmgrab(mm);
   const t = mm.notifiers!.itree;
   yield* t.lock.lock();
-  if (t.active > 0 && kernel().mutant('itree.insert-idle-rule')) {
+  const idleRule = kernel().mutant('itree.insert-idle-rule');
+  if (t.active > 0 && idleRule) {
     // Mutant N1: insert as if no invalidation were in flight.
     sub.invalidateSeq = t.seq - 1;
     t.treeInsert(sub);

@@ -98,6 +98,7 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   const idx = srcu.readLock();
   // Before c2655835fd8c a failed start was only reported (MachineOptions.legacyNotifierCore).
   const unwind = !range.mm.machine.legacyNotifierCore;
+  const leaveUnpaired = kernel().mutant('notifier.nonblock-unpaired');
   let ret = 0;
   for (const sub of [...subs.list]) {
     const start = sub.ops.invalidateRangeStart;
@@ -119,7 +120,7 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   }
   // Mutant N4: the pre-c2655835fd8c core returned EAGAIN without ending the subscribers
   // whose start had succeeded.
-  if (ret !== 0 && unwind && !kernel().mutant('notifier.nonblock-unpaired')) {
+  if (ret !== 0 && unwind && !leaveUnpaired) {
     for (const sub of [...subs.list]) {
       const end = sub.ops.invalidateRangeEnd;
       if (end !== undefined)

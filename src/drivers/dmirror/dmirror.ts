@@ -142,7 +142,8 @@ export class Dmirror {
   private *invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, cur: number): Co<boolean> {
     if (range.event === 'MIGRATE' && range.owner === this.device) return true;
     const k = kernel();
-    if (range.blockable || k.mutant('dmirror.nonblock-mutex')) yield* this.mutex.lock();
+    const sleepsAnyway = k.mutant('dmirror.nonblock-mutex');
+    if (range.blockable || sleepsAnyway) yield* this.mutex.lock();
     else if (!this.mutex.tryLock()) return false;
     if (k.mutant('dmirror.zap-after-unlock')) {
       // Mutant: the entries are erased by deferred work, after the callback has returned.

@@ -255,7 +255,8 @@ export function* rdmaUserMmapEntryRemove(entry: RdmaUserMmapEntry | null): Co {
   // Mutant M2: driver_removed set without the lock (5.5, before 6b3712c0246c made it a fence
   // in 5.6): a get that already checked it can still take its reference after remove returned.
   // (Before 5.5 the model's driver uses the table as its own, fenced, offset lookup.)
-  const fenced = ucontext.device.era !== 505 && !kernel().mutant('mmapio.remove-without-lock');
+  const unfenced = kernel().mutant('mmapio.remove-without-lock');
+  const fenced = ucontext.device.era !== 505 && !unfenced;
   if (fenced) yield* ucontext.mmapXaLock.lock();
   entry.driverRemoved = true;
   if (fenced) ucontext.mmapXaLock.unlock();

@@ -99,9 +99,10 @@ function* invalidateRangeStart(odp: UcontextOdp2014, range: MmuNotifierRange): C
     return 0;
   }
   const umems = umemsIn(odp, range.start, range.end);
+  const leak = kernel().mutant('odp.nonblock-start-leak');
   if (!range.blockable && umems.length > 0) {
     // Mutant O2: the EAGAIN return leaves umem_rwsem held (7608bf40cf24 fixed this shape).
-    if (!kernel().mutant('odp.nonblock-start-leak')) odp.umemRwsem.upRead();
+    if (!leak) odp.umemRwsem.upRead();
     return EAGAIN;
   }
   if (!odp.interim) yield* odp.notifierCount.inc();

@@ -193,6 +193,7 @@ export function* ibUmemOdpGet2014(
     odp.odpMrsCount++;
     if (umem.start !== umem.end) odp.tree.insertNode(umem.node);
     const first = odp.odpMrsCount === 1;
+    const racy = kernel().mutant('odp2014.activation-race');
     if (odp.interim) {
       // No invalidation is in flight: each holds umem_rwsem for read until its end.
       odp.active = true;
@@ -204,7 +205,7 @@ export function* ibUmemOdpGet2014(
       odp.noPrivateCounters.push(umem);
       // Mutant O1: the notifier that was running may have ended between the read above and
       // the list insertion, seen an empty list, and skipped the activation (as shipped).
-      if (!kernel().mutant('odp2014.activation-race')) yield* recheckActivation(umem);
+      if (!racy) yield* recheckActivation(umem);
     }
     const k = kernel();
     if (k.trace.on)

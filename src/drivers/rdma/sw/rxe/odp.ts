@@ -141,6 +141,7 @@ export function* rxeOdpMapRangeAndLock(
   if (length < 1) throw new Errno('EINVAL', `${mr.tt.name}: empty access`);
   const umem = mr.odp;
   const write = !flags.rdonly;
+  const keepsLock = kernel().mutant('rxe.recheck-keeps-lock');
   yield* umem.umemMutex.lock();
   if (!rxeCheckPagefault(umem, iova, length, write)) return;
   umem.umemMutex.unlock();
@@ -148,7 +149,7 @@ export function* rxeOdpMapRangeAndLock(
   if (rxeCheckPagefault(umem, iova, length, write)) {
     // Mutant O5: the error return keeps umem_mutex, so the next invalidation of the MR blocks
     // for good, and the munmap or exit behind it (6.14, fixed by 3c68cf68233e in 2025).
-    if (!kernel().mutant('rxe.recheck-keeps-lock')) umem.umemMutex.unlock();
+    if (!keepsLock) umem.umemMutex.unlock();
     throw new Errno('EFAULT', `${mr.tt.name}: a page is still missing after the fault`);
   }
 }
