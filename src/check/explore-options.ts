@@ -8,6 +8,7 @@ export interface CheckedExploreOptions {
   readonly strategy: ExploreOptions['strategy'];
   readonly runs: number;
   readonly seed: number;
+  readonly startRun: number;
   readonly maxSteps: number;
   readonly onStepLimit: StepLimitPolicy;
   readonly depth: number;
@@ -52,6 +53,7 @@ export function checkExploreOptions(o: ExploreOptions): CheckedExploreOptions {
     strategy: o.strategy,
     runs: int(o.runs ?? 1000, 'runs', 1, Number.MAX_SAFE_INTEGER),
     seed: int(o.seed ?? 1, 'seed', 0, 0xffffffff),
+    startRun: int(o.startRun ?? 0, 'startRun', 0, Number.MAX_SAFE_INTEGER),
     maxSteps: int(o.maxSteps ?? 100_000, 'maxSteps', 1, Number.MAX_SAFE_INTEGER),
     onStepLimit: policy,
     depth: int(o.depth ?? 3, 'depth', 1, 64),

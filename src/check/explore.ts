@@ -7,7 +7,7 @@ import { ReplayStrategy } from '../kernel/strategies/replay.ts';
 import { TimedStrategy } from '../kernel/strategies/timed.ts';
 import type { Strategy, StrategyKind } from '../kernel/strategy.ts';
 import { Errno } from '../lib/errors.ts';
-import { checkExploreOptions } from './explore-options.ts';
+import { type CheckedExploreOptions, checkExploreOptions } from './explore-options.ts';
 import { minimise } from './minimise.ts';
 import { decodeToken, encodeToken, type ReplayRecord } from './replay-token.ts';
 import { type RunSettings, runWorld, type WorldBuilder } from './run-world.ts';
@@ -20,6 +20,12 @@ export interface ExploreOptions {
   readonly runs?: number;
   /** Seed of the exploration (default 1); run i uses a seed derived from it. */
   readonly seed?: number;
+  /**
+   * Index of the first run (default 0): runs [startRun, startRun + runs) are explored. Run i is
+   * the same whatever the range, so an interrupted exploration continues where it stopped and
+   * shards of one space split it. Not for dfs, whose runs depend on the ones before.
+   */
+  readonly startRun?: number;
   /** Step limit per run (default 100,000). */
   readonly maxSteps?: number;
   /** Fail (default) or pass a run that reaches the step limit. */
@@ -40,6 +46,8 @@ export interface ExploreOptions {
   readonly onKernel?: (kernel: Kernel) => void;
   /** Called after each run with the number of runs done. */
   readonly onProgress?: (runsDone: number) => void;
+  /** Polled between runs: true stops the exploration (`stoppedBy: 'interrupted'`). */
+  readonly shouldStop?: () => boolean;
   /**
    * Wall clock in ms for `elapsedMs` and `timeBudgetMs` (the CLI passes its wall clock). The
    * library reads no real time itself: without a clock, elapsedMs is 0 and a time budget is
@@ -55,7 +63,7 @@ export interface ExploreFailure {
   readonly rule: string;
   /** The task in which it happened, if any. */
   readonly task: string | null;
-  /** Index of the failing run. */
+  /** Index of the failing run (0-based, as `startRun`). */
   readonly run: number;
   /** The minimised schedule's size, and the original's. */
   readonly steps: number;
@@ -71,13 +79,18 @@ export interface ExploreFailure {
 export interface ExploreResult {
   readonly strategy: StrategyKind;
   readonly seed: number;
+  /** Index of the first run explored. */
+  readonly firstRun: number;
+  /** Runs done: [firstRun, firstRun + runs). */
   readonly runs: number;
   readonly steps: number;
   readonly contextSwitches: number;
   readonly preemptions: number;
+  /** Runs stopped at the step limit under the 'pass' policy (not checked to their end). */
+  readonly stepLimited: number;
   readonly elapsedMs: number;
   /** Why it stopped. */
-  readonly stoppedBy: 'runs' | 'time' | 'exhausted' | 'failure';
+  readonly stoppedBy: 'runs' | 'time' | 'exhausted' | 'failure' | 'interrupted';
   /** dfs only: schedules covered and whether the bounded space was exhausted. */
   readonly dfs: { readonly schedules: number; readonly exhausted: boolean } | null;
   readonly failure: ExploreFailure | null;
@@ -94,35 +107,116 @@ export function runSeed(seed: number, i: number): number {
 const noClock = (): number => 0;
 
 /**
+ * One exploration's runs, each a pure function of its index (dfs excepted: its next schedule
+ * depends on the runs before). The CLI's worker threads each hold one and run the indices they
+ * are given; {@link explore} runs them in order.
+ */
+export class Exploration {
+  readonly o: CheckedExploreOptions;
+  readonly settings: RunSettings;
+  /** pct's estimate of a run's length: the non-preemptive run's steps (fixed, so run i depends on i alone). */
+  readonly stepsEstimate: number;
+  private readonly dfs: DfsStrategy | null;
+
+  constructor(
+    private readonly build: WorldBuilder,
+    options: ExploreOptions,
+    stepsEstimate?: number,
+  ) {
+    this.o = checkExploreOptions(options);
+    this.settings = {
+      maxSteps: this.o.maxSteps,
+      onStepLimit: this.o.onStepLimit,
+      mutants: this.o.mutants,
+      onKernel: options.onKernel,
+    };
+    this.dfs = this.o.strategy === 'dfs' ? new DfsStrategy(this.o.preemptions) : null;
+    if (this.dfs !== null && this.o.startRun !== 0)
+      throw new Errno(
+        'EINVAL',
+        'explore: startRun is not for dfs (its runs depend on the ones before)',
+      );
+    this.stepsEstimate =
+      stepsEstimate ??
+      (this.o.strategy === 'pct'
+        ? runWorld(build, new ReplayStrategy([], false), this.o.seed, this.settings).steps
+        : 0);
+  }
+
+  /** The world seed of run `i`. */
+  seedOf(i: number): number {
+    return this.dfs !== null || this.o.strategy === 'timed' ? this.o.seed : runSeed(this.o.seed, i);
+  }
+
+  /** Runs run `i` (dfs: the next schedule, whatever `i`). */
+  run(i: number): RunResult {
+    const seed = this.seedOf(i);
+    const strategy: Strategy = this.dfs ?? makeStrategy(this.o, seed, this.stepsEstimate);
+    return runWorld(this.build, strategy, seed, this.settings);
+  }
+
+  /** dfs: moves to the next schedule; false when the bounded space is exhausted. */
+  advance(): boolean {
+    return this.dfs === null || this.dfs.advance();
+  }
+
+  /** dfs: what was covered; null for the other strategies. */
+  dfsState(): ExploreResult['dfs'] {
+    return this.dfs === null
+      ? null
+      : { schedules: this.dfs.schedules, exhausted: this.dfs.exhausted };
+  }
+
+  /** Minimises (unless told not to) run `i`'s failure `result` and makes its token. */
+  report(result: RunResult, i: number, minimised = this.o.minimise): ExploreFailure {
+    const o = this.o;
+    const seed = this.seedOf(i);
+    const original = { decisions: result.decisions, result };
+    const best = minimised ? minimise(this.build, original, seed, this.settings) : original;
+    const bug = best.result.bug!;
+    const record: ReplayRecord = {
+      strategy: o.strategy,
+      seed,
+      maxSteps: o.maxSteps,
+      decisions: best.decisions,
+      mutants: o.mutants,
+      world: o.world,
+    };
+    return {
+      bug,
+      rule: bug.rule,
+      task: bug.task,
+      run: i,
+      steps: best.result.steps,
+      preemptions: best.result.preemptions,
+      original: { steps: result.steps, preemptions: result.preemptions },
+      decisions: best.decisions,
+      token: encodeToken(record),
+    };
+  }
+}
+
+/**
  * Explores the interleavings of a world: builds a fresh world for each run, runs it under the
  * strategy, and stops at the first failure (a KernelBug or an ordinary exception), which it
  * minimises and returns with a replay token.
  */
 export function explore(build: WorldBuilder, options: ExploreOptions): ExploreResult {
-  const o = checkExploreOptions(options);
   if (options.timeBudgetMs !== undefined && options.clock === undefined) {
     throw new Errno(
       'EINVAL',
       'explore: timeBudgetMs needs a clock (pass options.clock, a wall clock in ms)',
     );
   }
+  const x = new Exploration(build, options);
+  const o = x.o;
   const clock = options.clock ?? noClock;
   const t0 = clock();
-  const settings: RunSettings = {
-    maxSteps: o.maxSteps,
-    onStepLimit: o.onStepLimit,
-    mutants: o.mutants,
-    onKernel: options.onKernel,
-  };
-  const dfs = o.strategy === 'dfs' ? new DfsStrategy(o.preemptions) : null;
-  let stepsEstimate = 0;
-  if (o.strategy === 'pct')
-    stepsEstimate = runWorld(build, new ReplayStrategy([], false), o.seed, settings).steps;
-
   let runs = 0;
   let steps = 0;
   let switches = 0;
   let preemptions = 0;
+  let stepLimited = 0;
   let stoppedBy: ExploreResult['stoppedBy'] = 'runs';
   let failure: ExploreFailure | null = null;
   while (runs < o.runs) {
@@ -130,21 +224,24 @@ export function explore(build: WorldBuilder, options: ExploreOptions): ExploreRe
       stoppedBy = 'time';
       break;
     }
-    const seed = dfs !== null || o.strategy === 'timed' ? o.seed : runSeed(o.seed, runs);
-    const strategy: Strategy = dfs ?? makeStrategy(o.strategy, seed, o.depth, stepsEstimate);
-    const result = runWorld(build, strategy, seed, settings);
+    if (options.shouldStop?.() === true) {
+      stoppedBy = 'interrupted';
+      break;
+    }
+    const i = o.startRun + runs;
+    const result = x.run(i);
     runs++;
     steps += result.steps;
     switches += result.switches;
     preemptions += result.preemptions;
-    if (result.steps > stepsEstimate) stepsEstimate = result.steps;
+    if (result.stoppedAtLimit) stepLimited++;
     options.onProgress?.(runs);
     if (!result.ok) {
-      failure = report(build, result, runs - 1, seed, settings, o);
+      failure = x.report(result, i);
       stoppedBy = 'failure';
       break;
     }
-    if (dfs !== null && !dfs.advance()) {
+    if (!x.advance()) {
       stoppedBy = 'exhausted';
       break;
     }
@@ -152,53 +249,23 @@ export function explore(build: WorldBuilder, options: ExploreOptions): ExploreRe
   return {
     strategy: o.strategy,
     seed: o.seed,
+    firstRun: o.startRun,
     runs,
     steps,
     contextSwitches: switches,
     preemptions,
+    stepLimited,
     elapsedMs: clock() - t0,
     stoppedBy,
-    dfs: dfs === null ? null : { schedules: dfs.schedules, exhausted: dfs.exhausted },
+    dfs: x.dfsState(),
     failure,
   };
 }
 
-function makeStrategy(kind: StrategyKind, seed: number, depth: number, steps: number): Strategy {
-  if (kind === 'random') return new RandomStrategy(seed);
-  if (kind === 'pct') return new PctStrategy(seed, depth, steps);
+function makeStrategy(o: CheckedExploreOptions, seed: number, steps: number): Strategy {
+  if (o.strategy === 'random') return new RandomStrategy(seed);
+  if (o.strategy === 'pct') return new PctStrategy(seed, o.depth, steps);
   return new TimedStrategy();
-}
-
-function report(
-  build: WorldBuilder,
-  result: RunResult,
-  run: number,
-  seed: number,
-  settings: RunSettings,
-  o: ReturnType<typeof checkExploreOptions>,
-): ExploreFailure {
-  const original = { decisions: result.decisions, result };
-  const best = o.minimise ? minimise(build, original, seed, settings) : original;
-  const bug = best.result.bug!;
-  const record: ReplayRecord = {
-    strategy: o.strategy,
-    seed,
-    maxSteps: o.maxSteps,
-    decisions: best.decisions,
-    mutants: o.mutants,
-    world: o.world,
-  };
-  return {
-    bug,
-    rule: bug.rule,
-    task: bug.task,
-    run,
-    steps: best.result.steps,
-    preemptions: best.result.preemptions,
-    original: { steps: result.steps, preemptions: result.preemptions },
-    decisions: best.decisions,
-    token: encodeToken(record),
-  };
 }
 
 /** What {@link replay} returns: the run and the record it followed. */

@@ -212,9 +212,9 @@ export const MUTANTS: readonly MutantInfo[] = [
     reach: {
       scenario: 'rdma-odp',
       set: { rounds: 2, pressure: 50 },
-      strategy: 'pct',
-      seed: 1,
-      runs: 200,
+      strategy: 'random',
+      seed: 3,
+      runs: 100,
       message: 'are in flight at once',
     },
   },
