@@ -17,13 +17,27 @@ export interface ReplayRecord {
   readonly world: string;
 }
 
-const PREFIX = 'odp1';
+const PREFIX = 'odp2';
+/** Tokens of odpsim 0.1 (no checksum): refused with a clear message. */
+const OLD_PREFIX = 'odp1';
+const FORMAT = `${PREFIX}.<strategy>.<seed>.<maxSteps>.<decisions>[.<context>].<checksum>`;
+
+/** FNV-1a over the token's other fields, base 36: catches an edited or truncated token. */
+function checksum(body: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < body.length; i++) {
+    h ^= body.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(36).padStart(7, '0');
+}
 const STRATEGIES: readonly StrategyKind[] = ['random', 'pct', 'dfs', 'replay', 'timed'];
 
 /**
- * Encodes a replay token: `odp1.<strategy>.<seed>.<maxSteps>.<decisions>[.<context>]`, where
- * decisions are base-36 task ids run-length encoded (`3_12` = task 3 twelve times, joined by
- * `-`) and the context is base64url JSON of the mutants and world. Shell-safe.
+ * Encodes a replay token: `odp2.<strategy>.<seed>.<maxSteps>.<decisions>[.<context>].<checksum>`,
+ * where decisions are base-36 task ids run-length encoded (`3_12` = task 3 twelve times, joined
+ * by `-`), the context is base64url JSON of the mutants and world, and the checksum (FNV-1a of
+ * the rest) makes an edited token an error rather than another schedule. Shell-safe.
  */
 export function encodeToken(r: ReplayRecord): string {
   const parts = [
@@ -37,19 +51,32 @@ export function encodeToken(r: ReplayRecord): string {
     const ctx = JSON.stringify({ m: r.mutants, w: r.world });
     parts.push(Buffer.from(ctx, 'utf8').toString('base64url'));
   }
-  return parts.join('.');
+  const body = parts.join('.');
+  return `${body}.${checksum(body)}`;
 }
 
 /** Decodes a token from {@link encodeToken}; a malformed one is an EINVAL naming the part. */
 export function decodeToken(token: string): ReplayRecord {
   if (typeof token !== 'string') throw new Errno('EINVAL', 'replay token must be a string');
-  const parts = token.trim().split('.');
-  if (parts[0] !== PREFIX || parts.length < 5 || parts.length > 6) {
+  const all = token.trim().split('.');
+  if (all[0] === OLD_PREFIX)
     throw new Errno(
       'EINVAL',
-      `not an odpsim replay token (expected ${PREFIX}.<strategy>.<seed>.<maxSteps>.<decisions>[.<context>]): ${JSON.stringify(token.slice(0, 40))}`,
+      'this replay token was made by odpsim 0.1 (odp1, no checksum); rerun the exploration to get a current one',
+    );
+  if (all[0] !== PREFIX || all.length < 6 || all.length > 7) {
+    throw new Errno(
+      'EINVAL',
+      `not an odpsim replay token (expected ${FORMAT}): ${JSON.stringify(token.slice(0, 40))}`,
     );
   }
+  const sum = all.pop()!;
+  if (checksum(all.join('.')) !== sum)
+    throw new Errno(
+      'EINVAL',
+      'the replay token was altered or truncated (its checksum does not match): copy it again from the report',
+    );
+  const parts = all;
   const strategy = parts[1] as StrategyKind;
   if (!STRATEGIES.includes(strategy))
     throw new Errno('EINVAL', `replay token names unknown strategy ${JSON.stringify(parts[1])}`);

@@ -38,18 +38,52 @@ test('runs of one task are run-length encoded', () => {
     mutants: [],
     world: '',
   });
-  assert.equal(t, 'odp1.pct.z.10.0_3-1-2_2');
+  assert.match(t, /^odp2\.pct\.z\.10\.0_3-1-2_2\.[0-9a-z]{7}$/);
+});
+
+/** `body` with its checksum (FNV-1a, base 36), to reach the field checks behind it. */
+function signed(body: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < body.length; i++) h = Math.imul(h ^ body.charCodeAt(i), 0x01000193) >>> 0;
+  return `${body}.${h.toString(36).padStart(7, '0')}`;
+}
+
+test('an edited token is refused by its checksum, whichever field was changed', () => {
+  const t = encodeToken({
+    strategy: 'pct',
+    seed: 7,
+    maxSteps: 1000,
+    decisions: [0, 1, 0, 2, 1],
+    mutants: ['mm.free-before-start'],
+    world: '{"scenario":"default","params":{}}',
+  });
+  assert.equal(decodeToken(t).seed, 7);
+  const parts = t.split('.');
+  const edits = [
+    parts.with(1, 'random'),
+    parts.with(2, '8'),
+    parts.with(4, parts[4]!.replace('1', '2')),
+    parts.slice(0, -1).concat(parts.at(-1)!.replace(/.$/, (c) => (c === '0' ? '1' : '0'))),
+  ];
+  for (const e of edits)
+    assert.throws(
+      () => decodeToken(e.join('.')),
+      /EINVAL: the replay token was altered or truncated/,
+      e.join('.'),
+    );
+  assert.throws(() => decodeToken(t.slice(0, -3)), /EINVAL/);
+  assert.throws(() => decodeToken('odp1.pct.1.1.0'), /made by odpsim 0\.1/);
 });
 
 test('malformed tokens are EINVAL naming the bad part', () => {
   const bad: [string, RegExp][] = [
     ['', /not an odpsim replay token/],
-    ['odp2.pct.1.1.0', /not an odpsim replay token/],
-    ['odp1.fuzz.1.1.0', /unknown strategy "fuzz"/],
-    ['odp1.pct.-1.1.0', /seed "-1" is not base-36/],
-    ['odp1.pct.1.1.0_', /decision count "" is not base-36/],
-    ['odp1.pct.1.1.0.%%%', /context is not valid/],
-    ['odp1.pct.1.1.0.e30', /context is not valid/],
+    ['odp3.pct.1.1.0.x', /not an odpsim replay token/],
+    [signed('odp2.fuzz.1.1.0'), /unknown strategy "fuzz"/],
+    [signed('odp2.pct.-1.1.0'), /seed "-1" is not base-36/],
+    [signed('odp2.pct.1.1.0_'), /decision count "" is not base-36/],
+    [signed('odp2.pct.1.1.0.%%%'), /context is not valid/],
+    [signed('odp2.pct.1.1.0.e30'), /context is not valid/],
   ];
   for (const [token, why] of bad) {
     assert.throws(
