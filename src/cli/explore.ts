@@ -1,14 +1,24 @@
-// `odpsim explore <scenario>`: many runs under a search strategy; on a violation, the minimised
-// schedule as a timeline and the replay token.
-import { explore, replay } from '../check/explore.ts';
+// `odpsim explore <scenario>`: many runs under a search strategy, on worker threads when it pays;
+// on a violation, the minimised schedule as a timeline and the replay token; on Ctrl-C, what was
+// explored and where to resume.
+import { availableParallelism } from 'node:os';
+import { Exploration, type ExploreFailure, type ExploreOptions, replay } from '../check/explore.ts';
 import { TraceRecorder } from '../kernel/trace-export.ts';
+import { type Chunk, ChunkWorker, type PoolResult, runChunk, runLanes } from './explore-pool.ts';
 import type { Io } from './io.ts';
 import type { ExploreJson } from './json.ts';
-import { EXIT } from './options.ts';
+import { EXIT, UsageError } from './options.ts';
+import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
+import { PROBE_MAX_STEPS, probeWorld, stepBudget } from './probe.ts';
 import { progressBar } from './progress.ts';
 import { formatMs, num, plural } from './report.ts';
-import { describeSetup, setup, worldJson } from './setup.ts';
-import { buildTimeline, renderTimeline, type TimelineEntry } from './timeline.ts';
+import { describeSetup, refuseUnreached, type Setup, setup, worldJson } from './setup.ts';
+import {
+  buildTimeline,
+  renderTimeline,
+  type TimelineEntry,
+  type TimelineMode,
+} from './timeline.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim explore`. */
@@ -18,48 +28,66 @@ export interface ExploreCommandOptions {
   readonly seed: number;
   readonly depth: number;
   readonly preemptions: number;
-  readonly maxSteps: number;
+  /** Undefined: sized from the world (see probe.ts). */
+  readonly maxSteps: number | undefined;
   readonly set: Record<string, number>;
   readonly mutant: string[];
   readonly json: boolean;
+  readonly startRun: number;
+  /** 1-based shard index and count. */
+  readonly shard: { readonly index: number; readonly count: number } | undefined;
+  /** Undefined: all cores when the exploration is big enough to pay for the threads. */
+  readonly jobs: number | undefined;
+  readonly timeline: TimelineMode;
+  readonly trace: string | undefined;
+  readonly log: string | undefined;
 }
 
-/** Explores the scenario's interleavings; returns the exit status. */
-export function exploreCommand(io: Io, name: string, opts: ExploreCommandOptions): number {
+/**
+ * Below this many steps in all (runs × the probe's length) worker threads cost more than they
+ * save (each loads the model, about a third of a second): one job unless --jobs says otherwise.
+ */
+const PARALLEL_MIN_STEPS = 2_000_000;
+
+/** The run range to explore: --start-run, --runs, and this shard's part of it. */
+export function runRange(o: ExploreCommandOptions): { first: number; runs: number } {
+  if (o.shard === undefined) return { first: o.startRun, runs: o.runs };
+  const { index, count } = o.shard;
+  const lo = Math.floor((o.runs * (index - 1)) / count);
+  const hi = Math.floor((o.runs * index) / count);
+  return { first: o.startRun + lo, runs: hi - lo };
+}
+
+/** Explores the scenario's interleavings; resolves to the exit status. */
+export async function exploreCommand(
+  io: Io,
+  name: string,
+  opts: ExploreCommandOptions,
+): Promise<number> {
   const s = setup(name, opts.set, opts.mutant);
-  const build = worldBuilder(s.spec);
-  const bar = progressBar(io, opts.runs, `exploring ${s.spec.scenario.name} (${opts.strategy})`);
-  const t0 = io.now();
-  let r: ReturnType<typeof explore>;
-  try {
-    r = explore(build, {
-      strategy: opts.strategy,
-      runs: opts.runs,
-      seed: opts.seed,
-      depth: opts.depth,
-      preemptions: opts.preemptions,
-      maxSteps: opts.maxSteps,
-      mutants: s.mutants,
-      world: encodeWorld(s.spec),
-      onProgress: bar.update,
-      clock: io.now,
-    });
-  } finally {
-    bar.stop();
-  }
-  const elapsedMs = io.now() - t0;
+  if (opts.strategy === 'dfs' && (opts.startRun !== 0 || opts.shard !== undefined))
+    throw new UsageError(
+      '--start-run and --shard are not for dfs: its schedules follow from the runs before them',
+    );
+  if (opts.strategy === 'dfs' && opts.jobs !== undefined && opts.jobs > 1)
+    throw new UsageError('--jobs is not for dfs: its schedules follow from the runs before them');
+  checkOutputs({ trace: opts.trace, log: opts.log });
+  const range = runRange(opts);
+  if (range.runs === 0)
+    throw new UsageError(
+      `--shard ${opts.shard!.index}/${opts.shard!.count} of ${plural(opts.runs, 'run')} is empty (use fewer shards or more runs)`,
+    );
+  const r = await exploreWorld(io, s, opts, range);
   const f = r.failure;
-  let timeline: TimelineEntry[] = [];
-  if (f !== null) {
-    // Replay the minimised schedule with a recorder to show what happened.
-    let rec: TraceRecorder | null = null;
-    replay(build, f.token, {
-      onKernel: (k) => {
-        rec = new TraceRecorder(k.trace);
-      },
-    });
-    if (rec !== null) timeline = buildTimeline(rec);
-  }
+  const rec = f === null ? null : record(s, f.token);
+  const timeline: TimelineEntry[] = rec === null ? [] : buildTimeline(rec, opts.timeline);
+  const written =
+    rec === null
+      ? { written: [], failed: [] }
+      : writeOutputs([
+          { path: opts.trace, data: () => rec.toChromeTrace() },
+          { path: opts.log, data: () => `${rec.toText()}\n` },
+        ]);
   const report: ExploreJson = {
     command: 'explore',
     ...worldJson(s),
@@ -69,36 +97,169 @@ export function exploreCommand(io: Io, name: string, opts: ExploreCommandOptions
       seed: opts.seed,
       depth: opts.depth,
       preemptions: opts.preemptions,
-      maxSteps: opts.maxSteps,
+      maxSteps: r.maxSteps,
+      startRun: opts.startRun,
+      shard: opts.shard ?? null,
+      jobs: r.jobs,
+      timeline: opts.timeline,
     },
-    ok: f === null,
+    ok: f === null && r.laterFailure === null,
     result: {
-      runs: r.runs,
-      steps: r.steps,
-      contextSwitches: r.contextSwitches,
-      preemptions: r.preemptions,
-      stoppedBy: r.stoppedBy,
+      firstRun: range.first,
+      runs: r.pool.next - range.first,
+      nextRun: r.pool.next,
+      steps: r.pool.steps,
+      contextSwitches: r.pool.switches,
+      preemptions: r.pool.preemptions,
+      stepLimited: r.pool.stepLimited,
+      stoppedBy: r.pool.stoppedBy,
       dfs: r.dfs,
     },
-    failure:
-      f === null
-        ? null
-        : {
-            rule: f.rule,
-            task: f.task,
-            message: f.bug.message,
-            token: f.token,
-            run: f.run,
-            steps: f.steps,
-            preemptions: f.preemptions,
-            original: f.original,
-            timeline,
-          },
-    elapsedMs,
+    failure: f === null ? null : failureJson(f, true, timeline),
+    unconfirmedFailure: r.laterFailure === null ? null : failureJson(r.laterFailure, false, []),
+    files: writtenFiles(written, opts),
+    elapsedMs: r.elapsedMs,
   };
   if (opts.json) io.out(JSON.stringify(report, null, 2));
-  else io.out(formatExplore(report, s).join('\n'));
-  return f === null ? EXIT.ok : EXIT.bug;
+  else
+    io.out(formatExplore(report, s, opts.trace !== undefined || opts.log !== undefined).join('\n'));
+  let status: number = report.ok ? EXIT.ok : EXIT.bug;
+  if (r.pool.stoppedBy === 'interrupted' && report.ok) status = EXIT.interrupted;
+  return reportWrites(io, written, status);
+}
+
+function failureJson(
+  f: ExploreFailure,
+  minimised: boolean,
+  timeline: TimelineEntry[],
+): NonNullable<ExploreJson['failure']> {
+  return {
+    rule: f.rule,
+    task: f.task,
+    message: f.bug.message,
+    token: f.token,
+    run: f.run,
+    minimised,
+    steps: f.steps,
+    preemptions: f.preemptions,
+    original: f.original,
+    timeline,
+  };
+}
+
+/** The minimised schedule replayed with a recorder, for the timeline and the files. */
+function record(s: Setup, token: string): TraceRecorder | null {
+  let rec: TraceRecorder | null = null;
+  replay(worldBuilder(s.spec), token, {
+    onKernel: (k) => {
+      rec = new TraceRecorder(k.trace);
+    },
+  });
+  return rec;
+}
+
+/** What {@link exploreWorld} found. */
+export interface Explored {
+  readonly pool: PoolResult;
+  readonly failure: ExploreFailure | null;
+  readonly laterFailure: ExploreFailure | null;
+  readonly dfs: ExploreJson['result']['dfs'];
+  readonly maxSteps: number;
+  readonly jobs: number;
+  readonly elapsedMs: number;
+}
+
+/** Probes the world, runs the range on one or more lanes, and reports the first failure (minimised). */
+export async function exploreWorld(
+  io: Io,
+  s: Setup,
+  opts: ExploreCommandOptions,
+  range: { first: number; runs: number },
+): Promise<Explored> {
+  const build = worldBuilder(s.spec);
+  const t0 = io.now();
+  const probe = probeWorld(build, s.mutants, opts.seed, opts.maxSteps ?? PROBE_MAX_STEPS);
+  refuseUnreached(s, probe.sites);
+  const maxSteps = opts.maxSteps ?? stepBudget(probe);
+  const options: ExploreOptions = {
+    strategy: opts.strategy,
+    seed: opts.seed,
+    depth: opts.depth,
+    preemptions: opts.preemptions,
+    maxSteps,
+    // A run cut short is counted and reported, not called a bug: no scenario bounds liveness.
+    onStepLimit: 'pass',
+    mutants: s.mutants,
+    world: encodeWorld(s.spec),
+    startRun: range.first,
+  };
+  const x = new Exploration(build, options, probe.steps);
+  const jobs = jobsFor(opts, range.runs * Math.max(1, probe.steps));
+  let stop = false;
+  const off = io.onInterrupt(() => {
+    stop = true;
+  });
+  const stopped = (): boolean => stop;
+  const bar = progressBar(io, range.runs, `exploring ${s.spec.scenario.name} (${opts.strategy})`);
+  let done = 0;
+  const tick = (n: number): void => {
+    done += n;
+    bar.update(done);
+  };
+  const workers: ChunkWorker[] = [];
+  let pool: PoolResult;
+  try {
+    let lanes: ((c: Chunk) => Promise<import('./explore-pool.ts').ChunkDone>)[];
+    if (jobs === 1) lanes = [(c) => runChunk(x, c, stopped, io.now, () => tick(1))];
+    else {
+      const init = {
+        world: { kind: 'scenario' as const, scenario: s.spec.scenario.name, params: s.spec.params },
+        options,
+        stepsEstimate: x.stepsEstimate,
+      };
+      for (let i = 0; i < jobs; i++) workers.push(new ChunkWorker(init));
+      lanes = workers.map((w) => async (c: Chunk) => {
+        const d = await w.run(c);
+        tick(d.to - d.from);
+        return d;
+      });
+    }
+    // dfs is one sequence; otherwise small chunks keep the lanes busy to the end.
+    const chunk =
+      opts.strategy === 'dfs'
+        ? range.runs
+        : Math.max(1, Math.min(64, Math.ceil(range.runs / (jobs * 16))));
+    pool = await runLanes(lanes, range.first, range.runs, chunk, stopped);
+  } finally {
+    bar.stop();
+    off();
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+  const failure =
+    pool.failedRun === null
+      ? null
+      : x.report(pool.failedResult ?? x.run(pool.failedRun), pool.failedRun);
+  // Interrupted with a violation beyond the explored prefix: report it as found, unminimised.
+  const laterFailure =
+    pool.laterFailure === null
+      ? null
+      : x.report(x.run(pool.laterFailure), pool.laterFailure, false);
+  return {
+    pool,
+    failure,
+    laterFailure,
+    dfs: x.dfsState(),
+    maxSteps,
+    jobs,
+    elapsedMs: io.now() - t0,
+  };
+}
+
+/** --jobs, or all cores for an exploration big enough; dfs is one sequence. */
+function jobsFor(opts: ExploreCommandOptions, steps: number): number {
+  if (opts.strategy === 'dfs') return 1;
+  if (opts.jobs !== undefined) return opts.jobs;
+  return steps >= PARALLEL_MIN_STEPS ? Math.max(1, availableParallelism()) : 1;
 }
 
 function strategyLine(o: ExploreJson['options']): string {
@@ -107,38 +268,74 @@ function strategyLine(o: ExploreJson['options']): string {
   return `random, seed ${o.seed}`;
 }
 
-function formatExplore(r: ExploreJson, s: ReturnType<typeof setup>): string[] {
+function rangeLine(r: ExploreJson): string {
+  const o = r.options;
+  const { firstRun } = r.result;
+  const shard =
+    o.shard === null
+      ? ''
+      : `shard ${o.shard.index}/${o.shard.count} of runs ${num(o.startRun)}..${num(o.startRun + o.runs - 1)}: `;
+  const runs = runRange({ ...o, shard: o.shard ?? undefined } as ExploreCommandOptions).runs;
+  return `${shard}runs ${num(firstRun)}..${num(firstRun + runs - 1)} (numbered from 0), at most ${num(o.maxSteps)} steps each, ${plural(o.jobs, 'job')}`;
+}
+
+function formatExplore(r: ExploreJson, s: Setup, filesAsked: boolean): string[] {
   const res = r.result;
   const lines = [
-    `odpsim explore: ${strategyLine(r.options)}, up to ${plural(r.options.runs, 'run')} of at most ${num(r.options.maxSteps)} steps`,
+    `odpsim explore: ${strategyLine(r.options)}, ${rangeLine(r)}`,
     ...describeSetup(s),
     '',
-    `Explored ${plural(res.runs, 'run')}, ${plural(res.steps, 'step')} (${plural(res.contextSwitches, 'context switch', 'context switches')}, ${plural(res.preemptions, 'preemption')})`,
+    `Explored ${plural(res.runs, 'run')}${res.runs > 0 ? ` (${num(res.firstRun)}..${num(res.nextRun - 1)})` : ''}, ${plural(res.steps, 'step')} (${plural(res.contextSwitches, 'context switch', 'context switches')}, ${plural(res.preemptions, 'preemption')})`,
   ];
   if (res.dfs !== null)
     lines.push(
       `  dfs: ${plural(res.dfs.schedules, 'schedule')}${res.dfs.exhausted ? ', the bounded space is exhausted' : ''}`,
     );
+  if (res.stepLimited > 0)
+    lines.push(
+      `  ${plural(res.stepLimited, 'run')} stopped at the step limit (${num(r.options.maxSteps)} steps) and were checked only that far: not a bug; raise it with --max-steps`,
+    );
   lines.push(`elapsed ${formatMs(r.elapsedMs)}`, '');
+  if (res.stoppedBy === 'interrupted') {
+    lines.push(
+      `Interrupted: runs ${num(res.firstRun)}..${num(res.nextRun - 1)} are done; to go on, add --start-run ${res.nextRun} and --runs ${r.options.runs - (res.nextRun - r.options.startRun)} to the same command${r.options.shard === null ? '' : ' (without --shard)'}`,
+    );
+    const u = r.unconfirmedFailure;
+    if (u !== null)
+      lines.push(
+        `A violation was seen in run ${num(u.run)} (runs before it were not all explored, so it may not be the first; not minimised):`,
+        `  ${u.message}`,
+        `Replay token: ${u.token}`,
+      );
+  }
   const f = r.failure;
   if (f === null) {
-    lines.push(
-      res.stoppedBy === 'exhausted'
-        ? 'Result: no violation in any schedule within the preemption bound'
-        : 'Result: no violation found',
-    );
+    if (res.stoppedBy !== 'interrupted')
+      lines.push(
+        res.stoppedBy === 'exhausted'
+          ? 'Result: no violation in any schedule within the preemption bound'
+          : 'Result: no violation found',
+      );
+    if (filesAsked) lines.push('(no violation, so no trace or log was written)');
     return lines;
   }
   lines.push(
-    `Violation found in run ${num(f.run)}:`,
+    `Violation found in run ${num(f.run)} (the ${ordinal(f.run - res.firstRun + 1)} run explored):`,
     `  ${f.message}`,
     `  minimised schedule: ${plural(f.steps, 'step')}, ${plural(f.preemptions, 'preemption')} (found with ${num(f.original.steps)} steps, ${num(f.original.preemptions)} preemptions)`,
     '',
-    'Timeline of the minimised schedule (step, task, event):',
+    `Timeline of the minimised schedule (step, task, event; ${r.options.timeline === 'full' ? 'every event' : 'protocol events, --timeline full adds locks'}):`,
     ...renderTimeline(f.timeline),
     '',
     `Replay token: ${f.token}`,
     `  odpsim replay ${f.token} --trace trace.json   (Chrome trace JSON for Perfetto)`,
   );
+  lines.push(...wroteLines(r.files));
   return lines;
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${num(n)}${suffix}`;
 }

@@ -11,6 +11,11 @@ export interface Io {
   readonly stderrIsTTY: boolean;
   /** Wall clock, ms. */
   now(): number;
+  /**
+   * Calls `handler` on Ctrl-C (SIGINT) until the returned function is called; a second Ctrl-C
+   * while the handler's command winds down exits at once.
+   */
+  onInterrupt(handler: () => void): () => void;
 }
 
 /** The process's streams and performance.now(). */
@@ -23,4 +28,19 @@ export const processIo: Io = {
   },
   stderrIsTTY: process.stderr.isTTY === true,
   now: () => performance.now(),
+  onInterrupt(handler) {
+    let seen = false;
+    const on = (): void => {
+      if (seen) process.exit(130);
+      seen = true;
+      process.stderr.write(
+        '\nodpsim: interrupted; finishing the report (Ctrl-C again to quit now)\n',
+      );
+      handler();
+    };
+    process.on('SIGINT', on);
+    return () => {
+      process.off('SIGINT', on);
+    };
+  },
 };

@@ -42,6 +42,8 @@ export interface RunJson extends WorldJson {
   readonly counters: readonly DeviceCounters[];
   /** The bug, with the token that replays it (`odpsim replay <token>`), or null. */
   readonly failure: (BugJson & { readonly token: string }) | null;
+  /** Files written (`--trace`, `--log`), or null. */
+  readonly files: { readonly trace: string | null; readonly log: string | null };
   readonly elapsedMs: number;
 }
 
@@ -54,13 +56,27 @@ export interface ExploreJson extends WorldJson {
     readonly seed: number;
     readonly depth: number;
     readonly preemptions: number;
+    /** The step limit of each run (--max-steps, or sized from the world). */
     readonly maxSteps: number;
+    /** --start-run: the first run index of the whole range (before sharding). */
+    readonly startRun: number;
+    /** --shard i/n, 1-based; null when not sharded. */
+    readonly shard: { readonly index: number; readonly count: number } | null;
+    /** Threads the runs were spread over. */
+    readonly jobs: number;
+    /** The timeline's detail: protocol events, or every event. */
+    readonly timeline: 'protocol' | 'full';
   };
   /** True when no violation was found. */
   readonly ok: boolean;
-  /** Totals over the runs explored. */
+  /** Totals over the runs explored: the contiguous range [firstRun, nextRun). */
   readonly result: {
+    readonly firstRun: number;
     readonly runs: number;
+    /** Where to resume (--start-run) after an interruption; firstRun + runs. */
+    readonly nextRun: number;
+    /** Runs stopped at the step limit (checked only that far; not a bug). */
+    readonly stepLimited: number;
     readonly steps: number;
     readonly contextSwitches: number;
     readonly preemptions: number;
@@ -72,8 +88,10 @@ export interface ExploreJson extends WorldJson {
   readonly failure:
     | (BugJson & {
         readonly token: string;
-        /** Index of the failing run. */
+        /** Index of the failing run (numbered from 0, as --start-run). */
         readonly run: number;
+        /** False for a violation reported without minimisation (an interrupted exploration). */
+        readonly minimised: boolean;
         /** Size of the minimised schedule, and of the original one. */
         readonly steps: number;
         readonly preemptions: number;
@@ -81,6 +99,42 @@ export interface ExploreJson extends WorldJson {
         readonly timeline: readonly TimelineEntry[];
       })
     | null;
+  /**
+   * Interrupted explorations only: a violation seen in a run beyond the explored prefix (runs
+   * before it were not all done), unminimised, with its token; or null.
+   */
+  readonly unconfirmedFailure: ExploreJson['failure'];
+  /** Files written (`--trace`, `--log`; only when there is a violation), or null. */
+  readonly files: { readonly trace: string | null; readonly log: string | null };
+  readonly elapsedMs: number;
+}
+
+/** `odpsim sweep --json`: one row per combination of parameter values and strategy. */
+export interface SweepJson {
+  readonly command: 'sweep';
+  readonly scenario: string;
+  readonly mutants: readonly string[];
+  /** Runs per combination, and the exploration seed. */
+  readonly runs: number;
+  readonly seed: number;
+  /** Combinations asked for (rows may be fewer after --fail-fast or Ctrl-C). */
+  readonly combinations: number;
+  readonly rows: readonly {
+    /** The swept parameters' values (the others at their defaults). */
+    readonly params: Readonly<Record<string, number>>;
+    readonly strategy: 'random' | 'pct' | 'dfs';
+    /** Runs explored (to the violation, inclusive). */
+    readonly runs: number;
+    readonly steps: number;
+    /** Runs stopped at the step limit (checked only that far). */
+    readonly stepLimited: number;
+    readonly outcome: 'clean' | 'violation' | 'interrupted';
+    readonly rule: string | null;
+    /** Index of the failing run, and the minimised schedule's token; null when clean. */
+    readonly run: number | null;
+    readonly token: string | null;
+    readonly elapsedMs: number;
+  }[];
   readonly elapsedMs: number;
 }
 
@@ -116,5 +170,6 @@ export interface ListJson {
     /** Set when the scenario at its defaults reproduces a documented kernel bug. */
     readonly finding: ScenarioFinding | null;
   }[];
-  readonly mutants: readonly MutantInfo[];
+  /** Each mutant, with the scenarios that reach its code (explore refuses the others). */
+  readonly mutants: readonly (MutantInfo & { readonly scenarios: readonly string[] })[];
 }

@@ -3,6 +3,7 @@ import { MUTANTS, reachCommand } from '../check/mutants.ts';
 import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/index.ts';
 import type { Io } from './io.ts';
 import type { ListJson } from './json.ts';
+import { MUTANT_SCENARIOS } from './mutant-scenarios.ts';
 import { EXIT } from './options.ts';
 
 /** Lists scenarios and mutants; returns the exit status. */
@@ -16,7 +17,7 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
       params: s.params.map((p) => ({ ...p })),
       finding: s.finding ?? null,
     })),
-    mutants: MUTANTS.map((m) => ({ ...m })),
+    mutants: MUTANTS.map((m) => ({ ...m, scenarios: MUTANT_SCENARIOS[m.name] ?? [] })),
   };
   if (opts.json) {
     io.out(JSON.stringify(report, null, 2));
@@ -50,6 +51,9 @@ export function listCommand(io: Io, opts: { readonly json: boolean }): number {
         ? 'only a test world reaches it (see its description)'
         : `found by ${reachCommand(m.name, m.reach)}${m.reach.reports === undefined ? '' : ` (reported as ${m.reach.reports})`}`;
     lines.push(`${pad}breaks ${m.rule}; ${how}`);
+    lines.push(
+      `${pad}reached by ${m.scenarios.length > 0 ? m.scenarios.join('; ') : 'no built-in scenario'} (explore refuses it elsewhere)`,
+    );
   }
   io.out(lines.join('\n'));
   return EXIT.ok;

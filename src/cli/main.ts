@@ -3,4 +3,4 @@
 import { processIo } from './io.ts';
 import { main } from './program.ts';
 
-process.exitCode = main(process.argv.slice(2), processIo);
+process.exitCode = await main(process.argv.slice(2), processIo);

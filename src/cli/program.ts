@@ -5,10 +5,21 @@ import { VERSION } from '../version.ts';
 import { type ExploreCommandOptions, exploreCommand } from './explore.ts';
 import type { Io } from './io.ts';
 import { listCommand } from './list.ts';
-import { collectList, collectSet, EXIT, intOption, UsageError } from './options.ts';
+import {
+  collectList,
+  collectSet,
+  collectSweep,
+  EXIT,
+  intOption,
+  type SweepSets,
+  shardOption,
+  strategyList,
+  UsageError,
+} from './options.ts';
 import { type ReplayCommandOptions, replayCommand } from './replay.ts';
 import { type RunCommandOptions, runCommand } from './run.ts';
 import { studyCommand } from './study.ts';
+import { type SweepCommandOptions, sweepCommand } from './sweep.ts';
 
 const U32 = 0xffff_ffff;
 
@@ -28,16 +39,17 @@ function buildProgram(io: Io, status: { code: number }): Command {
     })
     .addHelpText(
       'after',
-      '\nExit status: 0 clean, 1 a bug was found (or reproduced), 2 usage error, 3 internal error.',
+      '\nExit status: 0 clean, 1 a bug was found (or reproduced), 2 usage error, 3 internal error,\n' +
+        '4 clean but an output file could not be written, 130 interrupted (Ctrl-C; explore says where to resume).',
     );
 
   // Runs an action, turning a UsageError into commander's usage error (exit 2).
   const guard =
-    <A extends unknown[]>(f: (...args: A) => number) =>
-    (...args: A): void => {
+    <A extends unknown[]>(f: (...args: A) => number | Promise<number>) =>
+    async (...args: A): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
       try {
-        status.code = f(...args);
+        status.code = await f(...args);
       } catch (e) {
         if (e instanceof UsageError)
           cmd.error(`error: ${e.message}`, { exitCode: EXIT.usage, code: 'odpsim.usage' });
@@ -54,6 +66,14 @@ function buildProgram(io: Io, status: { code: number }): Command {
     new Option('--mutant <name>', 'enable a mutant (repeatable; see odpsim list)').argParser(
       collectList,
     );
+  const traceOption = (what: string) =>
+    new Option('--trace <file>', `write ${what} as Chrome trace JSON (open in Perfetto)`);
+  const logOption = (what: string) =>
+    new Option('--log <file>', `write ${what} as a text log, one event per line`);
+  const timelineOption = () =>
+    new Option('--timeline <detail>', 'timeline detail: the protocol, or every event (locks too)')
+      .choices(['protocol', 'full'])
+      .default('protocol');
 
   program
     .command('run', { isDefault: true })
@@ -70,6 +90,8 @@ function buildProgram(io: Io, status: { code: number }): Command {
       intOption(1, Number.MAX_SAFE_INTEGER),
       200_000_000,
     )
+    .addOption(traceOption('the run'))
+    .addOption(logOption('the run'))
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RunCommandOptions>) =>
@@ -88,24 +110,89 @@ function buildProgram(io: Io, status: { code: number }): Command {
     )
     .option('--runs <n>', 'runs to try', intOption(1, Number.MAX_SAFE_INTEGER), 1000)
     .option('--seed <n>', 'seed of the exploration', intOption(0, U32), 1)
-    .option('--depth <d>', 'pct: bug depth', intOption(1, 64), 3)
-    .option('--preemptions <p>', 'dfs: preemption bound', intOption(0, 3), 2)
-    .option('--max-steps <n>', 'step limit per run', intOption(1, Number.MAX_SAFE_INTEGER), 100_000)
+    .option('--depth <d>', 'pct only: bug depth (default: 3)', intOption(1, 64))
+    .option('--preemptions <p>', 'dfs only: preemption bound (default: 2)', intOption(0, 3))
+    .option(
+      '--max-steps <n>',
+      "step limit per run (default: 10x the world's run without preemption, at least 100,000)",
+      intOption(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option(
+      '--start-run <n>',
+      'index of the first run (runs are numbered from 0; resumes an interrupted exploration)',
+      intOption(0, Number.MAX_SAFE_INTEGER),
+      0,
+    )
+    .option(
+      '--jobs <n>',
+      'worker threads (default: every core, when the exploration is big enough to gain)',
+      intOption(1, 256),
+    )
+    .option(
+      '--shard <i/n>',
+      'explore only the i-th of n equal parts of the runs (for a CI matrix or many machines)',
+      shardOption,
+    )
     .addOption(mutantOption())
     .addOption(setOption())
+    .addOption(timelineOption())
+    .addOption(traceOption('the minimised violation'))
+    .addOption(logOption('the minimised violation'))
     .option('--json', 'print the report as JSON')
     .action(
-      guard((scenario: string, o: Parsed<ExploreCommandOptions>) =>
-        exploreCommand(io, scenario, withDefaults(o)),
+      guard((scenario: string, o: Parsed<RawExploreOptions>) =>
+        exploreCommand(io, scenario, exploreOptions(withDefaults(o))),
+      ),
+    );
+
+  program
+    .command('sweep')
+    .description(
+      'explore every combination of parameter values and strategies; print a table of outcomes',
+    )
+    .argument('<scenario>', 'scenario name (see odpsim list)')
+    .option(
+      '--set <name=values>',
+      'values of a parameter: a list (pages=4,8,64) or a range (frames=2..16); repeatable',
+      collectSweep,
+    )
+    .option('--strategy <names>', 'strategies, comma separated (random, pct, dfs)', strategyList, [
+      'pct',
+    ] as string[])
+    .option('--runs <n>', 'runs per combination', intOption(1, Number.MAX_SAFE_INTEGER), 1000)
+    .option('--seed <n>', 'seed of each exploration', intOption(0, U32), 1)
+    .option(
+      '--max-steps <n>',
+      'step limit per run (default: sized from each world)',
+      intOption(1, Number.MAX_SAFE_INTEGER),
+    )
+    .option('--jobs <n>', 'worker threads per exploration (default: as explore)', intOption(1, 256))
+    .option('--fail-fast', 'stop at the first combination with a violation')
+    .addOption(mutantOption())
+    .option('--json', 'print the table as JSON')
+    .action(
+      guard((scenario: string, o: SweepParsed) =>
+        sweepCommand(io, scenario, {
+          ...o,
+          sets: o.set ?? [],
+          mutant: o.mutant ?? [],
+          failFast: o.failFast === true,
+          json: o.json === true,
+        }),
       ),
     );
 
   program
     .command('replay')
     .description('replay a token from run or explore: the timeline, statistics and verdicts')
-    .argument('<token>', 'replay token (odp1....)')
-    .option('--trace <file>', 'write the trace as Chrome trace JSON (open in Perfetto)')
-    .option('--log <file>', 'write the trace as a text log')
+    .argument('<token>', 'replay token (odp2....)')
+    .addOption(timelineOption())
+    .addOption(traceOption('the replayed run'))
+    .addOption(logOption('the replayed run'))
+    .option(
+      '--world <module>',
+      "replay on your own world: a module whose default export is a WorldBuilder (see the README's library section)",
+    )
     .option('--json', 'print the report as JSON')
     .action(
       guard((token: string, o: ReplayCommandOptions & { json?: boolean }) =>
@@ -148,19 +235,45 @@ type Parsed<T> = Omit<T, 'set' | 'mutant' | 'json'> & {
   json?: boolean;
 };
 
+/** What commander hands the sweep action. */
+type SweepParsed = Omit<SweepCommandOptions, 'sets' | 'mutant' | 'failFast' | 'json'> & {
+  set?: SweepSets;
+  mutant?: string[];
+  failFast?: boolean;
+  json?: boolean;
+};
+
 function withDefaults<T>(o: Parsed<T>): T {
   return { ...o, set: o.set ?? {}, mutant: o.mutant ?? [], json: o.json === true } as T;
 }
 
 /**
- * Runs `odpsim` with the arguments after the program name; returns the exit status
+ * Options of explore as commander parses them: the strategy-specific ones are undefined when
+ * not given, so one that does not apply can be refused rather than ignored.
+ */
+type RawExploreOptions = Omit<ExploreCommandOptions, 'depth' | 'preemptions'> & {
+  depth?: number;
+  preemptions?: number;
+};
+
+/** Refuses options the strategy does not use; fills in the defaults of those it does. */
+function exploreOptions(o: RawExploreOptions): ExploreCommandOptions {
+  if (o.depth !== undefined && o.strategy !== 'pct')
+    throw new UsageError(`--depth is for --strategy pct only (this is ${o.strategy})`);
+  if (o.preemptions !== undefined && o.strategy !== 'dfs')
+    throw new UsageError(`--preemptions is for --strategy dfs only (this is ${o.strategy})`);
+  return { ...o, depth: o.depth ?? 3, preemptions: o.preemptions ?? 2 };
+}
+
+/**
+ * Runs `odpsim` with the arguments after the program name; resolves to the exit status
  * (see {@link EXIT}).
  */
-export function main(argv: readonly string[], io: Io): number {
+export async function main(argv: readonly string[], io: Io): Promise<number> {
   const status = { code: EXIT.ok as number };
   const program = buildProgram(io, status);
   try {
-    program.parse([...argv], { from: 'user' });
+    await program.parseAsync([...argv], { from: 'user' });
     return status.code;
   } catch (e) {
     if (e instanceof CommanderError) {

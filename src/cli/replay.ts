@@ -1,20 +1,22 @@
 // `odpsim replay <token>`: reruns a recorded schedule exactly, shows its timeline, and writes
 // the trace as Chrome trace JSON (Perfetto) or a text log.
-import { writeFileSync } from 'node:fs';
 import { countersOf } from '../check/counters.ts';
 import { replay } from '../check/explore.ts';
 import { checkMutants } from '../check/mutants.ts';
 import { decodeToken, type ReplayRecord } from '../check/replay-token.ts';
+import type { WorldBuilder } from '../check/run-world.ts';
 import { ReplayDivergence } from '../kernel/strategies/replay.ts';
 import type { Io } from './io.ts';
 import type { ReplayJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT, UsageError } from './options.ts';
+import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
-import { buildTimeline, renderTimeline } from './timeline.ts';
+import { buildTimeline, renderTimeline, type TimelineMode } from './timeline.ts';
 import { decodeWorld, worldBuilder } from './world.ts';
+import { loadWorld } from './world-ref.ts';
 
 /** Options of `odpsim replay`. */
 export interface ReplayCommandOptions {
@@ -22,21 +24,44 @@ export interface ReplayCommandOptions {
   readonly trace?: string;
   /** Write the text log here. */
   readonly log?: string;
+  /** Replay on the world a user's module exports instead of the token's scenario. */
+  readonly world?: string;
+  readonly timeline: TimelineMode;
   readonly json: boolean;
 }
 
-/** Replays a token; returns the exit status (1 when the failure reproduces). */
-export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions): number {
-  const { record, s } = asUsage(() => {
-    const record: ReplayRecord = decodeToken(token);
-    const s: Setup = { spec: decodeWorld(record.world), mutants: checkMutants(record.mutants) };
-    return { record, s };
-  });
+/** The token's world: its scenario, or the module given with --world. */
+async function worldOf(
+  record: ReplayRecord,
+  module: string | undefined,
+): Promise<{ s: Setup; build: WorldBuilder }> {
+  const mutants = asUsage(() => checkMutants(record.mutants));
+  if (module === undefined) {
+    const spec = asUsage(() => decodeWorld(record.world));
+    return { s: { spec, mutants }, build: worldBuilder(spec) };
+  }
+  const build = await loadWorld({ kind: 'module', path: module });
+  const spec = {
+    scenario: { name: module, description: 'a world from your module', params: [], build },
+    params: {},
+  };
+  return { s: { spec, mutants }, build };
+}
+
+/** Replays a token; resolves to the exit status (1 when the failure reproduces). */
+export async function replayCommand(
+  io: Io,
+  token: string,
+  opts: ReplayCommandOptions,
+): Promise<number> {
+  const record = asUsage(() => decodeToken(token));
+  const { s, build } = await worldOf(record, opts.world);
+  checkOutputs({ trace: opts.trace, log: opts.log });
   const watch = observeFirstRun(true);
   const t0 = io.now();
   let result: ReturnType<typeof replay>['result'];
   try {
-    result = replay(worldBuilder(s.spec), token, { onKernel: watch.onKernel }).result;
+    result = replay(build, token, { onKernel: watch.onKernel }).result;
   } catch (e) {
     if (e instanceof ReplayDivergence)
       throw new UsageError(`the token does not replay on odpsim's current model: ${e.message}`);
@@ -46,9 +71,11 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
   const o = watch.observed()!;
   const rec = o.recorder!;
   const bug = result.bug;
-  const files = { trace: opts.trace ?? null, log: opts.log ?? null };
-  if (files.trace !== null) writeFileSync(files.trace, rec.toChromeTrace());
-  if (files.log !== null) writeFileSync(files.log, `${rec.toText()}\n`);
+  const w = writeOutputs([
+    { path: opts.trace, data: () => rec.toChromeTrace() },
+    { path: opts.log, data: () => `${rec.toText()}\n` },
+  ]);
+  const files = writtenFiles(w, opts);
   const report: ReplayJson = {
     command: 'replay',
     ...worldJson(s),
@@ -60,7 +87,7 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
     oracles: oracleVerdicts(o.kernel, bug),
     counters: countersOf(o.kernel),
     failure: bug === null ? null : { rule: bug.rule, task: bug.task, message: bug.message },
-    timeline: buildTimeline(rec),
+    timeline: buildTimeline(rec, opts.timeline),
     files,
     elapsedMs,
   };
@@ -70,7 +97,7 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
       `odpsim replay: a schedule found by ${record.strategy} (run seed ${record.seed})`,
       ...describeSetup(s),
       '',
-      'Timeline (step, task, event):',
+      `Timeline (step, task, event; ${opts.timeline === 'full' ? 'every event' : 'protocol events, --timeline full adds locks'}):`,
       ...renderTimeline(report.timeline),
       '',
       ...formatStats(report.stats),
@@ -82,11 +109,9 @@ export function replayCommand(io: Io, token: string, opts: ReplayCommandOptions)
         ? 'Result: ran clean; the token does not reproduce a failure'
         : `Result: reproduced ${bug.message}`,
     ];
-    if (files.trace !== null)
-      lines.push(`wrote ${files.trace} (Chrome trace JSON: open it in https://ui.perfetto.dev)`);
-    if (files.log !== null) lines.push(`wrote ${files.log} (text log, one event per line)`);
+    lines.push(...wroteLines(files));
     lines.push(`elapsed ${formatMs(elapsedMs)}`);
     io.out(lines.join('\n'));
   }
-  return bug === null ? EXIT.ok : EXIT.bug;
+  return reportWrites(io, w, bug === null ? EXIT.ok : EXIT.bug);
 }

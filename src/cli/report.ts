@@ -27,6 +27,16 @@ export function formatMs(ms: number): string {
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${num(Math.round(ms))} ms`;
 }
 
+/** A wall-clock duration for people: ms, s, min or h as the size asks. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return formatMs(ms);
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
 function breakdown(counts: Readonly<Record<string, number>>): string {
   const parts = Object.entries(counts).map(([k, v]) => `${k} ${num(v)}`);
   return parts.length > 0 ? ` (${parts.join(', ')})` : '';

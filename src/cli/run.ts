@@ -6,6 +6,8 @@ import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT } from './options.ts';
+import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
+import { runStatus } from './progress.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
@@ -17,26 +19,44 @@ export interface RunCommandOptions {
   readonly mutant: string[];
   readonly seed: number;
   readonly maxSteps: number;
+  readonly trace?: string | undefined;
+  readonly log?: string | undefined;
   readonly json: boolean;
 }
 
 /** Runs the scenario once in virtual-time order; returns the exit status. */
 export function runCommand(io: Io, name: string, opts: RunCommandOptions): number {
   const s = setup(name, opts.set, opts.mutant);
-  const watch = observeFirstRun(false);
+  checkOutputs({ trace: opts.trace, log: opts.log });
+  // Recording costs memory per event: only when a file asks for it.
+  const watch = observeFirstRun(opts.trace !== undefined || opts.log !== undefined);
+  const status = runStatus(io, `running ${s.spec.scenario.name}`);
   const t0 = io.now();
-  const r = explore(worldBuilder(s.spec), {
-    strategy: 'timed',
-    runs: 1,
-    seed: opts.seed,
-    maxSteps: opts.maxSteps,
-    mutants: s.mutants,
-    world: encodeWorld(s.spec),
-    onKernel: watch.onKernel,
-    clock: io.now,
-  });
+  let r: ReturnType<typeof explore>;
+  try {
+    r = explore(worldBuilder(s.spec), {
+      strategy: 'timed',
+      runs: 1,
+      seed: opts.seed,
+      maxSteps: opts.maxSteps,
+      mutants: s.mutants,
+      world: encodeWorld(s.spec),
+      onKernel: (k) => {
+        if (watch.observed() === null) k.tick = (steps) => status.tick(steps, k.now);
+        watch.onKernel(k);
+      },
+      clock: io.now,
+    });
+  } finally {
+    status.stop();
+  }
   const elapsedMs = io.now() - t0;
   const o = watch.observed()!;
+  const rec = o.recorder;
+  const w = writeOutputs([
+    { path: opts.trace, data: () => rec!.toChromeTrace() },
+    { path: opts.log, data: () => `${rec!.toText()}\n` },
+  ]);
   const f = r.failure;
   const bug = f?.bug ?? null;
   const report: RunJson = {
@@ -51,6 +71,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     counters: countersOf(o.kernel),
     failure:
       f === null ? null : { rule: f.rule, task: f.task, message: f.bug.message, token: f.token },
+    files: writtenFiles(w, opts),
     elapsedMs,
   };
   if (opts.json) io.out(JSON.stringify(report, null, 2));
@@ -76,8 +97,8 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
         `Replay token: ${f.token}`,
         `  odpsim replay ${f.token}   (timeline; add --trace out.json for Perfetto)`,
       );
-    lines.push(`elapsed ${formatMs(elapsedMs)}`);
+    lines.push(...wroteLines(report.files), `elapsed ${formatMs(elapsedMs)}`);
     io.out(lines.join('\n'));
   }
-  return f === null ? EXIT.ok : EXIT.bug;
+  return reportWrites(io, w, f === null ? EXIT.ok : EXIT.bug);
 }

@@ -2,6 +2,7 @@
 import { checkMutants } from '../check/mutants.ts';
 import { isErrno } from '../lib/errors.ts';
 import type { WorldJson } from './json.ts';
+import { MUTANT_SCENARIOS } from './mutant-scenarios.ts';
 import { UsageError } from './options.ts';
 import { type WorldSpec, worldSpec } from './world.ts';
 
@@ -55,4 +56,17 @@ export function describeSetup(s: Setup): string[] {
       : `  finding   runs the kernel as it is: a known bug (${finding.rule}, ${finding.doc}); ${setting} runs the proposed fix`,
   );
   return lines;
+}
+
+/**
+ * Refuses a mutant whose code the probe run never reached: exploring it would explore the
+ * correct code and report it clean. Names the scenarios that do reach it.
+ */
+export function refuseUnreached(s: Setup, sites: ReadonlySet<string>): void {
+  const missing = s.mutants.find((m) => !sites.has(m));
+  if (missing === undefined) return;
+  const where = MUTANT_SCENARIOS[missing] ?? [];
+  throw new UsageError(
+    `mutant ${missing} is not reached by ${s.spec.scenario.name} with these parameters: no code this world runs checks it, so every run would be the correct code. ${where.length > 0 ? `Scenarios that reach it: ${where.join('; ')}` : 'Only a test world reaches it.'}`,
+  );
 }

@@ -1,47 +1,19 @@
 // The odpsim command as a user runs it: the built binary (dist/cli/main.js), its exit statuses,
 // its --json shapes, and replaying what explore found. Explorations state strategy, seed and runs.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { encodeToken } from '../../src/check/replay-token.ts';
 import type { ExploreJson, ListJson, ReplayJson, RunJson } from '../../src/cli/json.ts';
+import { BIN, json, odpsimAsyncWith, odpsimWith, type Ran } from './harness.ts';
 
-const BIN = 'dist/cli/main.js';
 let tmp = '';
 
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function odpsim(...args: string[]): Ran {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The same, without waiting: independent commands run in parallel to keep the file fast. */
-function odpsimAsync(...args: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-function json<T>(r: Ran): T {
-  return JSON.parse(r.stdout) as T;
-}
+const odpsim = (...args: string[]): Ran => odpsimWith(BIN, ...args);
+const odpsimAsync = (...args: string[]): Promise<Ran> => odpsimAsyncWith(BIN, args);
 
 before(() => {
   const tsc = join('node_modules', '.bin', 'tsc');
@@ -211,6 +183,10 @@ test('explore of the correct protocol is clean: exit 0 (pct seed 1 and dfs bound
     depth: 3,
     preemptions: 2,
     maxSteps: 100_000,
+    startRun: 0,
+    shard: null,
+    jobs: 1,
+    timeline: 'protocol',
   });
   assert.equal(r.result.runs, 40);
   assert.equal(r.result.stoppedBy, 'runs');
@@ -220,8 +196,8 @@ test('explore of the correct protocol is clean: exit 0 (pct seed 1 and dfs bound
   assert.match(d.stdout, /dfs: 40 schedules/);
 });
 
-test('explore finds a mutant (exit 1, pct seed 7, ≤ 200 runs); replay reproduces it and writes the traces', async () => {
-  const args = ['explore', 'kvm-mirror', '--strategy', 'pct', '--seed', '7', '--runs', '200'];
+test('explore finds a mutant (exit 1, pct seed 6, ≤ 300 runs); replay reproduces it and writes the traces', async () => {
+  const args = ['explore', 'kvm-mirror', '--strategy', 'pct', '--seed', '6', '--runs', '300'];
   const [a, text] = await Promise.all([
     odpsimAsync(...args, '--mutant', 'kvm.retry-ignores-in-progress', '--json'),
     odpsimAsync(...args, '--mutant', 'kvm.retry-ignores-in-progress'),
@@ -234,7 +210,7 @@ test('explore finds a mutant (exit 1, pct seed 7, ≤ 200 runs); replay reproduc
   assert.ok(f !== null);
   assert.equal(f.rule, 'coherence');
   assert.match(f.message, /^BUG coherence in task \w+.*device kvm still maps/);
-  assert.match(f.token, /^odp1\.pct\./);
+  assert.match(f.token, /^odp2\.pct\./);
   assert.ok(f.steps > 0 && f.original.steps > 0);
   assert.equal(f.timeline.at(-1)?.event, 'bug');
   assert.ok(f.timeline.some((e: { event: string }) => e.event === 'mmu-start'));
@@ -288,7 +264,20 @@ test('usage errors exit 2 with a message and the usage line on stderr, nothing o
     [['run', 'kvm-mirror', '--frobnicate'], /unknown option '--frobnicate'/],
     [['run', 'nope'], /unknown scenario "nope"/],
     [['replay', 'not-a-token'], /not an odpsim replay token/],
-    [['replay', 'odp1.pct.1.1.0'], /names no odpsim scenario/],
+    [
+      [
+        'replay',
+        encodeToken({
+          strategy: 'pct',
+          seed: 1,
+          maxSteps: 1,
+          decisions: [],
+          mutants: [],
+          world: '',
+        }),
+      ],
+      /names no odpsim scenario/,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => odpsimAsync(...args)));
   for (const [i, [args, message]] of cases.entries()) {

@@ -1,0 +1,87 @@
+// The files a command writes besides its report (--trace, --log): each path is tried before the
+// run, so a bad one costs nothing; a write that still fails afterwards is reported next to the
+// report, never instead of it.
+import { closeSync, openSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Io } from './io.ts';
+import { EXIT, UsageError } from './options.ts';
+
+/** The output files a command was asked for, by option name (without the dashes). */
+export type OutputPaths = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Checks that each path can be written: not a directory, its directory exists, and the file
+ * can be created or appended to (a file created by the check is removed again). A bad path is
+ * a usage error naming the option.
+ */
+export function checkOutputs(paths: OutputPaths): void {
+  for (const [option, path] of Object.entries(paths)) {
+    if (path === undefined) continue;
+    if (path === '') throw new UsageError(`--${option}: empty file name`);
+    let existed = true;
+    let directory = false;
+    try {
+      directory = statSync(path).isDirectory();
+    } catch {
+      existed = false;
+    }
+    if (directory) throw new UsageError(`--${option} ${path}: is a directory (name a file)`);
+    try {
+      closeSync(openSync(path, 'a'));
+      if (!existed) unlinkSync(path);
+    } catch (e) {
+      throw new UsageError(`--${option} ${path}: cannot write (${reason(e)})`);
+    }
+  }
+}
+
+function reason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code ?? (e instanceof Error ? e.message : String(e));
+}
+
+/** What {@link writeOutputs} did: the files written, and one line per failed write. */
+export interface Written {
+  readonly written: string[];
+  readonly failed: string[];
+}
+
+/** Writes each file whose path is set; a failure becomes a line, not an exception. */
+export function writeOutputs(
+  files: readonly { readonly path: string | undefined; readonly data: () => string }[],
+): Written {
+  const out: Written = { written: [], failed: [] };
+  for (const f of files) {
+    if (f.path === undefined) continue;
+    try {
+      writeFileSync(f.path, f.data());
+      out.written.push(f.path);
+    } catch (e) {
+      out.failed.push(`odpsim: could not write ${f.path} (${reason(e)}); the report is complete`);
+    }
+  }
+  return out;
+}
+
+/** Prints failed writes on stderr; a clean run whose file could not be written exits 4. */
+export function reportWrites(io: Io, w: Written, status: number): number {
+  for (const line of w.failed) io.err(line);
+  return w.failed.length > 0 && status === EXIT.ok ? EXIT.output : status;
+}
+
+/** The trace and log paths actually written (null when not asked for or not written). */
+export function writtenFiles(
+  w: Written,
+  o: { readonly trace?: string | undefined; readonly log?: string | undefined },
+): { trace: string | null; log: string | null } {
+  const ok = (p: string | undefined) => (p !== undefined && w.written.includes(p) ? p : null);
+  return { trace: ok(o.trace), log: ok(o.log) };
+}
+
+/** The report's lines about the files written. */
+export function wroteLines(files: { trace: string | null; log: string | null }): string[] {
+  const lines: string[] = [];
+  if (files.trace !== null)
+    lines.push(`wrote ${files.trace} (Chrome trace JSON: open it in https://ui.perfetto.dev)`);
+  if (files.log !== null) lines.push(`wrote ${files.log} (text log, one event per line)`);
+  return lines;
+}
