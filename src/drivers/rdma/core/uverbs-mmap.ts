@@ -162,8 +162,7 @@ export const rdmaUmapOps: VmOps = {
     // Mutant M1 (and the 4.20 era): no ->fault, so do_fault() answers SIGBUS where the zero
     // page or the dummy page was due (67f269b37f9b restored a handler, v5.1).
     const noFault = kernel().mutant('mmapio.disassociate-no-fault');
-    if (ufileOf(vma).device.era < 501 || noFault)
-      throw sigbus(addr, `${vma} has no fault handler`);
+    if (ufileOf(vma).device.era < 501 || noFault) throw sigbus(addr, `${vma} has no fault handler`);
     return rdmaUmapFault(vma, addr);
   },
 };
