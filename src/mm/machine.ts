@@ -10,6 +10,7 @@ import type { ItreeDispatch } from './mmu-interval-tree-state.ts';
 import type { Page, PageKind } from './page.ts';
 import { PageData } from './page-data.ts';
 import { PFN_SPAN, PhysMem } from './phys-mem.ts';
+import type { Process } from './process.ts';
 import { shrinkMemory } from './reclaim.ts';
 import { SwapSpace } from './swap.ts';
 
@@ -76,6 +77,8 @@ export class Machine {
   readonly migrationWait = new WaitQueue('migration');
   readonly mms: Mm[] = [];
   readonly files: File[] = [];
+  /** Every process made on this machine; one whose `mm` is set still holds an mm_users reference. */
+  readonly processes: Process[] = [];
   readonly reclaimOnPressure: boolean;
   readonly notifierDispatch: ItreeDispatch;
   readonly legacyNotifierCore: boolean;

@@ -42,6 +42,8 @@ export class Process {
     this.mm = mm;
     this.rlimitMemlock = limit;
     this.capIpcLock = options.capIpcLock ?? false;
+    // The leak oracle counts the reference task->mm holds as the process's, not as a leak.
+    machine.processes.push(this);
   }
 
   toString(): string {

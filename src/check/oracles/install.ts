@@ -21,10 +21,13 @@ export interface Oracles {
 }
 
 /**
- * Subscribes the coherence and pairing oracles to the kernel's trace and registers the
- * quiescence checks (every start ended; no leak once every process exited). Call it while
- * building a world, before any task runs. Each oracle is also registered for run reports
- * (see registeredOracles() in registry.ts).
+ * Installs every oracle on a world: subscribes them to the kernel's trace (coherence, pairing,
+ * translation rules, lifetimes, liveness, IO mappings) and registers the quiescence checks:
+ * every start ended, and, unless `leaks` is false, the leak check. Once every task finished,
+ * the leak check fails a world that holds an mm_users reference no live process accounts for
+ * (an mmput() was forgotten), then one that kept frames, slots, pins or subscriptions after
+ * its address spaces were gone. Call it while building a world, before any task runs. Each
+ * oracle is also registered for run reports (see registeredOracles()).
  */
 export function installOracles(
   k: Kernel,
@@ -97,12 +100,13 @@ export function installOracles(
   if (options.leaks ?? true) {
     let leakChecks = 0;
     k.onQuiescence(() => {
-      if (machine.mms.every((mm) => mm.users <= 0)) leakChecks++;
+      leakChecks++;
       checkLeaks(machine);
     });
     registerOracle(k, {
       name: 'leaks',
-      description: 'once every process exited, every frame, slot, pin and subscription is back',
+      description:
+        'once every task finished, every mm was mmput() and every frame, slot, pin and subscription is back',
       rules: ['leak'],
       checks: () => leakChecks,
     });
