@@ -1,5 +1,7 @@
 /**
- * odpsim's public API. Anything not exported here is internal.
+ * odpsim's public API: everything a world of your own needs, and the explorer that checks it.
+ * Anything not exported here is internal. The README's "Use odpsim as a library" and
+ * examples/custom-world.ts show how the pieces fit.
  * @packageDocumentation
  */
 

@@ -3,7 +3,12 @@ import { ReplayStrategy } from '../kernel/strategies/replay.ts';
 import type { Strategy } from '../kernel/strategy.ts';
 import type { Task } from '../kernel/task.ts';
 
-/** Builds a world on a fresh kernel: creates its state and spawns its tasks. */
+/**
+ * Builds a world on a fresh kernel: creates its state (a Machine, its address spaces, drivers
+ * and oracles) and spawns its tasks. It must build the same world every time: exploration and
+ * replay call it once per run. A module given to `odpsim replay --world` exports one as its
+ * `default` (or as `world`).
+ */
 export type WorldBuilder = (kernel: Kernel) => void;
 
 /** What every run of one exploration shares. */

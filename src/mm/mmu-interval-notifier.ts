@@ -1,6 +1,7 @@
 /**
  * The interval-tree MMU notifier API (mmu_interval_notifier_insert / remove / read_begin /
- * read_retry / check_retry / set_seq), per mmu-notifier.md §2 and commit 99cb252f5e68.
+ * read_retry / check_retry / set_seq) of mm/mmu_notifier.c, as commit 99cb252f5e68 (v5.5)
+ * introduced it.
  */
 
 import { mightSleep } from '../kernel/context.ts';

@@ -32,7 +32,7 @@ function link<T>(index: Map<number, Set<T>>, pfn: number, who: T): void {
 }
 
 /**
- * The coherence oracle (the central invariant of DESIGN.md): a device translation is only
+ * The coherence oracle, odpsim's central invariant: a device translation is only
  * established from the CPU entry current at commit; when a CPU entry changes, no device
  * translation built from the old entry may remain (invalidate_range_start runs before the
  * change, so its callbacks have returned by then); a device write needs a writable CPU entry;

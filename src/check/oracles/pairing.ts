@@ -13,9 +13,9 @@ interface Open {
 }
 
 /**
- * The pairing oracle (the mmun rule of seed 002, I6): every successful
- * invalidate_range_start has exactly one invalidate_range_end with the identical (mm, start,
- * end); a failed non-blocking start has none; nothing is left open at quiescence.
+ * The pairing oracle: every successful mmu_notifier_invalidate_range_start() has exactly one
+ * mmu_notifier_invalidate_range_end() with the identical (mm, start, end); a failed
+ * non-blocking start has none; nothing is left open at quiescence.
  */
 export class PairingOracle {
   checks = 0;

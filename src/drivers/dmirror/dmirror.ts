@@ -37,6 +37,10 @@ import {
 /** [0, ULONG_MAX & PAGE_MASK) in the model's address width. */
 const WHOLE_SPACE = Number.MAX_SAFE_INTEGER + 1 - PAGE_SIZE;
 
+/**
+ * struct dmirror: one open of the HMM test device (dmirror_fops_open()). Its interval notifier
+ * covers the opener's whole address space; `ioctl` serves the HMM_DMIRROR_* commands.
+ */
 export class Dmirror {
   readonly device: DmirrorDevice;
   /** The mirrored address space: the opener's. */
