@@ -31,16 +31,19 @@ test('clean: dfs exhausts preemption bound 2, and pct (seed 1, depth 3) finds no
   assert.ok(stats.some((s) => s.retries > 0));
 });
 
-test('bug: the device that skips the sequence check commits a stale snapshot (pct, seed 1, 1,000 runs); minimised; the token replays it', () => {
+test('bug: the device that skips the sequence check commits a stale snapshot (random, seed 1, 1,000 runs); minimised; the token replays it', () => {
   const build = customWorld({ bug: true });
-  const r = explore(build, { strategy: 'pct', seed: 1, depth: 3, runs: 1000 });
+  const r = explore(build, { strategy: 'random', seed: 1, runs: 1000 });
   assert.equal(r.stoppedBy, 'failure');
   const f = r.failure!;
   assert.equal(f.rule, 'coherence');
   assert.equal(f.task, 'device');
   assert.match(f.bug.message, /counter-dev commits a translation of mm1 .* \(stale snapshot\)/);
-  assert.ok(f.preemptions <= f.original.preemptions);
-  assert.ok(f.preemptions <= 2, `minimised to ${f.preemptions} preemptions`);
+  // Random schedules preempt often: minimisation keeps only the preemptions the race needs.
+  assert.ok(
+    f.preemptions < f.original.preemptions,
+    `minimised from ${f.original.preemptions} to ${f.preemptions} preemptions`,
+  );
   const again = replay(build, f.token);
   assert.equal(again.result.bug?.rule, 'coherence');
   assert.equal(again.result.bug?.message, f.bug.message);
@@ -64,7 +67,7 @@ test('main() explores the clean world and says so', () => {
       main((l) => lines.push(l)),
       0,
     );
-    assert.match(lines[0]!, /^explored 1000 schedules \(pct, seed 1, depth 3\)/);
+    assert.match(lines[0]!, /^explored 1000 schedules \(random, seed 1\)/);
     assert.equal(lines.at(-1), 'clean');
   } finally {
     if (saved !== undefined) process.env.ODPSIM_EXAMPLE_BUG = saved;
@@ -78,7 +81,7 @@ test('the module exports the world as default and as `world`; ODPSIM_EXAMPLE_BUG
   const script = `
     const m = await import('./examples/custom-world.ts');
     const { explore, replay } = await import('./src/index.ts');
-    const f = explore(m.default, { strategy: 'pct', seed: 1, runs: 1000 }).failure;
+    const f = explore(m.default, { strategy: 'random', seed: 1, runs: 1000 }).failure;
     console.log(f.rule, replay(m.world, f.token).result.bug.rule);`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     env: { ...process.env, ODPSIM_EXAMPLE_BUG: '1' },
