@@ -65,6 +65,8 @@ export type {
 } from './kernel/trace.ts';
 export {
   type ChromeEvent,
+  type ChromeTrace,
+  type ChromeTraceClock,
   type ChromeTraceOptions,
   formatEvent,
   TraceRecorder,
