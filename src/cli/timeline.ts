@@ -198,7 +198,7 @@ export function renderTimeline(entries: readonly TimelineEntry[], limit = 200): 
   const lines: string[] = [];
   if (shown.length < entries.length)
     lines.push(
-      `  ... ${entries.length - shown.length} earlier events (all of them with --json, or in the log of odpsim replay <token> --log <file>)`,
+      `  ... ${entries.length - shown.length} earlier events (all of them with --json, or in the file --log <file> writes)`,
     );
   for (const e of shown) {
     const step = String(e.step).padStart(stepWidth);

@@ -3,12 +3,15 @@
 // one-job result, Ctrl-C reporting where to resume, step limits that are not bugs, sweeps.
 // Runs the source entry under tsx (no build). Explorations state strategy, seed and runs.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { customWorld } from '../../examples/custom-world.ts';
 import type { ExploreJson, ReplayJson, RunJson, SweepJson } from '../../src/cli/json.ts';
 import { reportWrites, writeOutputs } from '../../src/cli/outputs.ts';
+import { explore } from '../../src/index.ts';
 import { json, odpsimAsyncWith, type Ran, SRC } from './harness.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'odpsim-daily-'));
@@ -221,4 +224,25 @@ test('sweep explores every combination and tabulates it; a mutant shows where it
   assert.match(found.stdout, /vcpus +strategy +runs +result\n +2 +pct +243 +coherence in run 242/);
   assert.match(found.stdout, /vcpus=2 pct: odpsim replay odp2\./);
   assert.match(found.stdout, /1 of 1 combinations found a violation/);
+});
+
+test('replay --world replays a token on a user module (the library example, random seed 1); a module without a world is refused', async () => {
+  const found = explore(customWorld({ bug: true }), { strategy: 'random', seed: 1, runs: 1000 });
+  assert.ok(found.failure !== null);
+  const env = { ...process.env, ODPSIM_EXAMPLE_BUG: '1' };
+  const r = spawnSync(
+    process.execPath,
+    [...SRC, 'replay', found.failure.token, '--world', 'examples/custom-world.ts', '--json'],
+    { encoding: 'utf8', env },
+  );
+  assert.equal(r.status, 1, r.stderr);
+  const rep = JSON.parse(r.stdout) as ReplayJson;
+  assert.equal(rep.failure?.message, found.failure.bug.message);
+  assert.equal(rep.scenario, 'examples/custom-world.ts');
+  const [missing, notAWorld] = await Promise.all([
+    odpsim('replay', found.failure.token, '--world', 'examples/nope.ts'),
+    odpsim('replay', found.failure.token, '--world', 'src/cli/report.ts'),
+  ]);
+  usageError(missing, /--world examples\/nope.ts: cannot load it/, 'missing module');
+  usageError(notAWorld, /exports no world/, 'module without a world');
 });
