@@ -43,7 +43,8 @@ export const MUTANTS: readonly MutantInfo[] = [
     name: 'mm.free-before-start',
     description:
       'munmap/zap frees the pages before invalidate_range_start has told the secondary MMUs',
-    history: 'the page-freeing rule of mm-paths.md §4 (a device can DMA into a reused page)',
+    history:
+      'the page-freeing rule: a page is freed only after every secondary MMU was told (else a device can DMA into a reused page)',
     rule: 'coherence',
     reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
@@ -144,7 +145,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     description:
       'the dmirror invalidate callback calls mmu_interval_set_seq() after dropping its mutex',
     history:
-      'mmu_interval_set_seq() must be serialised with read_retry by the driver lock (mmu-notifier.md §2.4, I4)',
+      'mmu_interval_set_seq() must be serialised with read_retry by the driver lock (the rule documented above mmu_interval_read_begin() in include/linux/mmu_notifier.h)',
     rule: 'coherence',
     reach: { scenario: 'dmirror-race', set: {}, strategy: 'random', seed: 1, runs: 50 },
   },
@@ -153,7 +154,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     description:
       'the dmirror invalidate callback drops its mutex and returns before the device entries are erased (deferred work erases them)',
     history:
-      'ops->invalidate must stop device use of the range before it returns (mmu-notifier.md §2.4, I5)',
+      'ops->invalidate must stop device use of the range before it returns (the interval notifier contract in include/linux/mmu_notifier.h)',
     rule: 'coherence',
     reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },

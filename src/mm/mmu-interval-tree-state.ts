@@ -231,7 +231,7 @@ export class ItreeState {
     }
   }
 
-  /** I2 and I3 of mmu-notifier.md §2.10, checked after every locked step. */
+  /** The sequence invariants (odd exactly while invalidations are active; deferred work only then), checked after every locked step. */
   check(): void {
     if (this.active < 0) bug('itree-invariant', `active_invalidate_ranges is ${this.active}`);
     if (this.invalidating && this.active === 0)

@@ -2,7 +2,7 @@
  * Lifetime of a classic subscriber (mm/mmu_notifier.c): mmu_notifier_unregister() returns only
  * once no callback runs (synchronize_srcu) and none can start (the subscriber is unlinked), and
  * mmu_notifier_put() frees it (->free_notifier) only after an SRCU grace period. The interval
- * notifier checks the same of its subscriptions (mmu-notifier.md §2.10, I7).
+ * notifier checks the same of its subscriptions.
  */
 import { bug } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';

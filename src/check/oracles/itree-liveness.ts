@@ -6,7 +6,7 @@ import type { Mm } from '../../mm/mm.ts';
 import type { ItreeState } from '../../mm/mmu-interval-tree-state.ts';
 
 /**
- * Liveness of the interval-notifier sequence (mmu-notifier.md §2.10): every interval
+ * Liveness of the interval-notifier sequence: every interval
  * invalidation that began ends, so `active_invalidate_ranges` returns to zero and an odd
  * `invalidate_seq` becomes even again. A count left raised blocks mmu_interval_read_begin,
  * mmu_interval_notifier_remove and the deferred inserts forever; the deadlock report alone
