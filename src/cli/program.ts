@@ -156,9 +156,11 @@ function buildProgram(io: Io, status: { code: number }): Command {
       'values of a parameter: a list (pages=4,8,64) or a range (frames=2..16); repeatable',
       collectSweep,
     )
-    .option('--strategy <names>', 'strategies, comma separated (random, pct, dfs)', strategyList, [
-      'pct',
-    ] as string[])
+    .addOption(
+      new Option('--strategy <names>', 'strategies, comma separated (random, pct, dfs)')
+        .argParser(strategyList)
+        .default(['pct'], 'pct'),
+    )
     .option('--runs <n>', 'runs per combination', intOption(1, Number.MAX_SAFE_INTEGER), 1000)
     .option('--seed <n>', 'seed of each exploration', intOption(0, U32), 1)
     .option(
@@ -166,7 +168,11 @@ function buildProgram(io: Io, status: { code: number }): Command {
       'step limit per run (default: sized from each world)',
       intOption(1, Number.MAX_SAFE_INTEGER),
     )
-    .option('--jobs <n>', 'worker threads per exploration (default: as explore)', intOption(1, 256))
+    .option(
+      '--jobs <n>',
+      'worker threads per exploration (default: as explore; dfs rows run on one)',
+      intOption(1, 256),
+    )
     .option('--fail-fast', 'stop at the first combination with a violation')
     .addOption(mutantOption())
     .option('--json', 'print the table as JSON')
