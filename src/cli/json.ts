@@ -42,6 +42,8 @@ export interface RunJson extends WorldJson {
   readonly counters: readonly DeviceCounters[];
   /** The bug, with the token that replays it (`odpsim replay <token>`), or null. */
   readonly failure: (BugJson & { readonly token: string }) | null;
+  /** True when the run stopped at --max-steps before the world finished (not a bug). */
+  readonly stoppedAtLimit: boolean;
   /** Files written (`--trace`, `--log`), or null. */
   readonly files: { readonly trace: string | null; readonly log: string | null };
   readonly elapsedMs: number;

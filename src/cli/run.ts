@@ -8,7 +8,7 @@ import { observeFirstRun } from './observe.ts';
 import { EXIT } from './options.ts';
 import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
 import { runStatus } from './progress.ts';
-import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
+import { formatCounters, formatMs, formatStats, formatVerdicts, num } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
@@ -39,6 +39,8 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       runs: 1,
       seed: opts.seed,
       maxSteps: opts.maxSteps,
+      // Cut short is reported as such, not as a bug (the world may only need more steps).
+      onStepLimit: 'pass',
       mutants: s.mutants,
       world: encodeWorld(s.spec),
       onKernel: (k) => {
@@ -71,6 +73,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     counters: countersOf(o.kernel),
     failure:
       f === null ? null : { rule: f.rule, task: f.task, message: f.bug.message, token: f.token },
+    stoppedAtLimit: r.stepLimited > 0,
     files: writtenFiles(w, opts),
     elapsedMs,
   };
@@ -89,7 +92,11 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       ...formatVerdicts(report.oracles),
       '',
     ];
-    if (f === null) lines.push('Result: ok, every check passed');
+    if (report.stoppedAtLimit)
+      lines.push(
+        `Result: stopped at the step limit of ${num(opts.maxSteps)} steps before the world finished: not a bug, but the checks ran only that far (its end-of-run checks did not run); raise it with --max-steps`,
+      );
+    else if (f === null) lines.push('Result: ok, every check passed');
     else
       lines.push(
         `Result: ${f.bug.message}`,

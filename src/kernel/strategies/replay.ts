@@ -38,12 +38,12 @@ export class ReplayStrategy implements Strategy {
       if (this.strict) {
         const ids = runnable.map((t) => t.id).join(',');
         throw new ReplayDivergence(
-          `replay diverged at decision ${i}: recorded task ${id} is not runnable (runnable: ${ids})`,
+          `replay diverged at decision #${i + 1}: recorded task ${id} is not runnable (runnable: ${ids})`,
         );
       }
     } else if (this.strict) {
       throw new ReplayDivergence(
-        `replay diverged: the run needs decision ${i} but the recording has ${this.decisions.length}`,
+        `replay diverged: the run needs decision #${i + 1} but the recording ends after ${this.decisions.length}`,
       );
     }
     return defaultChoice(runnable, prev);
