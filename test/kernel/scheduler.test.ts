@@ -158,7 +158,7 @@ test('replay follows recorded decisions and reports a divergence', () => {
   );
   assert.throws(
     () => runOnce(world, { strategy: new ReplayStrategy(orig.decisions.slice(0, 1)) }),
-    /needs decision 1/,
+    /needs decision #2 but the recording ends after 1/,
   );
 });
 
