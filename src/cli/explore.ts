@@ -19,6 +19,7 @@ import {
   type TimelineEntry,
   type TimelineMode,
 } from './timeline.ts';
+import { webView } from './web-view.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim explore`. */
@@ -41,6 +42,7 @@ export interface ExploreCommandOptions {
   readonly timeline: TimelineMode;
   readonly trace: string | undefined;
   readonly log: string | undefined;
+  readonly html: string | undefined;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function exploreCommand(
     );
   if (opts.strategy === 'dfs' && opts.jobs !== undefined && opts.jobs > 1)
     throw new UsageError('--jobs is not for dfs: its schedules follow from the runs before them');
-  checkOutputs({ trace: opts.trace, log: opts.log });
+  checkOutputs({ trace: opts.trace, log: opts.log, html: opts.html });
   const range = runRange(opts);
   if (range.runs === 0)
     throw new UsageError(
@@ -87,6 +89,16 @@ export async function exploreCommand(
       : writeOutputs([
           { path: opts.trace, data: () => rec.toChromeTrace() },
           { path: opts.log, data: () => `${rec.toText()}\n` },
+          {
+            path: opts.html,
+            data: () =>
+              webView(
+                rec,
+                s,
+                `the minimised violation of run ${f!.run} (${opts.strategy}, seed ${opts.seed})`,
+                f!.token,
+              ),
+          },
         ]);
   const report: ExploreJson = {
     command: 'explore',
@@ -122,7 +134,13 @@ export async function exploreCommand(
   };
   if (opts.json) io.out(JSON.stringify(report, null, 2));
   else
-    io.out(formatExplore(report, s, opts.trace !== undefined || opts.log !== undefined).join('\n'));
+    io.out(
+      formatExplore(
+        report,
+        s,
+        opts.trace !== undefined || opts.log !== undefined || opts.html !== undefined,
+      ).join('\n'),
+    );
   let status: number = report.ok ? EXIT.ok : EXIT.bug;
   if (r.pool.stoppedBy === 'interrupted' && report.ok) status = EXIT.interrupted;
   return reportWrites(io, written, status);
@@ -316,7 +334,7 @@ function formatExplore(r: ExploreJson, s: Setup, filesAsked: boolean): string[] 
           ? 'Result: no violation in any schedule within the preemption bound'
           : 'Result: no violation found',
       );
-    if (filesAsked) lines.push('(no violation, so no trace or log was written)');
+    if (filesAsked) lines.push('(no violation, so no trace, log or web view was written)');
     return lines;
   }
   lines.push(

@@ -7,6 +7,7 @@ import type { DeviceCounters } from '../check/counters.ts';
 import type { ExploreResult } from '../check/explore.ts';
 import type { MutantInfo } from '../check/mutants.ts';
 import type { ScenarioFinding, ScenarioParam } from '../scenarios/scenario.ts';
+import type { FilesJson } from './outputs.ts';
 import type { OracleVerdict, RunStats } from './stats.ts';
 import type { TimelineEntry } from './timeline.ts';
 
@@ -44,8 +45,8 @@ export interface RunJson extends WorldJson {
   readonly failure: (BugJson & { readonly token: string }) | null;
   /** True when the run stopped at --max-steps before the world finished (not a bug). */
   readonly stoppedAtLimit: boolean;
-  /** Files written (`--trace`, `--log`), or null. */
-  readonly files: { readonly trace: string | null; readonly log: string | null };
+  /** Files written (`--trace`, `--log`, `--html`), each null when not written. */
+  readonly files: FilesJson;
   readonly elapsedMs: number;
 }
 
@@ -106,8 +107,8 @@ export interface ExploreJson extends WorldJson {
    * before it were not all done), unminimised, with its token; or null.
    */
   readonly unconfirmedFailure: ExploreJson['failure'];
-  /** Files written (`--trace`, `--log`; only when there is a violation), or null. */
-  readonly files: { readonly trace: string | null; readonly log: string | null };
+  /** Files written (`--trace`, `--log`, `--html`; only when there is a violation), or null. */
+  readonly files: FilesJson;
   readonly elapsedMs: number;
 }
 
@@ -155,8 +156,8 @@ export interface ReplayJson extends WorldJson {
   readonly counters: readonly DeviceCounters[];
   readonly failure: BugJson | null;
   readonly timeline: readonly TimelineEntry[];
-  /** Files written (`--trace`, `--log`), or null. */
-  readonly files: { readonly trace: string | null; readonly log: string | null };
+  /** Files written (`--trace`, `--log`, `--html`), each null when not written. */
+  readonly files: FilesJson;
   readonly elapsedMs: number;
 }
 

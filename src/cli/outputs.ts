@@ -68,20 +68,33 @@ export function reportWrites(io: Io, w: Written, status: number): number {
   return w.failed.length > 0 && status === EXIT.ok ? EXIT.output : status;
 }
 
-/** The trace and log paths actually written (null when not asked for or not written). */
+/** The files a report names: each path written, or null (not asked for, or not written). */
+export interface FilesJson {
+  readonly trace: string | null;
+  readonly log: string | null;
+  readonly html: string | null;
+}
+
+/** The trace, log and web-view paths actually written. */
 export function writtenFiles(
   w: Written,
-  o: { readonly trace?: string | undefined; readonly log?: string | undefined },
-): { trace: string | null; log: string | null } {
+  o: {
+    readonly trace?: string | undefined;
+    readonly log?: string | undefined;
+    readonly html?: string | undefined;
+  },
+): FilesJson {
   const ok = (p: string | undefined) => (p !== undefined && w.written.includes(p) ? p : null);
-  return { trace: ok(o.trace), log: ok(o.log) };
+  return { trace: ok(o.trace), log: ok(o.log), html: ok(o.html) };
 }
 
 /** The report's lines about the files written. */
-export function wroteLines(files: { trace: string | null; log: string | null }): string[] {
+export function wroteLines(files: FilesJson): string[] {
   const lines: string[] = [];
   if (files.trace !== null)
     lines.push(`wrote ${files.trace} (Chrome trace JSON: open it in https://ui.perfetto.dev)`);
   if (files.log !== null) lines.push(`wrote ${files.log} (text log, one event per line)`);
+  if (files.html !== null)
+    lines.push(`wrote ${files.html} (web view: open it in a browser; no network needed)`);
   return lines;
 }

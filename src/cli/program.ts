@@ -70,6 +70,11 @@ function buildProgram(io: Io, status: { code: number }): Command {
     new Option('--trace <file>', `write ${what} as Chrome trace JSON (open in Perfetto)`);
   const logOption = (what: string) =>
     new Option('--log <file>', `write ${what} as a text log, one event per line`);
+  const htmlOption = (what: string) =>
+    new Option(
+      '--html <file>',
+      `write ${what} as a self-contained web view: task lanes and the page grid through time`,
+    );
   const timelineOption = () =>
     new Option('--timeline <detail>', 'timeline detail: the protocol, or every event (locks too)')
       .choices(['protocol', 'full'])
@@ -92,6 +97,7 @@ function buildProgram(io: Io, status: { code: number }): Command {
     )
     .addOption(traceOption('the run'))
     .addOption(logOption('the run'))
+    .addOption(htmlOption('the run'))
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RunCommandOptions>) =>
@@ -138,6 +144,7 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .addOption(timelineOption())
     .addOption(traceOption('the minimised violation'))
     .addOption(logOption('the minimised violation'))
+    .addOption(htmlOption('the minimised violation'))
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RawExploreOptions>) =>
@@ -195,6 +202,7 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .addOption(timelineOption())
     .addOption(traceOption('the replayed run'))
     .addOption(logOption('the replayed run'))
+    .addOption(htmlOption('the replayed run'))
     .option(
       '--world <module>',
       "replay on your own world: a module whose default export is a WorldBuilder (see the README's library section)",

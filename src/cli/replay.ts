@@ -15,6 +15,7 @@ import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.
 import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { buildTimeline, renderTimeline, type TimelineMode } from './timeline.ts';
+import { webView } from './web-view.ts';
 import { decodeWorld, worldBuilder } from './world.ts';
 import { loadWorld } from './world-ref.ts';
 
@@ -24,6 +25,8 @@ export interface ReplayCommandOptions {
   readonly trace?: string;
   /** Write the text log here. */
   readonly log?: string;
+  /** Write the web view here. */
+  readonly html?: string;
   /** Replay on the world a user's module exports instead of the token's scenario. */
   readonly world?: string;
   readonly timeline: TimelineMode;
@@ -56,7 +59,7 @@ export async function replayCommand(
 ): Promise<number> {
   const record = asUsage(() => decodeToken(token));
   const { s, build } = await worldOf(record, opts.world);
-  checkOutputs({ trace: opts.trace, log: opts.log });
+  checkOutputs({ trace: opts.trace, log: opts.log, html: opts.html });
   const watch = observeFirstRun(true);
   const t0 = io.now();
   let result: ReturnType<typeof replay>['result'];
@@ -74,6 +77,16 @@ export async function replayCommand(
   const w = writeOutputs([
     { path: opts.trace, data: () => rec.toChromeTrace() },
     { path: opts.log, data: () => `${rec.toText()}\n` },
+    {
+      path: opts.html,
+      data: () =>
+        webView(
+          rec,
+          s,
+          `replay of a schedule found by ${record.strategy} (run seed ${record.seed})`,
+          token.trim(),
+        ),
+    },
   ]);
   const files = writtenFiles(w, opts);
   const report: ReplayJson = {

@@ -11,6 +11,7 @@ import { runStatus } from './progress.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts, num } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
+import { webView } from './web-view.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim run`. */
@@ -21,15 +22,18 @@ export interface RunCommandOptions {
   readonly maxSteps: number;
   readonly trace?: string | undefined;
   readonly log?: string | undefined;
+  readonly html?: string | undefined;
   readonly json: boolean;
 }
 
 /** Runs the scenario once in virtual-time order; returns the exit status. */
 export function runCommand(io: Io, name: string, opts: RunCommandOptions): number {
   const s = setup(name, opts.set, opts.mutant);
-  checkOutputs({ trace: opts.trace, log: opts.log });
+  checkOutputs({ trace: opts.trace, log: opts.log, html: opts.html });
   // Recording costs memory per event: only when a file asks for it.
-  const watch = observeFirstRun(opts.trace !== undefined || opts.log !== undefined);
+  const watch = observeFirstRun(
+    opts.trace !== undefined || opts.log !== undefined || opts.html !== undefined,
+  );
   const status = runStatus(io, `running ${s.spec.scenario.name}`);
   const t0 = io.now();
   let r: ReturnType<typeof explore>;
@@ -58,6 +62,10 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
   const w = writeOutputs([
     { path: opts.trace, data: () => rec!.toChromeTrace() },
     { path: opts.log, data: () => `${rec!.toText()}\n` },
+    {
+      path: opts.html,
+      data: () => webView(rec!, s, `timed, seed ${opts.seed}`, r.failure?.token ?? null),
+    },
   ]);
   const f = r.failure;
   const bug = f?.bug ?? null;

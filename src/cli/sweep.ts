@@ -68,6 +68,7 @@ export async function sweepCommand(
         timeline: 'protocol',
         trace: undefined,
         log: undefined,
+        html: undefined,
       };
       const r = await exploreWorld(io, s, o, { first: 0, runs: opts.runs });
       const f = r.failure;

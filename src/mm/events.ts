@@ -14,8 +14,11 @@ declare module '../kernel/trace.ts' {
       readable: boolean;
       writable: boolean;
     };
-    /** A CPU PTE stopped mapping a frame (cleared, or replaced by a swap or migration entry). */
-    'pte-clear': { mm: number; addr: number; pfn: number; gen: number };
+    /**
+     * A CPU PTE stopped mapping a frame: cleared, or (`to`) replaced by a swap or migration
+     * entry.
+     */
+    'pte-clear': { mm: number; addr: number; pfn: number; gen: number; to?: 'swap' | 'migration' };
     /** A CPU TLB flush of [start, end) completed. */
     'tlb-flush': { mm: number; start: number; end: number };
     /** A CPU page fault was taken (handle_mm_fault()). */

@@ -158,16 +158,20 @@ export class Mm implements RmapOwner {
     const vpn = addr / PAGE_SIZE;
     const old = this.pt.get(vpn);
     this.pt.set(vpn, next);
-    if (old !== undefined) this.unmapped(addr, old);
+    if (old !== undefined) this.unmapped(addr, old, next.kind);
     return old;
   }
 
-  private unmapped(addr: number, pte: Pte): void {
+  private unmapped(addr: number, pte: Pte, to?: Pte['kind']): void {
     if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero')
       pte.page.removeRmap(this, addr);
     const k = kernel();
     if (k.trace.on && ptePresent(pte)) {
-      k.trace.emit('pte-clear', { mm: this.id, addr, pfn: ptePfn(pte), gen: pteGen(pte) });
+      const e = { mm: this.id, addr, pfn: ptePfn(pte), gen: pteGen(pte) };
+      k.trace.emit(
+        'pte-clear',
+        to === 'swap' || to === 'migration' ? { ...e, to } : e,
+      );
     }
   }
 

@@ -19,6 +19,8 @@ before(() => {
   const tsc = join('node_modules', '.bin', 'tsc');
   const b = spawnSync(tsc, ['-p', 'tsconfig.build.json'], { encoding: 'utf8' });
   assert.equal(b.status, 0, `build failed:\n${b.stdout}${b.stderr}`);
+  const assets = spawnSync(process.execPath, ['scripts/copy-assets.mjs'], { encoding: 'utf8' });
+  assert.equal(assets.status, 0, assets.stderr);
   tmp = mkdtempSync(join(tmpdir(), 'odpsim-cli-'));
 });
 
