@@ -168,10 +168,7 @@ export class Mm implements RmapOwner {
     const k = kernel();
     if (k.trace.on && ptePresent(pte)) {
       const e = { mm: this.id, addr, pfn: ptePfn(pte), gen: pteGen(pte) };
-      k.trace.emit(
-        'pte-clear',
-        to === 'swap' || to === 'migration' ? { ...e, to } : e,
-      );
+      k.trace.emit('pte-clear', to === 'swap' || to === 'migration' ? { ...e, to } : e);
     }
   }
 
