@@ -12,6 +12,9 @@ import { chromium } from 'playwright-core';
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'odpsim-bench-web-'));
 const REPEATS = 3;
+/** The budget of the large page: drawn within this, and a cursor step within a frame budget. */
+const READY_BUDGET_MS = 5_000;
+const STEP_BUDGET_MS = 100;
 const KEY_STEPS = 50;
 
 function odpsim(args: string[]): string {
@@ -85,5 +88,10 @@ console.log(
 );
 console.log(
   `ratio: ready ${(large.readyMs / base.readyMs).toFixed(2)}x the baseline, cursor step ${(large.keyMs / base.keyMs).toFixed(2)}x`,
+);
+const verdict = (ms: number, budget: number) =>
+  `${ms.toFixed(0)} ms ${ms <= budget ? 'within' : 'OVER'} the ${budget} ms budget`;
+console.log(
+  `large page: ready ${verdict(large.readyMs, READY_BUDGET_MS)}; cursor step ${verdict(large.keyMs, STEP_BUDGET_MS)}`,
 );
 rmSync(tmp, { recursive: true, force: true });

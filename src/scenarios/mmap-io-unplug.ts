@@ -64,7 +64,7 @@ export const mmapIoUnplugScenario: Scenario = {
   params: [
     {
       name: 'era',
-      description: `kernel version ×100 whose uverbs mmap code runs: ${ERAS.join(', ')} (the versions where it changed)`,
+      description: `kernel version ×100 whose uverbs mmap code runs: ${ERAS.join(', ')} (the versions where it changed; 420 lacks the fault handler (M1), 505 and 506 keep the mmap entries of a process exiting during the unplug, so dealloc_ucontext WARNs, 613 has the disassociation_lock inversion)`,
       default: 612,
       min: 420,
       max: 613,

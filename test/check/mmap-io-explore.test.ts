@@ -38,3 +38,13 @@ test('era=420 is M1 itself, and era=613 the disassociation_lock inversion (pct s
   assert.equal(recent.failure?.bug.rule, 'lock-order');
   assert.match(recent.failure!.bug.message, /disassociation_lock/);
 });
+
+test('era=505 and 506 keep an exiting process mmap entries past dealloc_ucontext (WARN); 507 puts them (pct seed 1, 20 runs)', () => {
+  for (const era of [505, 506]) {
+    const r = explore(world({ era }), { strategy: 'pct', seed: 1, runs: 20 });
+    assert.equal(r.failure?.rule, 'warn', `era ${era}`);
+    assert.match(r.failure!.bug.message, /mmap offsets still in mmap_xa at dealloc_ucontext/);
+  }
+  const fixed = explore(world({ era: 507 }), { strategy: 'pct', seed: 1, runs: 20 });
+  assert.equal(fixed.failure, null, fixed.failure?.bug.message);
+});

@@ -237,7 +237,7 @@ test('explore finds a mutant (exit 1, pct seed 6, ≤ 300 runs); replay reproduc
   assert.equal(rp.failure?.message, f.message);
   assert.deepEqual(rp.timeline, f.timeline);
   assert.equal(rp.oracles.find((o) => o.name === 'coherence')?.verdict, 'fail');
-  assert.deepEqual(rp.files, { trace, log });
+  assert.deepEqual(rp.files, { trace, log, html: null });
   const chrome = JSON.parse(readFileSync(trace, 'utf8'));
   assert.ok(Array.isArray(chrome.traceEvents) && chrome.traceEvents.length > 10);
   assert.ok(

@@ -194,7 +194,7 @@ test('run --trace and --log write the run; the report names them', async () => {
   const log = join(tmp, 'run.txt');
   const r = await odpsim('run', 'kvm-mirror', '--trace', trace, '--log', log, '--json');
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(json<RunJson>(r).files, { trace, log });
+  assert.deepEqual(json<RunJson>(r).files, { trace, log, html: null });
   assert.ok(JSON.parse(readFileSync(trace, 'utf8')).traceEvents.length > 10);
   assert.match(readFileSync(log, 'utf8'), /mmu-start/);
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import type { ReplayJson } from '../../src/cli/json.ts';
+import type { ExploreJson, ReplayJson } from '../../src/cli/json.ts';
 import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
 import { explore, replay, TraceRecorder } from '../../src/index.ts';
 import { json, odpsimAsyncWith, SRC } from '../cli/harness.ts';
@@ -177,6 +177,32 @@ test('the web view of a clean run colours nothing and marks no violation', async
       ).odpsimView.incoherentCells().length,
   );
   assert.equal(cells, 0);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('explore --html writes the web view of the minimised violation (pct seed 1, ≤ 100 runs)', async () => {
+  const file = join(tmp, 'explore.html');
+  const r = await odpsimAsyncWith(SRC, [
+    'explore',
+    'dmirror-race',
+    '--mutant',
+    'dmirror.no-read-retry',
+    '--runs',
+    '100',
+    '--html',
+    file,
+    '--json',
+  ]);
+  assert.equal(r.status, 1, r.stderr);
+  const rep = json<ExploreJson>(r);
+  assert.equal(rep.files.html, file);
+  const { page, errors } = await open(file);
+  assert.equal(
+    await page.getAttribute('#violation', 'data-step'),
+    String(rep.failure!.timeline.at(-1)!.step),
+  );
+  assert.ok((await page.textContent('header'))!.includes(rep.failure!.token));
   assert.deepEqual(errors, []);
   await page.close();
 });
