@@ -8,7 +8,7 @@ import { type Chunk, ChunkWorker, type PoolResult, runChunk, runLanes } from './
 import type { Io } from './io.ts';
 import type { ExploreJson } from './json.ts';
 import { EXIT, UsageError } from './options.ts';
-import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
+import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
 import { PROBE_MAX_STEPS, probeWorld, stepBudget } from './probe.ts';
 import { progressBar } from './progress.ts';
 import { formatMs, num, plural } from './report.ts';
@@ -19,7 +19,7 @@ import {
   type TimelineEntry,
   type TimelineMode,
 } from './timeline.ts';
-import { webView } from './web-view.ts';
+import { writeRecording } from './web-view.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim explore`. */
@@ -86,20 +86,13 @@ export async function exploreCommand(
   const written =
     rec === null
       ? { written: [], failed: [] }
-      : writeOutputs([
-          { path: opts.trace, data: () => rec.toChromeTrace() },
-          { path: opts.log, data: () => `${rec.toText()}\n` },
-          {
-            path: opts.html,
-            data: () =>
-              webView(
-                rec,
-                s,
-                `the minimised violation of run ${f!.run} (${opts.strategy}, seed ${opts.seed})`,
-                f!.token,
-              ),
-          },
-        ]);
+      : writeRecording(
+          rec,
+          opts,
+          s,
+          `the minimised violation of run ${f!.run} (${opts.strategy}, seed ${opts.seed})`,
+          f!.token,
+        );
   const report: ExploreJson = {
     command: 'explore',
     ...worldJson(s),

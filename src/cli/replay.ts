@@ -10,12 +10,12 @@ import type { Io } from './io.ts';
 import type { ReplayJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT, UsageError } from './options.ts';
-import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
+import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { buildTimeline, renderTimeline, type TimelineMode } from './timeline.ts';
-import { webView } from './web-view.ts';
+import { writeRecording } from './web-view.ts';
 import { decodeWorld, worldBuilder } from './world.ts';
 import { loadWorld } from './world-ref.ts';
 
@@ -74,20 +74,13 @@ export async function replayCommand(
   const o = watch.observed()!;
   const rec = o.recorder!;
   const bug = result.bug;
-  const w = writeOutputs([
-    { path: opts.trace, data: () => rec.toChromeTrace() },
-    { path: opts.log, data: () => `${rec.toText()}\n` },
-    {
-      path: opts.html,
-      data: () =>
-        webView(
-          rec,
-          s,
-          `replay of a schedule found by ${record.strategy} (run seed ${record.seed})`,
-          token.trim(),
-        ),
-    },
-  ]);
+  const w = writeRecording(
+    rec,
+    opts,
+    s,
+    `replay of a schedule found by ${record.strategy} (run seed ${record.seed})`,
+    token.trim(),
+  );
   const files = writtenFiles(w, opts);
   const report: ReplayJson = {
     command: 'replay',

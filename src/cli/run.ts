@@ -6,12 +6,12 @@ import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT } from './options.ts';
-import { checkOutputs, reportWrites, writeOutputs, writtenFiles, wroteLines } from './outputs.ts';
+import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
 import { runStatus } from './progress.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts, num } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
-import { webView } from './web-view.ts';
+import { writeRecording } from './web-view.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim run`. */
@@ -58,15 +58,10 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
   }
   const elapsedMs = io.now() - t0;
   const o = watch.observed()!;
-  const rec = o.recorder;
-  const w = writeOutputs([
-    { path: opts.trace, data: () => rec!.toChromeTrace() },
-    { path: opts.log, data: () => `${rec!.toText()}\n` },
-    {
-      path: opts.html,
-      data: () => webView(rec!, s, `timed, seed ${opts.seed}`, r.failure?.token ?? null),
-    },
-  ]);
+  const w =
+    o.recorder === null
+      ? { written: [], failed: [] }
+      : writeRecording(o.recorder, opts, s, `timed, seed ${opts.seed}`, r.failure?.token ?? null);
   const f = r.failure;
   const bug = f?.bug ?? null;
   const report: RunJson = {

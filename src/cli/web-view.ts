@@ -2,6 +2,7 @@
 import type { TraceRecorder } from '../kernel/trace-export.ts';
 import { renderHtml } from '../view/html.ts';
 import { buildViewModel } from '../view/model.ts';
+import { type Written, writeOutputs } from './outputs.ts';
 import type { Setup } from './setup.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -21,4 +22,23 @@ export function webView(rec: TraceRecorder, s: Setup, how: string, token: string
       lines,
     }),
   );
+}
+
+/** Writes a recorded run's `--trace`, `--log` and `--html` files (those asked for). */
+export function writeRecording(
+  rec: TraceRecorder,
+  o: {
+    readonly trace?: string | undefined;
+    readonly log?: string | undefined;
+    readonly html?: string | undefined;
+  },
+  s: Setup,
+  how: string,
+  token: string | null,
+): Written {
+  return writeOutputs([
+    { path: o.trace, data: () => rec.toChromeTrace() },
+    { path: o.log, data: () => `${rec.toText()}\n` },
+    { path: o.html, data: () => webView(rec, s, how, token) },
+  ]);
 }
