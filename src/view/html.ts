@@ -24,15 +24,22 @@ const escapeHtml = (s: string) =>
 /** JSON safe inside a script element (no `</script>` can end it early). */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
+/** The colours of the states, spans and incoherent cells (the page script reads them too). */
+const PALETTE = {
+  cpu: ['#eeeeee', '#9ecae1', '#3182bd', '#bcbddc', '#fdd0a2'],
+  dev: ['#eeeeee', '#a1d99b', '#31a354'],
+  span: { run: '#d9d9d9', lock: '#fdae6b', invalidate: '#de2d26' },
+  incoherent: '#e6550d',
+} as const;
+
 /** The legend: what each colour and mark means. */
 function legend(): string {
-  const cpu = ['#eeeeee', '#9ecae1', '#3182bd', '#bcbddc', '#fdd0a2'];
-  const dev = ['#eeeeee', '#a1d99b', '#31a354'];
+  const { cpu, dev } = PALETTE;
   const swatch = (c: string, label: string) =>
     `<span class="swatch" style="background:${c}"></span>${escapeHtml(label)}`;
   return [
     `<div><b>CPU entry</b> ${CPU_STATES.map((s, i) => swatch(cpu[i]!, s)).join(' ')}</div>`,
-    `<div><b>device translation</b> ${DEV_STATES.map((s, i) => swatch(dev[i]!, s)).join(' ')} ${swatch('#e6550d', 'disagrees with the CPU entry')}</div>`,
+    `<div><b>device translation</b> ${DEV_STATES.map((s, i) => swatch(dev[i]!, s)).join(' ')} ${swatch(PALETTE.incoherent, 'disagrees with the CPU entry')}</div>`,
     '<div><b>lanes</b> grey: running; red: an invalidation (range start to end); orange: a lock held; ◆ device commit; ▲ device fault; ● retry; pin: the violation</div>',
     '<div><b>keys</b> ← → move between steps with events, Home/End; click a chart to move there; wheel or drag to zoom and pan</div>',
   ].join('');
@@ -62,6 +69,7 @@ export function renderHtml(model: ViewModel): string {
 <aside id="panel"></aside>
 </main>
 <script type="application/json" id="odpsim-model">${scriptJson(model)}</script>
+<script type="application/json" id="odpsim-palette">${scriptJson(PALETTE)}</script>
 <script>${echartsBundle()}</script>
 <script>${asset('page.js')}</script>
 </body>

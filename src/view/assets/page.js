@@ -7,9 +7,11 @@
   const view = { ready: false };
   window.odpsimView = view;
   const model = JSON.parse(document.getElementById('odpsim-model').textContent);
-  const CPU = ['#eeeeee', '#9ecae1', '#3182bd', '#bcbddc', '#fdd0a2'];
-  const DEV = ['#eeeeee', '#a1d99b', '#31a354'];
-  const SPAN = { run: '#d9d9d9', lock: '#fdae6b', invalidate: '#de2d26' };
+  // Colours, as the legend (html.ts) shows them.
+  const palette = JSON.parse(document.getElementById('odpsim-palette').textContent);
+  const CPU = palette.cpu;
+  const DEV = palette.dev;
+  const SPAN = palette.span;
   const MARK = { fault: 'triangle', commit: 'diamond', retry: 'circle', bug: 'pin' };
   const CPU_NAMES = ['absent', 'read-only', 'writable', 'swap', 'migration'];
   const DEV_NAMES = ['absent', 'read', 'write'];
@@ -21,6 +23,7 @@
 
   // The steps with an event, in order: the cursor moves among them.
   const steps = [...new Set(model.events.map((e) => e[0]))].sort((a, b) => a - b);
+  const indexOfStep = new Map(steps.map((s, i) => [s, i]));
   const byStep = new Map();
   for (const e of model.events) {
     if (!byStep.has(e[0])) byStep.set(e[0], []);
@@ -42,12 +45,11 @@
     return row.segments.map((s, k) => [s[0], (row.segments[k + 1] || [last])[0], i, s[1], s[2]]);
   }
 
-  /** A rectangle for [from, to) on category `row`, `frac` of the band high. */
-  function bar(api, params, color, frac, stroke) {
+  /** An outlined rectangle over steps [from, to) of grid row `row` (an incoherent cell). */
+  function outlined(api, params) {
     const start = api.coord([api.value(0), api.value(2)]);
     const end = api.coord([api.value(1), api.value(2)]);
-    const band = api.size([0, 1])[1];
-    const h = band * frac;
+    const h = api.size([0, 1])[1] * 0.8;
     const rect = echarts.graphic.clipRectByRect(
       { x: start[0], y: start[1] - h / 2, width: Math.max(1, end[0] - start[0]), height: h },
       {
@@ -61,7 +63,7 @@
     return {
       type: 'rect',
       shape: rect,
-      style: stroke ? { fill: color, stroke: '#000', lineWidth: 1 } : { fill: color },
+      style: { fill: palette.incoherent, stroke: '#000', lineWidth: 1 },
     };
   }
 
@@ -103,7 +105,9 @@
     type: 'scatter',
     symbol: MARK[kind],
     symbolSize: kind === 'bug' ? 18 : 9,
-    itemStyle: { color: kind === 'bug' ? '#e6550d' : kind === 'commit' ? '#31a354' : '#636363' },
+    itemStyle: {
+      color: kind === 'bug' ? palette.incoherent : kind === 'commit' ? DEV[2] : '#636363',
+    },
     data: model.marks.filter((m) => m.kind === kind).map((m) => [m.step, m.task, m.label]),
     large: true,
   }));
@@ -191,8 +195,8 @@
           : [
               {
                 xAxis: model.violation.step,
-                lineStyle: { color: '#e6550d', width: 2, type: 'dashed' },
-                label: { formatter: 'violation', color: '#e6550d' },
+                lineStyle: { color: palette.incoherent, width: 2, type: 'dashed' },
+                label: { formatter: 'violation', color: palette.incoherent },
               },
             ],
     },
@@ -223,7 +227,7 @@
       {
         id: 'incoherent',
         type: 'custom',
-        renderItem: (params, api) => bar(api, params, '#e6550d', 0.8, true),
+        renderItem: (params, api) => outlined(api, params),
         encode: { x: [0, 1], y: 2 },
         data: bad,
       },
@@ -287,16 +291,27 @@
       `<table id="entries"><tr><th>page</th><th>entry of</th><th>state</th></tr>${rows}</table>`;
   }
   /** The grid rows the panel lists at the cursor: all, or those the step touches. */
+  // For a large grid, indexes built once: the rows of each page address, and the rows whose
+  // entry changes at each step.
+  const rowsOfAddress = new Map();
+  const rowsChangingAt = new Map();
+  for (const [i, r] of model.rows.entries()) {
+    const address = r.page.split(' ')[1];
+    if (!rowsOfAddress.has(address)) rowsOfAddress.set(address, []);
+    rowsOfAddress.get(address).push(i);
+    for (const s of r.segments) {
+      if (!rowsChangingAt.has(s[0])) rowsChangingAt.set(s[0], []);
+      rowsChangingAt.get(s[0]).push(i);
+    }
+  }
   function panelRows(events) {
-    const all = model.rows.map((_, i) => i);
-    if (model.rows.length <= PANEL_ALL_ROWS) return all;
-    const text = events.map((e) => e[2]).join('\n');
-    return all.filter(
-      (i) =>
-        text.includes(model.rows[i].page.split(' ')[1]) ||
-        model.rows[i].segments.some((s) => s[0] === cursor) ||
-        incoherentAt(i, cursor),
-    );
+    if (model.rows.length <= PANEL_ALL_ROWS) return model.rows.map((_, i) => i);
+    const rows = new Set(rowsChangingAt.get(cursor) || []);
+    for (const e of events)
+      for (const address of e[2].match(/0x[0-9a-f]+/g) || [])
+        for (const i of rowsOfAddress.get(address) || []) rows.add(i);
+    for (const c of model.incoherent) if (c[1] <= cursor && cursor < c[2]) rows.add(c[0]);
+    return [...rows].sort((a, b) => a - b);
   }
 
   function escapeHtml(s) {
@@ -315,7 +330,7 @@
     return best;
   }
   document.addEventListener('keydown', (e) => {
-    const i = steps.indexOf(cursor);
+    const i = indexOfStep.get(cursor) ?? 0;
     if (e.key === 'ArrowRight' && i + 1 < steps.length) moveTo(steps[i + 1]);
     else if (e.key === 'ArrowLeft' && i > 0) moveTo(steps[i - 1]);
     else if (e.key === 'Home' && steps.length > 0) moveTo(steps[0]);
