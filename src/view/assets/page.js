@@ -132,6 +132,9 @@
   const rowLabels = model.rows.map((r) => `${r.page} ${r.owner}`);
   const bad = model.incoherent.map((c) => [c[1], c[2], c[0]]);
 
+  // Plot areas, kept here: reading them back with getOption() would copy every series.
+  const LANES_GRID = { left: 120, right: 24, top: 30, bottom: 50 };
+  const PAGES_GRID = { left: 260, right: 30, top: 10, bottom: 50 };
   const lanes = echarts.init(document.getElementById('lanes'), null, { renderer: 'canvas' });
   const grid = echarts.init(document.getElementById('grid'), null, { renderer: 'canvas' });
   // Ready once both charts have drawn everything (progressive series included).
@@ -205,7 +208,7 @@
     animation: false,
     tooltip: { trigger: 'item' },
     legend: { top: 0 },
-    grid: { left: 120, right: 24, top: 30, bottom: 50 },
+    grid: LANES_GRID,
     xAxis,
     yAxis: { type: 'category', data: model.tasks, inverse: true },
     dataZoom: zoom,
@@ -218,7 +221,7 @@
       formatter: (p) =>
         `${rowLabels[p.value[2]]}: incoherent at steps ${p.value[0]}–${p.value[1] - 1}`,
     },
-    grid: { left: 260, right: 30, top: 10, bottom: 50 },
+    grid: PAGES_GRID,
     xAxis,
     yAxis: { type: 'category', data: rowLabels, inverse: true, axisLabel: { fontSize: 10 } },
     dataZoom: [...zoom, ...rowZoom],
@@ -248,16 +251,18 @@
   // The cursor and its panel.
   let cursor = steps.length > 0 ? steps[0] : 0;
   const panel = document.getElementById('panel');
-  const lines = [lanes, grid].map((chart) => {
+  const lines = [
+    [lanes, LANES_GRID],
+    [grid, PAGES_GRID],
+  ].map(([chart, g]) => {
     const line = document.createElement('div');
     line.className = 'cursor';
     chart.getDom().appendChild(line);
-    return { chart, line };
+    return { chart, g, line };
   });
   /** Puts the cursor line at its step on each chart (hidden outside the zoomed range). */
   function place() {
-    for (const { chart, line } of lines) {
-      const g = chart.getOption().grid[0];
+    for (const { chart, g, line } of lines) {
       const box = {
         x: g.left,
         y: g.top,
