@@ -308,8 +308,11 @@ function formatExplore(r: ExploreJson, s: Setup, filesAsked: boolean): string[] 
     );
   lines.push(`elapsed ${formatMs(r.elapsedMs)}`, '');
   if (res.stoppedBy === 'interrupted') {
+    const done = `Interrupted: runs ${num(res.firstRun)}..${num(res.nextRun - 1)} are done`;
     lines.push(
-      `Interrupted: runs ${num(res.firstRun)}..${num(res.nextRun - 1)} are done; to go on, add --start-run ${res.nextRun} and --runs ${r.options.runs - (res.nextRun - r.options.startRun)} to the same command${r.options.shard === null ? '' : ' (without --shard)'}`,
+      r.options.strategy === 'dfs'
+        ? `${done}; dfs cannot resume from a run (each schedule follows from those before): rerun it whole`
+        : `${done}; to go on, add --start-run ${res.nextRun} and --runs ${r.options.runs - (res.nextRun - r.options.startRun)} to the same command${r.options.shard === null ? '' : ' (without --shard)'}`,
     );
     const u = r.unconfirmedFailure;
     if (u !== null)

@@ -246,3 +246,20 @@ test('replay --world replays a token on a user module (the library example, rand
   usageError(missing, /--world examples\/nope.ts: cannot load it/, 'missing module');
   usageError(notAWorld, /exports no world/, 'module without a world');
 });
+
+test('Ctrl-C during a dfs exploration says it cannot resume from a run (dfs bound 2)', async () => {
+  let sent = false;
+  const r = await odpsimAsyncWith(
+    SRC,
+    ['explore', 'default', '--strategy', 'dfs', '--runs', '1000000'],
+    (err, kill) => {
+      if (!sent && /runs \(/.test(err)) {
+        sent = true;
+        kill('SIGINT');
+      }
+    },
+  );
+  assert.equal(r.status, 130, r.stderr);
+  assert.match(r.stdout, /Interrupted: runs 0\.\.[\d,]+ are done; dfs cannot resume from a run/);
+  assert.doesNotMatch(r.stdout, /--start-run/);
+});
