@@ -81,6 +81,7 @@ export class ChunkWorker {
   private readonly worker: Worker;
   private pending: ((d: ChunkDone) => void) | null = null;
   private failure: ((e: Error) => void) | null = null;
+  private current: Chunk | null = null;
 
   constructor(init: WorkerInit) {
     const ts = import.meta.url.endsWith('.ts');
@@ -102,10 +103,29 @@ export class ChunkWorker {
       else ok?.(m);
     });
     this.worker.on('error', (e) => this.failure?.(e));
+    // Terminated (Ctrl-C) mid-chunk: the chunk counts as not run, and its lane ends.
+    this.worker.on('exit', () => {
+      const c = this.current;
+      const ok = this.pending;
+      this.pending = null;
+      this.failure = null;
+      if (c !== null && ok !== null)
+        ok({
+          ...c,
+          to: c.from,
+          steps: 0,
+          switches: 0,
+          preemptions: 0,
+          stepLimited: 0,
+          failed: false,
+          exhausted: false,
+        });
+    });
   }
 
   run(c: Chunk): Promise<ChunkDone> {
     return new Promise((resolve, reject) => {
+      this.current = c;
       this.pending = resolve;
       this.failure = reject;
       this.worker.postMessage(c);

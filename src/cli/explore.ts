@@ -4,7 +4,14 @@
 import { availableParallelism } from 'node:os';
 import { Exploration, type ExploreFailure, type ExploreOptions, replay } from '../check/explore.ts';
 import { TraceRecorder } from '../kernel/trace-export.ts';
-import { type Chunk, ChunkWorker, type PoolResult, runChunk, runLanes } from './explore-pool.ts';
+import {
+  type Chunk,
+  type ChunkDone,
+  ChunkWorker,
+  type PoolResult,
+  runChunk,
+  runLanes,
+} from './explore-pool.ts';
 import type { Io } from './io.ts';
 import type { ExploreJson } from './json.ts';
 import { EXIT, UsageError } from './options.ts';
@@ -207,8 +214,11 @@ export async function exploreWorld(
   const x = new Exploration(build, options, probe.steps);
   const jobs = jobsFor(opts, range.runs * Math.max(1, probe.steps));
   let stop = false;
+  const workers: ChunkWorker[] = [];
   const off = io.onInterrupt(() => {
     stop = true;
+    // Chunks in flight on workers are dropped (they are after the resume point anyway).
+    for (const w of workers) void w.stop();
   });
   const stopped = (): boolean => stop;
   const bar = progressBar(io, range.runs, `exploring ${s.spec.scenario.name} (${opts.strategy})`);
@@ -217,10 +227,9 @@ export async function exploreWorld(
     done += n;
     bar.update(done);
   };
-  const workers: ChunkWorker[] = [];
   let pool: PoolResult;
   try {
-    let lanes: ((c: Chunk) => Promise<import('./explore-pool.ts').ChunkDone>)[];
+    let lanes: ((c: Chunk) => Promise<ChunkDone>)[];
     if (jobs === 1) lanes = [(c) => runChunk(x, c, stopped, io.now, () => tick(1))];
     else {
       const init = {
