@@ -4,6 +4,7 @@
 // budget; the larger budgets of the issue (10,000 runs, dfs bound 2) are in the session notes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
 import { type ExploreOptions, explore, type Kernel } from '../../src/index.ts';
 import { resolveParams } from '../../src/scenarios/index.ts';
 import { rdmaOdpScenario } from '../../src/scenarios/rdma-odp.ts';
@@ -87,4 +88,18 @@ test('the interim design has no deferred activation, so O1 cannot happen there (
     mutants: ['odp2014.activation-race'],
   });
   assert.equal(r.failure, null, r.failure?.bug.message);
+});
+
+test('teardown=2 (exit with MRs registered) leaks the mm under the 2014 and interim designs, not under 2020, as its help says (timed run)', () => {
+  for (const [design, leaks] of [
+    [2014, true],
+    [2018, true],
+    [2020, false],
+  ] as const) {
+    const r = explore(worldBuilder(worldSpec('rdma-odp', { design, teardown: 2 })), {
+      strategy: 'timed',
+      runs: 1,
+    });
+    assert.equal(r.failure?.rule === 'leak', leaks, `design ${design}: ${r.failure?.bug.message}`);
+  }
 });
