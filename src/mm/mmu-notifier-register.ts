@@ -167,6 +167,31 @@ export function* mmuNotifierUnregister(sub: MmuNotifier, mm: Mm): Co {
   mmdrop(mm);
 }
 
+/**
+ * mmu_notifier_unregister_no_release() (2.6.37 to 5.3): unlinks the subscriber without calling
+ * ->release and drops the mm reference its registration took. It is no fence: callbacks
+ * already running may go on, so the caller frees its structure only after an SRCU grace
+ * period (mmu_notifier_call_srcu(), here `free` run then).
+ */
+export function* mmuNotifierUnregisterNoRelease(
+  sub: MmuNotifier,
+  mm: Mm,
+  free: () => void = () => {},
+): Co {
+  const subs = mm.notifiers;
+  if (subs === null || sub.mm !== mm)
+    bug('warn', 'mmu_notifier_unregister_no_release of a notifier not registered on this mm');
+  yield* subs!.lock.lock();
+  unlink(sub);
+  subs!.lock.unlock();
+  sub.users = 0;
+  mmdrop(mm);
+  mm.machine.notifierSrcu.callSrcu(() => {
+    markFreed(sub);
+    free();
+  });
+}
+
 /** mmu_notifier_synchronize(): waits for every pending free of a put notifier. */
 export function* mmuNotifierSynchronize(mm: Mm): Co {
   yield* mm.machine.notifierSrcu.synchronize();

@@ -183,7 +183,7 @@ export const rdmaOdpScenario: Scenario = {
     {
       name: 'teardown',
       description:
-        "how the server ends: 0 deregisters, closes and exits; 1 the same raced by the OOM reaper; 2 exits with its MRs registered (exit closes the file). With design=2014 or 2018, 2 reports the mm leaked: 2014's release unregisters the notifier only while the owner's mm lives, so its mm_count is never dropped (as 3.19-4.19 read); 4.20's unconditional mmu_notifier_unregister_no_release is not modelled yet",
+        "how the server ends: 0 deregisters, closes and exits; 1 the same raced by the OOM reaper; 2 exits with its MRs registered (exit closes the file). Under design=2014 that exit reports the mm leaked: the release unregisters the notifier only while the owner's mm lives, so the mm_count its registration took is never dropped, as 3.19-4.19 read; the interim design unregisters from the registered mm whatever the owner (mmu_notifier_unregister_no_release)",
       default: 0,
       min: 0,
       max: 2,

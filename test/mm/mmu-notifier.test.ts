@@ -36,6 +36,7 @@ import {
   mmuNotifierRegister,
   mmuNotifierSynchronize,
   mmuNotifierUnregister,
+  mmuNotifierUnregisterNoRelease,
 } from '../../src/mm/mmu-notifier-register.ts';
 import { MmuNotifier, type MmuNotifierOps } from '../../src/mm/mmu-notifier-types.ts';
 import { munmap } from '../../src/mm/munmap.ts';
@@ -100,6 +101,29 @@ test('get/put share one subscriber per ops and mm; the last put frees it after a
       assert.ok(isErrno(e, 'EINVAL'), String(e));
     }
     assert.equal(mm.count, 0);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+});
+
+test('unregister_no_release unlinks without ->release, drops the mm reference, and frees only after a grace period', () => {
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    let released = 0;
+    let freed = 0;
+    const sub = new MmuNotifier({
+      *release() {
+        released++;
+      },
+    });
+    yield* mmuNotifierRegister(sub, mm);
+    assert.equal(mm.count, 2);
+    yield* mmuNotifierUnregisterNoRelease(sub, mm, () => {
+      freed++;
+    });
+    assert.deepEqual([released, sub.hashed, mm.count, freed], [0, false, 1, 0]);
+    yield* mmuNotifierSynchronize(mm);
+    assert.equal(freed, 1, 'the free runs after the SRCU grace period');
+    yield* mmput(mm);
   });
   assert.equal(r.ok, true, r.bug?.message);
 });

@@ -21,7 +21,11 @@ import { hex, PAGE_SIZE } from '../../../mm/constants.ts';
 import { mmput } from '../../../mm/exit.ts';
 import { getUserPages } from '../../../mm/gup.ts';
 import type { Mm } from '../../../mm/mm.ts';
-import { mmuNotifierRegister, mmuNotifierUnregister } from '../../../mm/mmu-notifier-register.ts';
+import {
+  mmuNotifierRegister,
+  mmuNotifierUnregister,
+  mmuNotifierUnregisterNoRelease,
+} from '../../../mm/mmu-notifier-register.ts';
 import type { MmuNotifier } from '../../../mm/mmu-notifier-types.ts';
 import type { Page } from '../../../mm/page.ts';
 import { getTaskMm, type Process } from '../../../mm/process.ts';
@@ -61,8 +65,14 @@ export class UcontextOdp2014 {
   /** no_private_counters: umems registered while a notifier ran, still inactive. */
   readonly noPrivateCounters: UmemOdp2014[] = [];
   odpMrsCount = 0;
-  /** mn: one classic notifier on the owner's mm while the context has ODP MRs. */
-  readonly mn: MmuNotifier;
+  /**
+   * mn: one classic notifier on the owner's mm while the context has ODP MRs. The interim
+   * design allocates a fresh one (its per_mm) at each first registration: the previous one
+   * may still be awaiting its SRCU-deferred free.
+   */
+  mn: MmuNotifier;
+  /** per_mm->mm (interim): the mm the notifier was registered on, unregistered from at the end. */
+  registeredMm: Mm | null = null;
   /** ->invalidate_range: the driver's hook; null for a device without ODP. */
   readonly invalidateRange: ((umem: UmemOdp2014, start: number, end: number) => Co) | null;
   /**
@@ -260,6 +270,10 @@ export function* activate(umem: UmemOdp2014): Co {
  */
 function* registerNotifier(odp: UcontextOdp2014, mm: Mm): Co {
   yield* odp.notifierCount.set(0);
+  if (odp.interim) {
+    odp.mn = odpNotifier2014(odp);
+    odp.registeredMm = mm;
+  }
   lockdepOff();
   try {
     yield* mmuNotifierRegister(odp.mn, mm);
@@ -295,9 +309,15 @@ export function* ibUmemOdpRelease2014(umem: UmemOdp2014): Co {
   yield* ibUmemOdpUnmapDmaPages2014(umem, umem.start, umem.end);
   const odp = umem.context.odp2014;
   const last = yield* releaseFromTree(umem);
-  if (last) {
+  if (last && odp.interim) {
+    // put_per_mm() (4.20-5.4): unregisters from per_mm->mm whether or not its owner lives.
+    const mm = odp.registeredMm!;
+    odp.registeredMm = null;
+    yield* mmuNotifierUnregisterNoRelease(odp.mn, mm);
+  } else if (last) {
     // get_pid_task(context->tgid) and get_task_mm(): an exited owner has no mm to unregister
-    // from (its notifiers were unlinked when the mm was released).
+    // from (its notifiers were unlinked when the mm was released). Its mm_count, taken by
+    // mmu_notifier_register(), is then never dropped: the mm_struct leaks (3.19-4.19).
     const mm = getTaskMm(umem.context.tgid);
     if (mm !== null) {
       yield* mmuNotifierUnregister(odp.mn, mm);
