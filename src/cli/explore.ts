@@ -59,8 +59,12 @@ export interface ExploreCommandOptions {
 const PARALLEL_MIN_STEPS = 2_000_000;
 
 /** The run range to explore: --start-run, --runs, and this shard's part of it. */
-export function runRange(o: ExploreCommandOptions): { first: number; runs: number } {
-  if (o.shard === undefined) return { first: o.startRun, runs: o.runs };
+export function runRange(o: {
+  readonly runs: number;
+  readonly startRun: number;
+  readonly shard: ExploreCommandOptions['shard'] | null;
+}): { first: number; runs: number } {
+  if (o.shard === undefined || o.shard === null) return { first: o.startRun, runs: o.runs };
   const { index, count } = o.shard;
   const lo = Math.floor((o.runs * (index - 1)) / count);
   const hi = Math.floor((o.runs * index) / count);
@@ -295,7 +299,7 @@ function rangeLine(r: ExploreJson): string {
     o.shard === null
       ? ''
       : `shard ${o.shard.index}/${o.shard.count} of runs ${num(o.startRun)}..${num(o.startRun + o.runs - 1)}: `;
-  const runs = runRange({ ...o, shard: o.shard ?? undefined } as ExploreCommandOptions).runs;
+  const runs = runRange(o).runs;
   return `${shard}runs ${num(firstRun)}..${num(firstRun + runs - 1)} (numbered from 0), at most ${num(o.maxSteps)} steps each, ${plural(o.jobs, 'job')}`;
 }
 

@@ -75,15 +75,15 @@ export interface FilesJson {
   readonly html: string | null;
 }
 
+/** The files a command was asked to write of a recorded run (`--trace`, `--log`, `--html`). */
+export interface RecordingPaths {
+  readonly trace?: string | undefined;
+  readonly log?: string | undefined;
+  readonly html?: string | undefined;
+}
+
 /** The trace, log and web-view paths actually written. */
-export function writtenFiles(
-  w: Written,
-  o: {
-    readonly trace?: string | undefined;
-    readonly log?: string | undefined;
-    readonly html?: string | undefined;
-  },
-): FilesJson {
+export function writtenFiles(w: Written, o: RecordingPaths): FilesJson {
   const ok = (p: string | undefined) => (p !== undefined && w.written.includes(p) ? p : null);
   return { trace: ok(o.trace), log: ok(o.log), html: ok(o.html) };
 }

@@ -58,20 +58,22 @@ function probeRun(
 }
 
 /**
- * Runs the world without preemption, recording the mutant sites it reaches; while a mutant in
- * `want` is unreached, adds up to `randomRuns` random schedules (seeded from `seed`).
+ * Runs the world without preemption, recording the mutant sites it reaches; while a mutant
+ * enabled is unreached, adds up to `randomRuns` random schedules (seeded from `seed`). With
+ * `everySchedule` all of them run whatever was reached (to map the sites, not to check some).
  */
 export function probeWorld(
   build: WorldBuilder,
   mutants: readonly string[],
   seed: number,
   maxSteps: number,
-  want: readonly string[] = mutants,
   randomRuns = PROBE_RANDOM_RUNS,
+  everySchedule = false,
 ): Probe {
   const first = probeRun(build, new ReplayStrategy([], false), mutants, seed, maxSteps);
   const sites = new Set(first.sites);
-  for (let i = 0; i < randomRuns && want.some((m) => !sites.has(m)); i++) {
+  const missing = () => everySchedule || mutants.some((m) => !sites.has(m));
+  for (let i = 0; i < randomRuns && missing(); i++) {
     const s = runSeed(seed ^ PROBE_SEED, i);
     for (const m of probeRun(build, new RandomStrategy(s), mutants, s, maxSteps).sites)
       sites.add(m);
@@ -90,8 +92,6 @@ export function stepBudget(p: Probe): number {
 
 /** Random schedules per variant for the table (fewer than a refusal's: the table is a guide). */
 const TABLE_RANDOM_RUNS = 2;
-/** A site name no code has: makes the probe run all its random schedules. */
-const ALL = ['(every site)'];
 
 /** Parameters with at most this many values are probed at each (flags, designs, modes). */
 const SMALL_RANGE = 8;
@@ -122,8 +122,7 @@ export function probeScenarios(
       if (resolved === undefined) continue;
       const { set, spec } = resolved;
       const label = [sc.name, ...Object.entries(set).map(([k, v]) => `--set ${k}=${v}`)].join(' ');
-      // No mutant enabled; all wanted, so each variant also runs its random schedules.
-      const p = probeWorld(worldBuilder(spec!), [], 1, PROBE_MAX_STEPS, ALL, TABLE_RANDOM_RUNS);
+      const p = probeWorld(worldBuilder(spec!), [], 1, PROBE_MAX_STEPS, TABLE_RANDOM_RUNS, true);
       for (const m of p.sites) if (!seen.has(m)) seen.set(m, label);
     }
     for (const [m, label] of seen) {

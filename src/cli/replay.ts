@@ -10,7 +10,13 @@ import type { Io } from './io.ts';
 import type { ReplayJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT, UsageError } from './options.ts';
-import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
+import {
+  checkOutputs,
+  type RecordingPaths,
+  reportWrites,
+  writtenFiles,
+  wroteLines,
+} from './outputs.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts } from './report.ts';
 import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
@@ -20,13 +26,7 @@ import { decodeWorld, worldBuilder } from './world.ts';
 import { loadWorld } from './world-ref.ts';
 
 /** Options of `odpsim replay`. */
-export interface ReplayCommandOptions {
-  /** Write the Chrome trace JSON here. */
-  readonly trace?: string;
-  /** Write the text log here. */
-  readonly log?: string;
-  /** Write the web view here. */
-  readonly html?: string;
+export interface ReplayCommandOptions extends RecordingPaths {
   /** Replay on the world a user's module exports instead of the token's scenario. */
   readonly world?: string;
   readonly timeline: TimelineMode;

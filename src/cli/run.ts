@@ -6,7 +6,13 @@ import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
 import { EXIT } from './options.ts';
-import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
+import {
+  checkOutputs,
+  type RecordingPaths,
+  reportWrites,
+  writtenFiles,
+  wroteLines,
+} from './outputs.ts';
 import { runStatus } from './progress.ts';
 import { formatCounters, formatMs, formatStats, formatVerdicts, num } from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
@@ -15,14 +21,11 @@ import { writeRecording } from './web-view.ts';
 import { encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim run`. */
-export interface RunCommandOptions {
+export interface RunCommandOptions extends RecordingPaths {
   readonly set: Record<string, number>;
   readonly mutant: string[];
   readonly seed: number;
   readonly maxSteps: number;
-  readonly trace?: string | undefined;
-  readonly log?: string | undefined;
-  readonly html?: string | undefined;
   readonly json: boolean;
 }
 

@@ -137,8 +137,9 @@ function formatSweep(r: SweepJson, sets: SweepSets, interrupted: boolean): strin
     lines.push(`  ${sets.join(' ')} ${row.strategy}: odpsim replay ${row.token}`);
   }
   if (interrupted) lines.push('Interrupted: the table shows the combinations done.');
+  const skipped = r.combinations - r.rows.length;
   lines.push(
-    `${num(found.length)} of ${num(r.rows.length)} combinations found a violation; elapsed ${formatDuration(r.elapsedMs)}`,
+    `${num(found.length)} of ${num(r.rows.length)} combinations explored found a violation${skipped > 0 ? ` (${num(skipped)} not explored)` : ''}; elapsed ${formatDuration(r.elapsedMs)}`,
   );
   return lines;
 }

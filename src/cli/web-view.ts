@@ -2,7 +2,7 @@
 import type { TraceRecorder } from '../kernel/trace-export.ts';
 import { renderHtml } from '../view/html.ts';
 import { buildViewModel } from '../view/model.ts';
-import { type Written, writeOutputs } from './outputs.ts';
+import { type RecordingPaths, type Written, writeOutputs } from './outputs.ts';
 import type { Setup } from './setup.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -27,11 +27,7 @@ export function webView(rec: TraceRecorder, s: Setup, how: string, token: string
 /** Writes a recorded run's `--trace`, `--log` and `--html` files (those asked for). */
 export function writeRecording(
   rec: TraceRecorder,
-  o: {
-    readonly trace?: string | undefined;
-    readonly log?: string | undefined;
-    readonly html?: string | undefined;
-  },
+  o: RecordingPaths,
   s: Setup,
   how: string,
   token: string | null,

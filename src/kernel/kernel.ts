@@ -46,9 +46,8 @@ export interface RunResult {
   readonly stoppedAtLimit: boolean;
 }
 
-/** Steps between two calls of {@link Kernel.tick} (a power of two: the check is a mask). */
+/** Steps between two calls of {@link Kernel.tick}. */
 export const TICK_STEPS = 1 << 16;
-const TICK_MASK = TICK_STEPS - 1;
 
 let active: Kernel | null = null;
 
@@ -255,6 +254,7 @@ export class Kernel {
   private loop(): boolean {
     const runnable = this.runnable;
     const strategy = this.strategy;
+    let checkpoint = Math.min(this.maxSteps, this.steps + TICK_STEPS);
     for (;;) {
       const n = runnable.length;
       if (this.timers.length > 0 && (n === 0 || strategy.timed) && this.fireTimer()) continue;
@@ -262,13 +262,18 @@ export class Kernel {
         if (this.live > 0) this.deadlock();
         return false;
       }
-      if (this.steps >= this.maxSteps) {
-        if (this.onStepLimit === 'pass') return true;
-        this.current = this.prev;
-        this.bug(
-          'step-limit',
-          `run stopped at its step limit of ${this.maxSteps} steps (maxSteps; --max-steps on the command line): a livelock, a spinning task, or a world that needs a larger limit`,
-        );
+      // One comparison per step serves both the step limit and the tick.
+      if (this.steps >= checkpoint) {
+        if (this.steps >= this.maxSteps) {
+          if (this.onStepLimit === 'pass') return true;
+          this.current = this.prev;
+          this.bug(
+            'step-limit',
+            `run stopped at its step limit of ${this.maxSteps} steps (maxSteps; --max-steps on the command line): a livelock, a spinning task, or a world that needs a larger limit`,
+          );
+        }
+        this.tick?.(this.steps);
+        checkpoint = Math.min(this.maxSteps, this.steps + TICK_STEPS);
       }
       const prev = this.prev;
       let t: Task;
@@ -282,7 +287,6 @@ export class Kernel {
       if (t.time < this.now) t.time = this.now;
       else this.now = t.time;
       this.steps++;
-      if ((this.steps & TICK_MASK) === 0 && this.tick !== null) this.tick(this.steps);
       const r = t.gen.next();
       // A bug the task's own code caught and swallowed still ends the run, at this step.
       if (this.firstBug !== null) throw this.firstBug;

@@ -231,7 +231,7 @@ test('sweep explores every combination and tabulates it; a mutant shows where it
   assert.equal(found.status, 1, found.stderr);
   assert.match(found.stdout, /vcpus +strategy +runs +result\n +2 +pct +243 +coherence in run 242/);
   assert.match(found.stdout, /vcpus=2 pct: odpsim replay odp2\./);
-  assert.match(found.stdout, /1 of 1 combinations found a violation/);
+  assert.match(found.stdout, /1 of 1 combinations explored found a violation;/);
 });
 
 test('replay --world replays a token on a user module (the library example, random seed 1); a module without a world is refused', async () => {
