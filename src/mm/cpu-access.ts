@@ -1,7 +1,9 @@
 /**
- * CPU loads and stores by scenario threads: each page touched is one step; a missing or
- * insufficient entry takes a page fault (mmap_lock for read, handle_mm_fault) and retries,
- * as the MMU and the fault handler do.
+ * CPU loads and stores by scenario threads: each page touched is one step. The CPU's TLB is
+ * looked up first (a hit uses the cached translation, however stale, as hardware does); a
+ * miss walks the page table and caches what it found; a missing or insufficient entry takes
+ * a page fault (mmap_lock for read, handle_mm_fault) and retries, as the MMU and the fault
+ * handler do.
  */
 
 import { kernel } from '../kernel/kernel.ts';
@@ -11,7 +13,9 @@ import { hex, PAGE_SIZE, TASK_SIZE } from './constants.ts';
 import { handleMmFault, segv } from './fault.ts';
 import type { Mm } from './mm.ts';
 import type { PageData } from './page-data.ts';
-import { type Pte, pteGen, ptePfn, ptePresent } from './pte.ts';
+import { frameData, pageWalk } from './page-walk.ts';
+import { pteGen, ptePfn } from './pte.ts';
+import { cpuTlb } from './tlb.ts';
 
 function checkRange(mm: Mm, addr: number, len: number): void {
   if (!Number.isSafeInteger(addr) || addr < 0)
@@ -23,18 +27,29 @@ function checkRange(mm: Mm, addr: number, len: number): void {
   if (mm.exited) throw new Errno('EFAULT', `mm${mm.id} has exited`);
 }
 
-/** The bytes behind a present entry: the frame's, or a device frame's. */
-function dataOf(mm: Mm, pte: Pte): PageData {
-  if (pte.kind === 'pfn') return mm.machine.deviceMemory(pte.pfn);
-  return pte.page!.data;
+/** What an access reaches: the bytes of a frame and which frame (for the trace). */
+interface Reached {
+  readonly data: PageData;
+  readonly pfn: number;
+  readonly gen: number;
 }
 
-/** Resolves `addr` to a usable entry, faulting as needed. */
-function* translate(mm: Mm, addr: number, write: boolean): Co<Pte> {
+/**
+ * Resolves the page of `addr` to a usable translation: the TLB's, or a walk's (which sets the
+ * entry's accessed and dirty bits and fills the TLB), faulting as needed.
+ */
+function* translate(mm: Mm, addr: number, write: boolean): Co<Reached> {
+  const page = addr - (addr % PAGE_SIZE);
+  const tlb = cpuTlb(mm);
   for (let tries = 0; tries < 100; tries++) {
     yield;
-    const pte = mm.pte(addr - (addr % PAGE_SIZE));
-    if (ptePresent(pte) && pte.readable && (!write || pte.writable)) return pte;
+    const hit = tlb?.lookup(page);
+    if (hit !== undefined && (!write || hit.writable)) return hit;
+    const pte = pageWalk(mm, page, write);
+    if (pte !== undefined) {
+      const data = frameData(mm, pte);
+      return tlb?.fill(page, pte, data, write) ?? { data, pfn: ptePfn(pte), gen: pteGen(pte) };
+    }
     yield* mm.mmapLock.downRead();
     try {
       yield* handleMmFault(mm, addr, write);
@@ -45,19 +60,9 @@ function* translate(mm: Mm, addr: number, write: boolean): Co<Pte> {
   throw segv(addr, 'fault did not resolve after 100 tries');
 }
 
-function touched(mm: Mm, addr: number, pte: Pte, write: boolean): void {
-  pte.accessed = true;
-  if (write) {
-    pte.dirty = true;
-    // A write re-dirties a MADV_FREE page, which reclaim must then keep.
-    if (pte.page !== null) {
-      pte.page.dirty = true;
-      pte.page.lazyfree = false;
-    }
-  }
+function touched(mm: Mm, addr: number, at: Reached, write: boolean): void {
   const k = kernel();
-  if (k.trace.on)
-    k.trace.emit('cpu-access', { mm: mm.id, addr, pfn: ptePfn(pte), gen: pteGen(pte), write });
+  if (k.trace.on) k.trace.emit('cpu-access', { mm: mm.id, addr, pfn: at.pfn, gen: at.gen, write });
 }
 
 /** Reads `len` bytes at user address `addr` (copy_from_user-like, but faulting as a CPU). */
@@ -68,9 +73,9 @@ export function* cpuRead(mm: Mm, addr: number, len: number): Co<Uint8Array> {
     const a = addr + done;
     const within = a % PAGE_SIZE;
     const n = Math.min(len - done, PAGE_SIZE - within);
-    const pte = yield* translate(mm, a, false);
-    dataOf(mm, pte).read(within, out, done, n);
-    touched(mm, a - within, pte, false);
+    const at = yield* translate(mm, a, false);
+    at.data.read(within, out, done, n);
+    touched(mm, a - within, at, false);
     done += n;
   }
   return out;
@@ -83,9 +88,9 @@ export function* cpuWrite(mm: Mm, addr: number, data: Uint8Array): Co {
     const a = addr + done;
     const within = a % PAGE_SIZE;
     const n = Math.min(data.length - done, PAGE_SIZE - within);
-    const pte = yield* translate(mm, a, true);
-    dataOf(mm, pte).write(within, data, done, n);
-    touched(mm, a - within, pte, true);
+    const at = yield* translate(mm, a, true);
+    at.data.write(within, data, done, n);
+    touched(mm, a - within, at, true);
     done += n;
   }
 }

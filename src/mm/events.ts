@@ -19,8 +19,27 @@ declare module '../kernel/trace.ts' {
      * entry.
      */
     'pte-clear': { mm: number; addr: number; pfn: number; gen: number; to?: 'swap' | 'migration' };
-    /** A CPU TLB flush of [start, end) completed. */
+    /** A CPU TLB flush of [start, end) completed on every CPU of the mm (and the secondary-TLB hook was called). */
     'tlb-flush': { mm: number; start: number; end: number };
+    /** A CPU TLB or a device IOTLB cached a translation after a walk of the CPU page table. */
+    'tlb-fill': {
+      tlb: string;
+      kind: 'cpu' | 'iotlb';
+      mm: number;
+      addr: number;
+      pfn: number;
+      gen: number;
+      writable: boolean;
+    };
+    /** A TLB dropped one translation on its own (eviction when full). */
+    'tlb-drop': { tlb: string; mm: number; addr: number };
+    /** A device IOTLB invalidated [start, end) of mm (its driver's secondary-TLB hook, or unbind). */
+    'iotlb-flush': { tlb: string; mm: number; start: number; end: number };
+    /**
+     * A call that took rights away from [start, end) returns (munmap, mprotect, madvise): from
+     * here every cached translation of the range must agree with its CPU entry.
+     */
+    'tlb-revoked': { mm: number; start: number; end: number; call: string };
     /** A CPU page fault was taken (handle_mm_fault()). */
     'cpu-fault': { mm: number; addr: number; write: boolean };
     /**

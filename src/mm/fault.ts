@@ -63,7 +63,14 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
     yield* mm.machine.migrationWait.waitEvent(() => mm.pte(addr)?.kind !== 'migration');
     return false;
   }
-  if (pte.kind === 'swap') return yield* doSwapPage(mm, addr, pte, write);
+  if (pte.kind === 'swap') {
+    const swap = mm.machine.swap;
+    if (swap.inReclaim.has(pte.swap)) {
+      yield* swap.cacheWait.waitEvent(() => !swap.inReclaim.has(pte.swap));
+      return false;
+    }
+    return yield* doSwapPage(mm, addr, pte, write);
+  }
   if (!pte.readable) pte.readable = vma.readable;
   if (write && !pte.writable) return yield* doWpPage(mm, vma, addr, pte);
   pte.accessed = true;

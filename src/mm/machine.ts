@@ -45,6 +45,12 @@ export interface MachineOptions {
    * the interval side too (default false: no kernel does; docs/findings/itree-nonblock-leak.md).
    */
   readonly unwindItreeOnRefusal?: boolean;
+  /**
+   * CPU accesses go through per-CPU TLBs that only a flush empties (default true). False is
+   * the model before TLBs: every access walks the page table, so a changed entry takes
+   * effect at once (kept for the benchmark's comparison).
+   */
+  readonly cpuTlbs?: boolean;
 }
 
 /** Machines and address spaces built on each kernel so far (ids and pfn ranges stay unique). */
@@ -84,6 +90,7 @@ export class Machine {
   readonly legacyNotifierCore: boolean;
   readonly earlyCowPinned: boolean;
   readonly unwindItreeOnRefusal: boolean;
+  readonly cpuTlbs: boolean;
   /** This machine's number in its world (0 for the first). */
   readonly index: number;
   private nextRangeId = 1;
@@ -109,6 +116,7 @@ export class Machine {
     this.legacyNotifierCore = options.legacyNotifierCore ?? false;
     this.earlyCowPinned = options.earlyCowPinned ?? true;
     this.unwindItreeOnRefusal = options.unwindItreeOnRefusal ?? false;
+    this.cpuTlbs = options.cpuTlbs ?? true;
   }
 
   /** mm_alloc(): a new, empty address space with mm_users = mm_count = 1. */

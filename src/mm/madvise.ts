@@ -11,7 +11,7 @@ import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from '
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { checkUserRange } from './munmap.ts';
-import { flushTlbRange } from './tlb.ts';
+import { flushTlbBatchedPending, flushTlbRange, tlbRevoked } from './tlb.ts';
 import type { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
 
@@ -43,6 +43,7 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
   const addrs = mm.addressesIn(start, end);
   if (addrs.length > 0) {
     yield* mm.ptl.lock();
+    flushTlbBatchedPending(mm);
     let lo = Number.POSITIVE_INFINITY;
     let hi = 0;
     for (const addr of addrs) {
@@ -101,6 +102,7 @@ export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co 
       if (advice === MADV_DONTNEED) yield* zapRange(mm, [vma], s, e, 'CLEAR');
       else yield* madviseFreeRange(vma, s, e);
     }
+    tlbRevoked(mm, addr, end, 'madvise');
     if (!mm.covered(addr, end))
       throw new Errno('ENOMEM', `madvise: [${hex(addr)}, ${hex(end)}) has unmapped holes`);
   } finally {

@@ -7,6 +7,7 @@ import type { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { RmapOwner } from './page.ts';
 import { PageTable } from './page-table.ts';
 import { type Pte, pteGen, ptePfn, ptePresent } from './pte.ts';
+import type { TranslationCache } from './tlb-cache.ts';
 import type { Vma } from './vma.ts';
 
 /**
@@ -37,6 +38,12 @@ export class Mm implements RmapOwner {
   unstable = false;
   /** mm->pinned_vm: pages long-term pinned and charged against RLIMIT_MEMLOCK (ib_umem_get()). */
   pinnedVm = 0;
+  /** The TLB of each CPU (task id) that ran in this mm: what a shootdown must reach (mm_cpumask()). */
+  readonly cpuTlbs = new Map<number, TranslationCache>();
+  /** mm->tlb_flush_batched: reclaim cleared entries of this mm and deferred their CPU flush. */
+  tlbFlushBatched = false;
+  /** mm->tlb_flush_pending: mmu_gathers of this mm in flight. */
+  tlbFlushPending = 0;
 
   constructor(machine: Machine, id: number) {
     this.machine = machine;

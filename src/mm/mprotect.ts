@@ -4,6 +4,7 @@
  * rewritten under the page-table lock inside one PROTECTION_VMA invalidation, and the TLB is
  * flushed over the changed entries before the lock is dropped.
  */
+import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import {
@@ -23,7 +24,7 @@ import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notif
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
 import { checkUserRange } from './munmap.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbRange } from './tlb.ts';
+import { flushTlbBatchedPending, flushTlbRange, tlbRevoked } from './tlb.ts';
 import type { Vma } from './vma.ts';
 import { splitToRange } from './vma-split.ts';
 
@@ -61,11 +62,25 @@ function entryRights(flags: number, writable: boolean): { readable: boolean; wri
  */
 function* changeProtection(vma: Vma, start: number, end: number): Co {
   const mm = vma.mm;
-  const addrs = mm.addressesIn(start, end).filter((a) => ptePresent(mm.pte(a)));
-  if (addrs.length === 0) return;
+  // Mutant: before 3ea277194daa (v4.13) change_pte_range() did not complete a flush reclaim
+  // deferred, so an entry reclaim had cleared needed no flush here, yet a CPU still held it
+  // writable after mprotect() returned.
+  const pending = !kernel().mutant('mm.mprotect-skips-batched-flush');
+  const all = mm.addressesIn(start, end);
+  const addrs = all.filter((a) => ptePresent(mm.pte(a)));
+  if (addrs.length === 0) {
+    // No entry to change, but a page table to walk: change_pte_range() still runs.
+    if (all.length > 0 && pending) {
+      yield* mm.ptl.lock();
+      flushTlbBatchedPending(mm);
+      mm.ptl.unlock();
+    }
+    return;
+  }
   const range: MmuNotifierRange = rangeInit(mm, 'PROTECTION_VMA', start, end);
   yield* invalidateRangeStart(range);
   yield* mm.ptl.lock();
+  if (pending) flushTlbBatchedPending(mm);
   let lo = Number.POSITIVE_INFINITY;
   let hi = 0;
   for (const addr of addrs) {
@@ -112,6 +127,7 @@ export function* mprotect(mm: Mm, addr: number, len: number, prot: number): Co {
       vma.flags = (vma.flags & ~VM_ACCESS) | newAccess;
       yield* changeProtection(vma, vma.start, vma.end);
     }
+    tlbRevoked(mm, addr, end, 'mprotect');
   } finally {
     mm.mmapLock.upWrite();
   }

@@ -4,6 +4,7 @@
  * inside one UNMAP invalidation over the old range, then the old range is unmapped (->close)
  * unless MREMAP_DONTUNMAP keeps the old VMA, empty. mmap_lock is held for write throughout.
  */
+import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import {
@@ -26,7 +27,7 @@ import { unmappedArea } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { doMunmap } from './munmap.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbRange } from './tlb.ts';
+import { flushTlbBatchedPending, flushTlbRange } from './tlb.ts';
 import { Vma } from './vma.ts';
 
 const MREMAP_KNOWN = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
@@ -112,11 +113,16 @@ function* movePageTables(
   oldEnd: number,
   newAddr: number,
 ): Co {
+  // Mutant: before eb66ae030829 (v4.20, CVE-2018-18281) move_ptes() flushed the old range
+  // only after dropping the PTL and rmap locks, so reclaim or truncate could free a moved page
+  // while a CPU still reached it through the old address.
+  const lateFlush = kernel().mutant('mm.mremap-flush-after-unlock');
   const range = rangeInit(mm, 'UNMAP', oldAddr, oldEnd);
   yield* invalidateRangeStart(range);
   if (file !== null) yield* file.iMmapLock.downWrite();
   yield* mm.rmapLock.downWrite();
   yield* mm.ptl.lock();
+  flushTlbBatchedPending(mm);
   let flush = false;
   for (const addr of mm.addressesIn(oldAddr, oldEnd)) {
     const pte = mm.clearPte(addr);
@@ -124,10 +130,14 @@ function* movePageTables(
     if (ptePresent(pte)) flush = true;
     mm.setPte(newAddr + (addr - oldAddr), { ...pte });
   }
-  if (flush) flushTlbRange(mm, oldAddr, oldEnd);
+  if (flush && !lateFlush) flushTlbRange(mm, oldAddr, oldEnd);
   mm.ptl.unlock();
   mm.rmapLock.upWrite();
   file?.iMmapLock.upWrite();
+  if (flush && lateFlush) {
+    yield;
+    flushTlbRange(mm, oldAddr, oldEnd);
+  }
   yield* invalidateRangeEnd(range);
 }
 

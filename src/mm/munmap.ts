@@ -2,6 +2,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, pageAlign, pageAligned, TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { tlbRevoked } from './tlb.ts';
 import { removeVma, splitToRange } from './vma-split.ts';
 import { zapRange } from './zap.ts';
 
@@ -48,6 +49,7 @@ export function* munmap(mm: Mm, addr: number, len: number): Co {
   yield* mm.mmapLock.downWrite();
   try {
     yield* doMunmap(mm, addr, end);
+    tlbRevoked(mm, addr, end, 'munmap');
   } finally {
     mm.mmapLock.upWrite();
   }

@@ -4,6 +4,7 @@
  * mapping (try_to_unmap_one), writes anonymous pages to swap and dirty file pages back, and
  * frees them. Pinned, locked and shmem pages stay.
  */
+import { preempt } from '../kernel/context.ts';
 import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
 import { File } from './file.ts';
@@ -13,7 +14,7 @@ import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notif
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
 import { pageReferenced, rmapWalk } from './rmap.ts';
-import { flushTlbRange } from './tlb.ts';
+import { setTlbUbcFlushPending, tryToUnmapFlush } from './tlb.ts';
 
 /**
  * try_to_unmap(): unmaps every mapping of `page`; anonymous ones get swap entries. An anonymous
@@ -43,17 +44,15 @@ export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | nul
         mm.clearPte(addr);
       }
       if (!redirtied) {
-        flushTlbRange(mm, addr, addr + PAGE_SIZE);
+        // TTU_BATCH_FLUSH: the CPU flush waits for try_to_unmap_flush(); the mapping's
+        // reference goes now, the frame stays held by reclaim until after that flush.
+        setTlbUbcFlushPending(mm);
         machine.phys.put(page);
       }
     }
     mm.ptl.unlock();
     yield* invalidateRangeEnd(range);
   });
-  // The walk's own reference, as the swap cache's SWAP_HAS_CACHE: it kept the slot alive while
-  // the walk slept between mappings, though a mapping already converted may have been swapped
-  // in (freeing its reference) and the slot would otherwise have gone to another page.
-  if (swapSlot !== null) machine.swap.free(swapSlot);
   return page.mapcount === 0;
 }
 
@@ -76,25 +75,44 @@ function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
   const file = page.mapping instanceof File ? page.mapping : null;
   if (file?.shmem) return false;
   page.locked = true;
+  machine.phys.get(page);
+  let slot: number | null = null;
   try {
     if (yield* pageReferenced(page)) return false;
-    let slot: number | null = null;
     if (page.isAnon && page.mapcount > 0) {
       const discard = page.lazyfree && !page.dirty;
       if (!discard) {
         slot = machine.swap.store(page.data);
         if (slot === null) return false;
+        machine.swap.inReclaim.add(slot);
       }
     }
     // Mappings already turned into swap entries keep the slot: the page is read-only
     // wherever it is shared, so the copy stays right.
     if (page.mapcount > 0 && !(yield* tryToUnmap(machine, page, slot))) return false;
+    // shrink_folio_list() goes on with the rest of its list before it flushes.
+    yield* preempt();
+    // try_to_unmap_flush_dirty() before pageout(): a CPU that still held a dirty entry may
+    // have written since the unmap, so the page goes out only after the flush.
+    tryToUnmapFlush();
+    if (slot !== null) machine.swap.write(slot, page.data);
     if (file !== null) {
       if (page.dirty) file.writeback(page);
       file.dropPage(page);
     }
     return true;
   } finally {
+    // The isolation reference: the frame is freed here at the earliest, after the flush.
+    tryToUnmapFlush();
+    machine.phys.put(page);
+    // The swap cache's own reference (SWAP_HAS_CACHE): it kept the slot alive while the walk
+    // slept between mappings, though a mapping already converted may have been swapped in
+    // (freeing its reference) and the slot would otherwise have gone to another page.
+    if (slot !== null) {
+      machine.swap.inReclaim.delete(slot);
+      machine.swap.cacheWait.wakeUpAll();
+      machine.swap.free(slot);
+    }
     page.locked = false;
   }
 }

@@ -1,4 +1,5 @@
 import { bug } from '../kernel/kernel.ts';
+import { WaitQueue } from '../kernel/sync/wait-queue.ts';
 import { PageData } from './page-data.ts';
 
 /**
@@ -10,6 +11,13 @@ export class SwapSpace {
   private readonly slots = new Map<number, { data: PageData; refs: number }>();
   private nextSlot = 1;
   private readonly freeSlots: number[] = [];
+  /**
+   * Slots whose page reclaim still holds, locked in the swap cache: a swap-in waits for it
+   * (do_swap_page() finds the folio and locks it), so it sees what the pageout wrote.
+   */
+  readonly inReclaim = new Set<number>();
+  /** Where those swap-ins wait (folio_lock_or_retry()). */
+  readonly cacheWait = new WaitQueue('swapcache');
 
   constructor(capacity = 1 << 20) {
     this.capacity = capacity;

@@ -1,16 +1,99 @@
+/**
+ * The CPU TLBs and their flushes: flush_tlb_mm_range() (a shootdown of every CPU that ran the
+ * mm, then the secondary-TLB hook), the mmu_gather that frees unmapped pages only after the
+ * flush covering them, and reclaim's batched flush (set_tlb_ubc_flush_pending(),
+ * try_to_unmap_flush(), flush_tlb_batched_pending()).
+ */
 import { kernel } from '../kernel/kernel.ts';
+import { TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
 import { archInvalidateSecondaryTlbs } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
+import { TranslationCache } from './tlb-cache.ts';
+
+/** Entries of a CPU's TLB: an L1 data TLB holds 64 on recent x86 cores; small, so worlds of a few pages see evictions. */
+export const CPU_TLB_ENTRIES = 64;
 
 /**
- * flush_tlb_mm_range(): the CPU TLB flush of [start, end), which also flushes secondary TLBs
- * through the arch hook (since v6.6). Does not sleep.
+ * The TLB of the running CPU (task) for `mm`, made at its first access (the CPU joins
+ * mm_cpumask()); null when the machine models no TLB or no task runs.
+ */
+export function cpuTlb(mm: Mm): TranslationCache | null {
+  if (!mm.machine.cpuTlbs) return null;
+  const t = kernel().current;
+  if (t === null) return null;
+  let tlb = mm.cpuTlbs.get(t.id);
+  if (tlb === undefined) {
+    tlb = new TranslationCache(`cpu${t.id} (${t.name})`, 'cpu', mm, CPU_TLB_ENTRIES);
+    mm.cpuTlbs.set(t.id, tlb);
+  }
+  return tlb;
+}
+
+/**
+ * flush_tlb_mm_range(): the CPU TLB flush of [start, end) on every CPU of the mm (the IPI
+ * shootdown completes before it returns), then the secondary TLBs through the arch hook
+ * (since v6.6). Does not sleep.
  */
 export function flushTlbRange(mm: Mm, start: number, end: number): void {
+  for (const tlb of mm.cpuTlbs.values()) tlb.invalidate(start, end);
   const k = kernel();
   if (k.trace.on) k.trace.emit('tlb-flush', { mm: mm.id, start, end });
   archInvalidateSecondaryTlbs(mm, start, end);
+}
+
+/**
+ * Marks the return of a call that took rights away from [start, end) of `mm`: the TLB oracle
+ * checks that every cached translation of the range now agrees with the page table.
+ */
+export function tlbRevoked(mm: Mm, start: number, end: number, call: string): void {
+  const k = kernel();
+  if (k.trace.on) k.trace.emit('tlb-revoked', { mm: mm.id, start, end, call });
+}
+
+/** The mms whose CPU flush the running reclaim deferred (current->tlb_ubc). */
+const UBC = Symbol('tlb_ubc');
+
+function pendingBatch(): Set<Mm> {
+  const locals = kernel().current!.locals;
+  let set = locals.get(UBC) as Set<Mm> | undefined;
+  if (set === undefined) {
+    set = new Set();
+    locals.set(UBC, set);
+  }
+  return set;
+}
+
+/**
+ * set_tlb_ubc_flush_pending(): try_to_unmap_one() with TTU_BATCH_FLUSH cleared an entry of
+ * `mm`; the CPU flush waits for try_to_unmap_flush(), but secondary TLBs are invalidated now
+ * (x86's arch_tlbbatch_add_pending() calls the hook over the whole mm since v6.6).
+ */
+export function setTlbUbcFlushPending(mm: Mm): void {
+  pendingBatch().add(mm);
+  mm.tlbFlushBatched = true;
+  archInvalidateSecondaryTlbs(mm, 0, TASK_SIZE);
+}
+
+/** try_to_unmap_flush(): the deferred CPU flushes of this reclaim, before its pages are freed. */
+export function tryToUnmapFlush(): void {
+  const batch = pendingBatch();
+  for (const mm of batch) {
+    flushTlbRange(mm, 0, TASK_SIZE);
+    mm.tlbFlushBatched = false;
+  }
+  batch.clear();
+}
+
+/**
+ * flush_tlb_batched_pending(): a path about to change entries of `mm` (zap, mprotect, mremap,
+ * MADV_FREE) first completes a flush reclaim deferred, or it could miss an entry reclaim
+ * already cleared and return while a CPU still holds it (3ea277194daa, v4.13).
+ */
+export function flushTlbBatchedPending(mm: Mm): void {
+  if (!mm.tlbFlushBatched) return;
+  flushTlbRange(mm, 0, TASK_SIZE);
+  mm.tlbFlushBatched = false;
 }
 
 /** Pages gathered before the gather flushes mid-walk (MAX_GATHER_BATCH, scaled down). */
@@ -26,8 +109,10 @@ export class MmuGather {
   private start = Number.POSITIVE_INFINITY;
   private end = 0;
 
+  /** tlb_gather_mmu(): inc_tlb_flush_pending(), so a concurrent gather sees this one. */
   constructor(mm: Mm) {
     this.mm = mm;
+    mm.tlbFlushPending++;
   }
 
   /** tlb_remove_page(): the page's mapping reference is dropped at the next flush. */
@@ -57,8 +142,17 @@ export class MmuGather {
     for (const p of pages) phys.put(p);
   }
 
-  /** tlb_finish_mmu(). */
+  /**
+   * tlb_finish_mmu(): the last flush. When another gather of the mm is in flight
+   * (mm_tlb_flush_nested()), it may have cleared entries in this range that this walk found
+   * empty and did not track, with their flush still to come: flush the whole mm.
+   */
   finish(): void {
+    // Mutant: before 99baac21e458 (v4.13) a nested gather was not noticed, so one of two
+    // racing MADV_DONTNEED calls could return while a CPU still held an entry the other cleared.
+    const ignoreNested = kernel().mutant('mm.gather-ignores-nested');
+    if (this.mm.tlbFlushPending > 1 && !ignoreNested) this.track(0, TASK_SIZE);
     this.flush();
+    this.mm.tlbFlushPending--;
   }
 }

@@ -3,13 +3,15 @@
  * cleared under the page-table lock, their pages gathered and put only after the TLB flush,
  * inside one invalidate_range_start/end pair.
  */
+import { preempt } from '../kernel/context.ts';
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifyEvent } from './mmu-notifier-types.ts';
-import { MmuGather } from './tlb.ts';
+import { ptePresent } from './pte.ts';
+import { flushTlbBatchedPending, MmuGather } from './tlb.ts';
 import type { Vma } from './vma.ts';
 
 /** What a zap removes: everything, or (truncate) only entries of file pages. */
@@ -32,12 +34,14 @@ export function* zapVmaRange(
   const addrs = mm.addressesIn(Math.max(start, vma.start), Math.min(end, vma.end));
   if (addrs.length === 0) return;
   yield* mm.ptl.lock();
+  flushTlbBatchedPending(mm);
   for (const addr of addrs) {
     const pte = mm.pte(addr);
     if (pte === undefined) continue;
     if (details.onlyFilePages && !(pte.kind === 'page' && pte.page?.kind === 'file')) continue;
     mm.clearPte(addr);
-    gather.track(addr, addr + PAGE_SIZE);
+    // tlb_remove_tlb_entry(): only a present entry can be in a TLB.
+    if (ptePresent(pte)) gather.track(addr, addr + PAGE_SIZE);
     if (pte.kind === 'swap') mm.machine.swap.free(pte.swap);
     else if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero') {
       if (pte.dirty) pte.page.dirty = true;
@@ -50,6 +54,8 @@ export function* zapVmaRange(
     }
   }
   mm.ptl.unlock();
+  // zap_pmd_range()'s cond_resched(): the entries are cleared, their flush is still to come.
+  yield* preempt();
 }
 
 /**

@@ -18,6 +18,7 @@ import { mmap } from '../../src/mm/mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from '../../src/mm/mmu-notifier.ts';
 import { munmap } from '../../src/mm/munmap.ts';
 import { SecondaryMmu, snapshotPte } from '../../src/mm/secondary-mmu.ts';
+import { flushTlbRange } from '../../src/mm/tlb.ts';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -158,6 +159,7 @@ test('use after free: freeing a frame a device still maps, and a double put', ()
     const a = yield* page(mm);
     const p = mm.pte(a)!.page!;
     mm.clearPte(a);
+    flushTlbRange(mm, a, a + PAGE_SIZE);
     m.phys.put(p);
     m.phys.put(p);
   });

@@ -8,6 +8,7 @@ import { LifetimeOracle } from './lifetime.ts';
 import { LivenessOracle } from './liveness.ts';
 import { PairingOracle } from './pairing.ts';
 import { registerOracle } from './registry.ts';
+import { TlbOracle } from './tlb.ts';
 import { TranslationOracle } from './translation.ts';
 
 /** The oracles watching one world, with their check counts for reports. */
@@ -18,6 +19,7 @@ export interface Oracles {
   readonly lifetime: LifetimeOracle;
   readonly liveness: LivenessOracle;
   readonly ioMappings: IoMappingsOracle;
+  readonly tlb: TlbOracle;
 }
 
 /**
@@ -40,6 +42,7 @@ export function installOracles(
   const lifetime = new LifetimeOracle();
   const liveness = new LivenessOracle();
   const ioMappings = new IoMappingsOracle(machine);
+  const tlb = new TlbOracle();
   const itreeLiveness = new ItreeLivenessOracle(machine, (mm) => liveness.inFlight(mm));
   k.trace.subscribe((e) => {
     coherence.onEvent(e);
@@ -49,6 +52,7 @@ export function installOracles(
     lifetime.onEvent(e);
     liveness.onEvent(e);
     ioMappings.onEvent(e);
+    tlb.onEvent(e);
   });
   k.onQuiescence(() => pairing.checkQuiescent());
   k.onQuiescence(() => itreeLiveness.checkQuiescent());
@@ -97,6 +101,13 @@ export function installOracles(
     rules: ['revocation', 'machine-check', 'tracking'],
     checks: () => ioMappings.checks,
   });
+  registerOracle(k, {
+    name: 'tlb',
+    description:
+      'no frame is freed while a CPU TLB or IOTLB can reach it; munmap, mprotect and madvise return only once every cached translation agrees with the page table',
+    rules: ['stale-tlb', 'tlb-revocation'],
+    checks: () => tlb.checks,
+  });
   if (options.leaks ?? true) {
     let leakChecks = 0;
     k.onQuiescence(() => {
@@ -111,5 +122,5 @@ export function installOracles(
       checks: () => leakChecks,
     });
   }
-  return { coherence, pairing, translation, lifetime, liveness, ioMappings };
+  return { coherence, pairing, translation, lifetime, liveness, ioMappings, tlb };
 }
