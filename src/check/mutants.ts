@@ -66,6 +66,39 @@ export const MUTANTS: readonly MutantInfo[] = [
     reach: { scenario: 'default', set: {}, strategy: 'pct', seed: 1, runs: 5 },
   },
   {
+    name: 'mm.mprotect-skips-batched-flush',
+    description:
+      'mprotect does not complete the CPU TLB flush reclaim deferred (flush_tlb_batched_pending), so an entry reclaim already cleared stays writable in a CPU TLB after mprotect(PROT_READ) returns',
+    history:
+      'before 3ea277194daa (v4.13): batched reclaim flushes (TTU_BATCH_FLUSH) raced with mprotect, munmap, mremap and madvise',
+    rule: 'tlb-revocation',
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 500 },
+  },
+  {
+    name: 'mm.mremap-flush-after-unlock',
+    description:
+      'mremap flushes the moved range from the TLBs only after dropping the page-table and rmap locks, so migration or reclaim can free a moved page while a CPU still reaches it at the old address',
+    history: 'CVE-2018-18281, fixed by eb66ae030829 (v4.20)',
+    rule: 'stale-tlb',
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 500 },
+  },
+  {
+    name: 'mm.gather-ignores-nested',
+    description:
+      'tlb_finish_mmu flushes only what its own walk cleared, even when another gather of the mm ran meanwhile: of two racing MADV_DONTNEED calls one can return while a CPU still holds an entry the other cleared',
+    history: 'before 99baac21e458 (v4.13, "mm: fix MADV_[FREE|DONTNEED] TLB flush miss problem")',
+    rule: 'tlb-revocation',
+  },
+  {
+    name: 'sva.flush-at-range-start',
+    description:
+      'the SVA driver invalidates its IOTLB from invalidate_range_start instead of the secondary-TLB hook: the IOMMU walks the old entry again before it is cleared and keeps it after the frame is freed',
+    history:
+      'before the invalidate_range() hook (0f0a327fa12c, v3.19) an IOMMU that walks CPU page tables had only start/end, and flushing at start is too early',
+    rule: 'stale-tlb',
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 20 },
+  },
+  {
     name: 'itree.insert-idle-rule',
     description:
       'N1: an interval notifier inserted during an invalidation uses the idle rule (seq − 1, direct insert)',

@@ -9,6 +9,7 @@ import { nouveauExitScenario } from './nouveau-exit.ts';
 import { rdmaOdpScenario } from './rdma-odp.ts';
 import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
+import { svaScenario } from './sva.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
 export const DEFAULT_SCENARIO = 'default';
@@ -17,6 +18,7 @@ export const DEFAULT_SCENARIO = 'default';
 export const SCENARIOS: readonly Scenario[] = [
   defaultScenario,
   kvmMirrorScenario,
+  svaScenario,
   dmirrorRaceScenario,
   rdmaOdpScenario,
   rdmaPinnedVsOdpScenario,
