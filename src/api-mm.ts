@@ -13,9 +13,17 @@ export {
 export { checkLeaks, type LeakReport, measureLeaks } from './check/oracles/leaks.ts';
 export { PairingOracle } from './check/oracles/pairing.ts';
 export { type OracleEntry, registeredOracles, registerOracle } from './check/oracles/registry.ts';
+export { TlbOracle } from './check/oracles/tlb.ts';
 export { DmirrorDevice } from './drivers/dmirror/device.ts';
 export { Dmirror } from './drivers/dmirror/dmirror.ts';
 export * from './drivers/dmirror/uapi.ts';
+export { svaDma } from './drivers/iommu/ats.ts';
+export {
+  iommuReportDeviceFault,
+  iommuSvaHandleIopf,
+  type PageResponse,
+} from './drivers/iommu/io-pgfault.ts';
+export { iommuSvaBindDevice, iommuSvaUnbindDevice, SvaBond } from './drivers/iommu/sva.ts';
 export { KvmMirror } from './drivers/kvm/kvm-mirror.ts';
 export * from './mm/constants.ts';
 export { cpuRead, cpuReadU32, cpuWrite, cpuWriteU32 } from './mm/cpu-access.ts';
@@ -86,5 +94,7 @@ export { Page } from './mm/page.ts';
 export type { Pte } from './mm/pte.ts';
 export { shrinkMemory } from './mm/reclaim.ts';
 export { type DeviceTranslation, SecondaryMmu, snapshotPte } from './mm/secondary-mmu.ts';
+export { CPU_TLB_ENTRIES, cpuTlb, flushTlbRange } from './mm/tlb.ts';
+export { type CachedTranslation, type CacheKind, TranslationCache } from './mm/tlb-cache.ts';
 export { truncateFile, unmapMappingRange } from './mm/truncate.ts';
 export { Vma, type VmFaultResult, type VmOps } from './mm/vma.ts';

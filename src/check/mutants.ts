@@ -72,7 +72,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'before 3ea277194daa (v4.13): batched reclaim flushes (TTU_BATCH_FLUSH) raced with mprotect, munmap, mremap and madvise',
     rule: 'tlb-revocation',
-    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 500 },
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 200 },
   },
   {
     name: 'mm.mremap-flush-after-unlock',
@@ -80,7 +80,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       'mremap flushes the moved range from the TLBs only after dropping the page-table and rmap locks, so migration or reclaim can free a moved page while a CPU still reaches it at the old address',
     history: 'CVE-2018-18281, fixed by eb66ae030829 (v4.20)',
     rule: 'stale-tlb',
-    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 500 },
+    reach: { scenario: 'sva', set: { ops: 24 }, strategy: 'random', seed: 1, runs: 50 },
   },
   {
     name: 'mm.gather-ignores-nested',
@@ -88,6 +88,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       'tlb_finish_mmu flushes only what its own walk cleared, even when another gather of the mm ran meanwhile: of two racing MADV_DONTNEED calls one can return while a CPU still holds an entry the other cleared',
     history: 'before 99baac21e458 (v4.13, "mm: fix MADV_[FREE|DONTNEED] TLB flush miss problem")',
     rule: 'tlb-revocation',
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 50 },
   },
   {
     name: 'sva.flush-at-range-start',
@@ -145,7 +146,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       'N3: the interval mirror (src/drivers/mirror/interval-mirror.ts) checks mmu_interval_read_retry() before taking the lock its invalidate callback takes',
     history: 'f95f51a4c335 "drm/amdgpu: Add notifier lock for KFD userptrs" (v6.2)',
     rule: 'coherence',
-    reach: { scenario: 'interval-mirror', set: { op: 4 }, strategy: 'pct', seed: 1, runs: 20 },
+    reach: { scenario: 'interval-mirror', set: { op: 4 }, strategy: 'pct', seed: 1, runs: 50 },
   },
   {
     name: 'mirror.nonblock-sleeps',
@@ -245,10 +246,10 @@ export const MUTANTS: readonly MutantInfo[] = [
     rule: 'serialization',
     reach: {
       scenario: 'rdma-odp',
-      set: { rounds: 2, pressure: 50 },
+      set: { rounds: 3, pressure: 60 },
       strategy: 'random',
       seed: 3,
-      runs: 100,
+      runs: 20,
       message: 'are in flight at once',
     },
   },
@@ -367,8 +368,8 @@ export const MUTANTS: readonly MutantInfo[] = [
       scenario: 'mmap-io-unplug',
       set: {},
       strategy: 'pct',
-      seed: 1,
-      runs: 1000,
+      seed: 2,
+      runs: 400,
       message: 'a lookup found it after it was revoked',
     },
   },

@@ -47,7 +47,7 @@ export const MUTANT_SCENARIOS: Readonly<Record<string, readonly string[]>> = {
     'rdma-pinned-vs-odp',
     'sva',
   ],
-  'sva.flush-at-range-start': ['sva'],
+  'sva.flush-at-range-start': ['default', 'sva'],
   'itree.insert-idle-rule': [
     'default',
     'dmirror-race',
@@ -57,6 +57,7 @@ export const MUTANT_SCENARIOS: Readonly<Record<string, readonly string[]>> = {
     'rdma-odp --set design=2020',
   ],
   'notifier.nonblock-unpaired': [
+    'default',
     'itree-nonblock-leak',
     'kvm-mirror',
     'rdma-odp',

@@ -58,6 +58,10 @@ export function formatStats(s: RunStats): string[] {
       `${num(s.devFaults)}, ${plural(s.devRetries, 'retry', 'retries')}${breakdown(s.devRetriesByReason)}`,
     ),
     row('device accesses', num(s.devAccesses)),
+    row(
+      'TLBs',
+      `${num(s.tlb.cpuFills)} CPU fills, ${plural(s.tlb.cpuFlushes, 'flush', 'flushes')}${s.tlb.iotlbFills + s.tlb.iotlbFlushes > 0 ? `; IOTLB ${num(s.tlb.iotlbFills)} fills, ${plural(s.tlb.iotlbFlushes, 'invalidation')}` : ''}`,
+    ),
     row('invalidations', `${num(s.invalidations)}${breakdown(s.invalidationsByEvent)}`),
     ...(s.intervalInvalidations > 0
       ? [row('interval callbacks', num(s.intervalInvalidations))]

@@ -23,8 +23,15 @@ export interface RunStats {
   /** Device fault retries ('dev-retry'), and by reason. */
   readonly devRetries: number;
   readonly devRetriesByReason: Readonly<Record<string, number>>;
-  /** Device accesses through a translation ('dev-access'). */
+  /** Device accesses: through a mirrored translation ('dev-access'), or DMA to a frame ('dev-dma'). */
   readonly devAccesses: number;
+  /** Translation caches: CPU TLB and IOTLB fills, CPU TLB flushes, IOTLB invalidations. */
+  readonly tlb: {
+    readonly cpuFills: number;
+    readonly iotlbFills: number;
+    readonly cpuFlushes: number;
+    readonly iotlbFlushes: number;
+  };
   /** invalidate_range_start calls ('mmu-start'), and by mmu_notifier_event. */
   readonly invalidations: number;
   readonly invalidationsByEvent: Readonly<Record<string, number>>;
@@ -66,6 +73,7 @@ export class StatsCollector {
   private devRetries = 0;
   private readonly retryReasons = new Map<string, number>();
   private devAccesses = 0;
+  private readonly tlb = { cpuFills: 0, iotlbFills: 0, cpuFlushes: 0, iotlbFlushes: 0 };
   private invalidations = 0;
   private readonly invalidationEvents = new Map<string, number>();
   private intervalInvalidations = 0;
@@ -104,7 +112,18 @@ export class StatsCollector {
         bump(this.retryReasons, e.reason);
         return;
       case 'dev-access':
+      case 'dev-dma':
         this.devAccesses++;
+        return;
+      case 'tlb-fill':
+        if (e.kind === 'cpu') this.tlb.cpuFills++;
+        else this.tlb.iotlbFills++;
+        return;
+      case 'tlb-flush':
+        this.tlb.cpuFlushes++;
+        return;
+      case 'iotlb-flush':
+        this.tlb.iotlbFlushes++;
         return;
       case 'mmu-start':
         this.invalidations++;
@@ -166,6 +185,7 @@ export class StatsCollector {
       devRetries: this.devRetries,
       devRetriesByReason: sorted(this.retryReasons),
       devAccesses: this.devAccesses,
+      tlb: { ...this.tlb },
       invalidations: this.invalidations,
       invalidationsByEvent: sorted(this.invalidationEvents),
       intervalInvalidations: this.intervalInvalidations,

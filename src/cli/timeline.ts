@@ -58,7 +58,15 @@ function describe(e: TraceEvent, name: (id: number) => string): string | null {
     case 'pte-set':
       return `pte mm${e.mm} ${hex(e.addr)} = pfn ${e.pfn}.${e.gen} ${e.writable ? 'rw' : e.readable ? 'ro' : 'none'}`;
     case 'pte-clear':
-      return `pte mm${e.mm} ${hex(e.addr)} cleared (was pfn ${e.pfn}.${e.gen})`;
+      return `pte mm${e.mm} ${hex(e.addr)} cleared (was pfn ${e.pfn}.${e.gen})${e.to ? ` to a ${e.to} entry` : ''}`;
+    case 'tlb-fill':
+      return `${e.kind === 'cpu' ? 'TLB' : 'IOTLB'} ${e.tlb} caches mm${e.mm} ${hex(e.addr)} -> pfn ${e.pfn}.${e.gen} ${e.writable ? 'rw' : 'ro'}`;
+    case 'tlb-flush':
+      return `TLB flush mm${e.mm} ${range(e.start, e.end)} on every CPU`;
+    case 'iotlb-flush':
+      return `IOTLB ${e.tlb} invalidates mm${e.mm} ${range(e.start, e.end)}`;
+    case 'tlb-revoked':
+      return `${e.call} returns: mm${e.mm} ${range(e.start, e.end)} revoked`;
     case 'cpu-fault':
       return `CPU ${e.write ? 'write' : 'read'} fault mm${e.mm} ${hex(e.addr)}`;
     case 'dev-fault':

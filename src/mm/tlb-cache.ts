@@ -82,7 +82,8 @@ export class TranslationCache {
 
   /** Drops the translations of [start, end); returns how many. Emits nothing: the caller's flush event says it. */
   invalidate(start: number, end: number): number {
-    const first = Math.ceil(start / PAGE_SIZE);
+    // A partial page at either end is flushed whole.
+    const first = Math.floor(start / PAGE_SIZE);
     const last = Math.ceil(end / PAGE_SIZE);
     let dropped = 0;
     if (last - first <= this.entries.size) {

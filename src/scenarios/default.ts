@@ -2,6 +2,8 @@ import { installOracles } from '../check/oracles/install.ts';
 import { DmirrorDevice } from '../drivers/dmirror/device.ts';
 import { Dmirror } from '../drivers/dmirror/dmirror.ts';
 import { HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from '../drivers/dmirror/uapi.ts';
+import { svaDma } from '../drivers/iommu/ats.ts';
+import { iommuSvaBindDevice, iommuSvaUnbindDevice, type SvaBond } from '../drivers/iommu/sva.ts';
 import { join, sleep } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
@@ -32,21 +34,27 @@ import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 const RW = PROT_READ | PROT_WRITE;
 /** Virtual time between two operations of a thread, ns. */
 const THINK_NS = 20_000;
+/** The SVA device touches every SVA_STRIDE-th page: a sample, so it does not dominate the run. */
+const SVA_STRIDE = 8;
+/** Values the SVA device writes start here (the dmirror device writes r·1,000,000 + page). */
+const SVA_VALUE = 500_000;
 
 const param = (p: ScenarioParams, name: string) => paramOf('default', p, name);
 
 /**
  * The built-in default scenario (`odpsim run`): a process whose memory the HMM test device
- * mirrors, reading and writing it chunk by chunk, while other threads munmap its tail,
- * toggle write protection on a region, fork (the child checks and writes its copy),
- * discard a region with madvise(DONTNEED), and reclaim (a kswapd thread); where `pressure`
- * leaves the machine fewer frames than pages, faults reclaim too. Every page read by the CPU,
- * the device or the child is checked against the values its writers put there.
+ * mirrors, reading and writing it chunk by chunk, and an SVA device (IOMMU shared virtual
+ * addressing: an IOTLB filled by walks of the CPU page table) reads and writes a sample of its
+ * pages, while other threads munmap its tail, toggle write protection on a region, fork (the
+ * child checks and writes its copy), discard a region with madvise(DONTNEED), and reclaim (a
+ * kswapd thread); where `pressure` leaves the machine fewer frames than pages, faults reclaim
+ * too. Every page read by the CPU, either device or the child is checked against the values
+ * its writers put there.
  */
 export const defaultScenario: Scenario = {
   name: 'default',
   description:
-    'a dmirror device mirrors a process while threads munmap, mprotect, fork, madvise and reclaim under memory pressure',
+    'a dmirror device mirrors a process and an SVA device shares its page table while threads munmap, mprotect, fork, madvise and reclaim under memory pressure',
   params: [
     {
       name: 'pages',
@@ -122,6 +130,7 @@ function buildDefault(
   const ready = new Completion('ready');
   let base = 0;
   let dmirror: Dmirror | null = null;
+  let sva: SvaBond | null = null;
   const at = (page: number) => base + page * PAGE_SIZE;
 
   const workers: Task[] = [
@@ -142,6 +151,22 @@ function buildDefault(
           }
           yield* dmirror!.ioctl(HMM_DMIRROR_WRITE, { ...c, ptr: buf, cpages: 0, faults: 0 });
           yield* sleep(THINK_NS);
+        }
+      }
+    }),
+    k.spawn('sva', function* () {
+      yield* ready.wait();
+      const buf = new Uint8Array(PAGE_SIZE);
+      for (let r = 1; r <= rounds; r++) {
+        for (let p = 0; p < pages; p += SVA_STRIDE) {
+          const read = yield* svaDma(sva!, at(p), false, (data) => data.read(0, buf, 0, PAGE_SIZE));
+          if (read) values.check('SVA DMA read', p, buf, 0);
+          yield* sleep(THINK_NS / 2);
+          const value = SVA_VALUE + r * 1_000_000 + p;
+          values.allow(p, value);
+          const bytes = pageOf(value);
+          yield* svaDma(sva!, at(p), true, (data) => data.write(0, bytes, 0, PAGE_SIZE));
+          yield* sleep(THINK_NS / 2);
         }
       }
     }),
@@ -191,9 +216,11 @@ function buildDefault(
     });
     for (let p = 0; p < pages; p++) yield* cpuWrite(mm, at(p), pageOf(p + 1));
     dmirror = yield* Dmirror.open(device, mm);
+    sva = yield* iommuSvaBindDevice('sva0', mm);
     ready.completeAll();
     for (const t of workers) yield* join(t);
     yield* checkPages(mm, base, pages, values, 'process');
+    yield* iommuSvaUnbindDevice(sva);
     yield* dmirror.close();
     yield* mmput(mm);
   });

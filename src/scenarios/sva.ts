@@ -9,6 +9,7 @@ import type { Co, Task } from '../kernel/task.ts';
 import { isErrno } from '../lib/errors.ts';
 import {
   hex,
+  MADV_DONTNEED,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   MREMAP_FIXED,
@@ -21,6 +22,7 @@ import { cpuReadU32, cpuWriteU32 } from '../mm/cpu-access.ts';
 import { mmput } from '../mm/exit.ts';
 import { fork } from '../mm/fork.ts';
 import { Machine } from '../mm/machine.ts';
+import { madvise } from '../mm/madvise.ts';
 import { migratePage } from '../mm/migrate.ts';
 import type { Mm } from '../mm/mm.ts';
 import { mmap } from '../mm/mmap.ts';
@@ -43,6 +45,7 @@ const OP_FORK = 2;
 const OP_RECLAIM = 4;
 const OP_COMPACT = 8;
 const OP_MREMAP = 16;
+const OP_DISCARD = 32;
 
 const param = (p: ScenarioParams, name: string) => paramOf('sva', p, name);
 
@@ -57,7 +60,8 @@ const param = (p: ScenarioParams, name: string) => paramOf('sva', p, name);
  * make `accesses` accesses each at PRNG-chosen pages, alternating reads and writes of a word of
  * their own (reads check the value last written). `mutator` runs `rounds` of mprotect(READ)
  * over the first half and back, and of fork with the child exiting (COW); at the end it moves
- * the last page elsewhere with mremap and unmaps it. `kswapd` runs `rounds` of reclaim of half
+ * the last page elsewhere with mremap and unmaps it, once `discard0` and `discard1` have both
+ * discarded it with MADV_DONTNEED at the same moment. `kswapd` runs `rounds` of reclaim of half
  * the pages and of compaction (every LRU page migrated). `ops` selects the operations.
  *
  * Data are checked end to end: reads see the thread's last write, and at quiescence every page
@@ -67,7 +71,7 @@ const param = (p: ScenarioParams, name: string) => paramOf('sva', p, name);
 export const svaScenario: Scenario = {
   name: 'sva',
   description:
-    'an SVA device (IOTLB, page requests) and CPU threads (TLBs) use a process while mprotect, fork, reclaim, migration, mremap and munmap change it',
+    'an SVA device (IOTLB, page requests) and CPU threads (TLBs) use a process while mprotect, fork, reclaim, migration, madvise, mremap and munmap change it',
   params: [
     { name: 'pages', description: 'pages mapped and used', default: 4, min: 2, max: 4096 },
     { name: 'cpus', description: 'CPU threads of the process', default: 1, min: 0, max: 16 },
@@ -95,10 +99,10 @@ export const svaScenario: Scenario = {
     {
       name: 'ops',
       description:
-        'operations, a bitmask: 1 mprotect, 2 fork with COW, 4 reclaim, 8 compaction (migration), 16 mremap of the last page before its munmap (the munmap happens at any value)',
-      default: 31,
+        'operations, a bitmask: 1 mprotect, 2 fork with COW, 4 reclaim, 8 compaction (migration), 16 mremap of the last page before its munmap (the munmap happens at any value), 32 two threads discarding the last page with MADV_DONTNEED at once',
+      default: 63,
       min: 0,
-      max: 31,
+      max: 63,
     },
     {
       name: 'frames',
@@ -240,6 +244,16 @@ function buildSva(k: Kernel, p: SvaParams): void {
     );
 
   const half = Math.max(1, p.pages >> 1);
+  const discarders: Task[] = [];
+  if (p.ops & OP_DISCARD)
+    for (const name of ['discard0', 'discard1'])
+      discarders.push(
+        k.spawn(name, function* () {
+          yield* ready.wait();
+          yield* sleep(MUTATOR_NS);
+          yield* madvise(mm, base + lastPage * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+        }),
+      );
   workers.push(
     k.spawn('mutator', function* () {
       yield* ready.wait();
@@ -257,6 +271,7 @@ function buildSva(k: Kernel, p: SvaParams): void {
           yield* mmput(child);
         }
       }
+      for (const t of discarders) yield* join(t);
       yield* sleep(MUTATOR_NS);
       let at = base + lastPage * PAGE_SIZE;
       if (p.ops & OP_MREMAP) {

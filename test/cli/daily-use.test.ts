@@ -19,8 +19,8 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const odpsim = (...args: string[]): Promise<Ran> => odpsimAsyncWith(SRC, args);
 
-/** The kvm mutant, found by pct seed 6 in run 242 of 0..299. */
-const KVM = ['kvm-mirror', '--mutant', 'kvm.retry-ignores-in-progress', '--seed', '6'];
+/** The kvm mutant, found by pct seed 9 in run 203 of 0..299. */
+const KVM = ['kvm-mirror', '--mutant', 'kvm.retry-ignores-in-progress', '--seed', '9'];
 
 function usageError(r: Ran, message: RegExp, what: string): void {
   assert.equal(r.status, 2, `${what}: ${r.stderr}`);
@@ -83,7 +83,7 @@ test('a write that fails after the run is reported beside the report, which is c
   assert.match(lines[0]!, /could not write .*gone\/x.txt \(ENOENT\); the report is complete/);
 });
 
-test('--jobs 2, shards and --start-run find what one job finds (pct seed 6, runs 0..299)', async () => {
+test('--jobs 2, shards and --start-run find what one job finds (pct seed 9, runs 0..299)', async () => {
   const base = ['explore', ...KVM, '--runs', '300', '--json'];
   const [one, two, s1, s2, resumed] = await Promise.all([
     odpsim(...base, '--jobs', '1'),
@@ -94,8 +94,8 @@ test('--jobs 2, shards and --start-run find what one job finds (pct seed 6, runs
   ]);
   const [a, b, c, d, e] = [one, two, s1, s2, resumed].map((r) => json<ExploreJson>(r));
   assert.equal(one.status, 1, one.stderr);
-  assert.equal(a!.failure?.run, 242);
-  assert.equal(a!.result.runs, 243);
+  assert.equal(a!.failure?.run, 203);
+  assert.equal(a!.result.runs, 204);
   // Same runs, steps and minimised token, whatever the threads.
   assert.equal(b!.options.jobs, 2);
   assert.deepEqual(b!.result, a!.result);
@@ -207,7 +207,7 @@ test('run --trace and --log write the run; the report names them', async () => {
   assert.match(readFileSync(log, 'utf8'), /mmu-start/);
 });
 
-test('sweep explores every combination and tabulates it; a mutant shows where it is found (pct/random seed 6, 300 runs)', async () => {
+test('sweep explores every combination and tabulates it; a mutant shows where it is found (pct/random seed 9, 300 runs)', async () => {
   const [clean, found] = await Promise.all([
     odpsim(
       'sweep',
@@ -229,7 +229,7 @@ test('sweep explores every combination and tabulates it; a mutant shows where it
     ['4/pct/clean/10', '4/random/clean/10', '6/pct/clean/10', '6/random/clean/10'],
   );
   assert.equal(found.status, 1, found.stderr);
-  assert.match(found.stdout, /vcpus +strategy +runs +result\n +2 +pct +243 +coherence in run 242/);
+  assert.match(found.stdout, /vcpus +strategy +runs +result\n +2 +pct +204 +coherence in run 203/);
   assert.match(found.stdout, /vcpus=2 pct: odpsim replay odp2\./);
   assert.match(found.stdout, /1 of 1 combinations explored found a violation;/);
 });

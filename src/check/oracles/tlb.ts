@@ -145,7 +145,7 @@ export class TlbOracle {
     const cache = this.caches.get(tlb);
     if (cache === undefined) return;
     for (const [key, c] of [...cache])
-      if (c.mm === mm && c.addr >= start && c.addr < end) this.drop(tlb, key);
+      if (c.mm === mm && c.addr + PAGE > start && c.addr < end) this.drop(tlb, key);
   }
 
   private pageFree(e: TraceEventOf<'page-free'>): void {
@@ -162,7 +162,7 @@ export class TlbOracle {
     this.checks++;
     for (const cache of this.caches.values())
       for (const c of cache.values()) {
-        if (c.mm !== e.mm || c.addr < e.start || c.addr >= e.end) continue;
+        if (c.mm !== e.mm || c.addr + PAGE <= e.start || c.addr >= e.end) continue;
         const now = this.ptes.get(keyOf(c.mm, c.addr));
         const agrees =
           now !== undefined &&
