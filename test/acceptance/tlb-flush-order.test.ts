@@ -492,6 +492,40 @@ test('madvise(MADV_DONTNEED) (zap_page_range_single, CLEAR): the gather flush at
   }
 });
 
+/**
+ * A call that write-protects `frames` without freeing any (mprotect, fork): within the call,
+ * each entry is made read-only inside the invalidation of `event`, then flushed and hooked,
+ * before the end and the return. Returns the return's position.
+ */
+function writeProtectedInOrder(
+  r: { timeline: Timeline; mm: Mm },
+  frames: readonly Frame[],
+  event: string,
+  call: string,
+): number {
+  const t = r.timeline;
+  const start = t.mark('call');
+  const ret = t.mark('return');
+  assert.equal(
+    t.count((e) => e.type === 'page-free', start, ret),
+    0,
+    `${call} frees no page`,
+  );
+  for (const f of frames) {
+    const o = t.range(r.mm, f.addr, event, start);
+    const ro = t.set(r.mm, f.addr, o.start, (e) => e.pfn === f.pfn && !e.writable);
+    inOrder(call, [
+      ['mmu-start', o.start],
+      ['pte-set (read-only)', ro],
+      ['tlb-flush', t.flush(r.mm, f.addr, ro)],
+      ['hook', t.hook(r.mm, f.addr, ro)],
+      ['mmu-end', o.end],
+      ['return', ret],
+    ]);
+  }
+  return ret;
+}
+
 test('mprotect (change_protection, PROTECTION_VMA): no page freed; the write-protected entries are flushed and hooked before the end and the return', () => {
   let frames: Frame[] = [];
   const r = runWorld(16, ({ k, mm, log }) => {
@@ -517,28 +551,7 @@ test('mprotect (change_protection, PROTECTION_VMA): no page freed; the write-pro
     });
   });
   assert.equal(r.ok, true, r.bug?.message);
-  const t = r.timeline;
-  const call = t.mark('call');
-  const ret = t.mark('return');
-  assert.equal(
-    t.count((e) => e.type === 'page-free', call, ret),
-    0,
-    'mprotect frees no page',
-  );
-  for (const f of frames) {
-    const o = t.range(r.mm, f.addr, 'PROTECTION_VMA', call);
-    const ro = t.set(r.mm, f.addr, o.start, (e) => e.pfn === f.pfn && !e.writable);
-    const flush = t.flush(r.mm, f.addr, ro);
-    const hook = t.hook(r.mm, f.addr, ro);
-    inOrder('mprotect', [
-      ['mmu-start', o.start],
-      ['pte-set (read-only)', ro],
-      ['tlb-flush', flush],
-      ['hook', hook],
-      ['mmu-end', o.end],
-      ['return', ret],
-    ]);
-  }
+  writeProtectedInOrder(r, frames, 'PROTECTION_VMA', 'mprotect');
 });
 
 test("fork (copy_page_range, PROTECTION_PAGE on the parent): no page freed; the parent's write-protected entries are flushed and hooked before the end and the return", () => {
@@ -565,28 +578,8 @@ test("fork (copy_page_range, PROTECTION_PAGE on the parent): no page freed; the 
   });
   assert.equal(r.ok, true, r.bug?.message);
   assert.ok(child !== null);
+  const ret = writeProtectedInOrder(r, frames, 'PROTECTION_PAGE', 'fork');
   const t = r.timeline;
-  const call = t.mark('call');
-  const ret = t.mark('return');
-  assert.equal(
-    t.count((e) => e.type === 'page-free', call, ret),
-    0,
-    'fork frees no page',
-  );
-  for (const f of frames) {
-    const o = t.range(r.mm, f.addr, 'PROTECTION_PAGE', call);
-    const ro = t.set(r.mm, f.addr, o.start, (e) => e.pfn === f.pfn && !e.writable);
-    const flush = t.flush(r.mm, f.addr, ro);
-    const hook = t.hook(r.mm, f.addr, ro);
-    inOrder('fork', [
-      ['mmu-start', o.start],
-      ['pte-set (parent read-only)', ro],
-      ['tlb-flush', flush],
-      ['hook', hook],
-      ['mmu-end', o.end],
-      ['return', ret],
-    ]);
-  }
   const cowFault = t.find((e) => e.type === 'cpu-fault' && e.mm === r.mm.id && e.write, ret);
   assert.ok(cowFault > ret, "the parent's store after fork faulted");
 });
