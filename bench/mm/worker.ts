@@ -1,9 +1,12 @@
 /**
  * One mm benchmark child process: `worker.ts <case> <reps>` measures one case and prints one
- * JSON line. Cases: `anon` (first-touch faults, then the same writes without a fault), `cow`
- * (COW faults after fork), `mmap` (mmap/touch/munmap cycles), `heap` (bytes of a 1,000,000-page
- * address space with 250,000 resident frames). Each timed case runs its bare baseline in the
- * same process. Needs `node --expose-gc`. Tracing is off (no subscriber).
+ * JSON line. Cases: `anon` (first-touch faults, then the same writes without a fault, then as
+ * many writes to the first 64 pages, which a TLB holds), `cow`
+ * (COW faults after fork), `mmap` (mmap/touch/munmap cycles), `heap <on|off>` (bytes of a
+ * 1,000,000-page address space with 250,000 resident frames, with CPU TLBs or without). Each
+ * timed case runs the model with CPU TLBs (the default), the model without (`cpuTlbs: false`,
+ * every access walks the page table) and its bare baseline, all in the same process. Needs
+ * `node --expose-gc`. Tracing is off (no subscriber).
  */
 
 import { Kernel } from '../../src/kernel/kernel.ts';
@@ -21,6 +24,7 @@ import { Machine } from '../../src/mm/machine.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
+import { CPU_TLB_ENTRIES } from '../../src/mm/tlb.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
@@ -42,18 +46,33 @@ const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 export interface SpeedResult {
   /** Operations per repetition. */
   n: number;
-  /** ns per operation of the model, one per repetition. */
+  /** ns per operation of the model (CPU TLBs on, the default), one per repetition. */
   model: number[];
+  /** ns per operation of the model with `cpuTlbs: false`, one per repetition. */
+  modelOff: number[];
   /** ns per operation of the bare baseline, one per repetition. */
   bare: number[];
-  /** Kernel steps per operation (last repetition). */
+  /** Kernel steps per operation (last repetition), TLBs on and off. */
   steps: number;
-  /** For `anon`: ns per write to an already-present page, and its bare baseline. */
+  stepsOff: number;
+  /**
+   * For `anon`: ns per write to an already-present page (TLBs on, off), and its bare baseline;
+   * the pass covers all the pages, so every write misses a TLB.
+   */
   hit?: number[];
+  hitOff?: number[];
   hitBare?: number[];
+  /** For `anon`: the same for writes cycling over the first CPU_TLB_ENTRIES pages (TLB hits). */
+  few?: number[];
+  fewOff?: number[];
+  fewBare?: number[];
 }
 
 export interface HeapResult {
+  /** Whether the machine had CPU TLBs. */
+  tlbs: boolean;
+  /** TLB entries cached at the end (of every CPU TLB of the address space). */
+  tlbEntries: number;
   pages: number;
   frames: number;
   bytes: number;
@@ -64,14 +83,27 @@ export interface HeapResult {
   buildMs: number;
 }
 
-/** Runs `body` as the only task of a fresh world; throws unless the run is clean. */
-function runWorld(frames: number, body: (m: Machine) => Co): { k: Kernel; m: Machine } {
+/**
+ * Runs `body` as the only task of a fresh world whose machine has CPU TLBs or not (`tlbs`);
+ * throws unless the run is clean.
+ */
+function runWorld(
+  frames: number,
+  tlbs: boolean,
+  body: (m: Machine) => Co,
+): { k: Kernel; m: Machine } {
   const k = new Kernel({ maxSteps: NO_LIMIT });
-  const m = new Machine(k, { frames });
+  const m = new Machine(k, { frames, cpuTlbs: tlbs });
   k.spawn('bench', () => body(m));
   const r = k.run();
   if (!r.ok) throw new Error(`world failed: ${r.bug?.message}`);
   return { k, m };
+}
+
+/** Throws unless `mm` has a CPU TLB exactly when its machine models them: the option took effect. */
+function checkTlbs(mm: Mm, tlbs: boolean): void {
+  if (tlbs !== mm.cpuTlbs.size > 0)
+    throw new Error(`cpuTlbs ${tlbs} but ${mm.cpuTlbs.size} CPU TLBs made`);
 }
 
 function* mapAnon(mm: Mm, pages: number): Co<number> {
@@ -95,9 +127,13 @@ interface BarePte {
 /**
  * First touch, bare: a fresh entry object in a Map keyed by the same page numbers the model
  * uses, a fresh zeroed 512-byte block (the model's chunk size) and an int written into it.
- * The second pass (present page): a Map lookup and an int write.
+ * The second pass (present page): a Map lookup and an int write; the third the same over the
+ * first CPU_TLB_ENTRIES pages.
  */
-function bareAnon(vpn0: number, n: number): { fault: number; hit: number; table: unknown } {
+function bareAnon(
+  vpn0: number,
+  n: number,
+): { fault: number; hit: number; few: number; table: unknown } {
   const pt = new Map<number, BarePte>();
   let t0 = performance.now();
   for (let i = 0; i < n; i++) {
@@ -117,7 +153,16 @@ function bareAnon(vpn0: number, n: number): { fault: number; hit: number; table:
     frame[2] = (i + 1) >>> 16;
     frame[3] = (i + 1) >>> 24;
   }
-  return { fault, hit: nsPer(t0, n), table: pt };
+  const hit = nsPer(t0, n);
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const frame = pt.get(vpn0 + (i % CPU_TLB_ENTRIES))!.frame;
+    frame[0] = i + 2;
+    frame[1] = (i + 2) >>> 8;
+    frame[2] = (i + 2) >>> 16;
+    frame[3] = (i + 2) >>> 24;
+  }
+  return { fault, hit, few: nsPer(t0, n), table: pt };
 }
 
 /** COW, bare: copy the old 512-byte block, write the int, replace the entry with a fresh one. */
@@ -167,13 +212,20 @@ function bareMmap(vpn0: number, n: number): number {
 
 // ---- Model cases. ----
 
-function anonOnce(): { fault: number; hit: number; steps: number; vpn0: number } {
+function anonOnce(tlbs: boolean): {
+  fault: number;
+  hit: number;
+  few: number;
+  steps: number;
+  vpn0: number;
+} {
   const n = FAULT_PAGES;
   let fault = 0;
   let hit = 0;
+  let few = 0;
   let steps = 0;
   let vpn0 = 0;
-  const { k } = runWorld(n + 16, function* (m) {
+  runWorld(n + 16, tlbs, function* (m) {
     const mm = m.createMm();
     const a = yield* mapAnon(mm, n);
     vpn0 = a / PAGE_SIZE;
@@ -185,18 +237,22 @@ function anonOnce(): { fault: number; hit: number; steps: number; vpn0: number }
     t0 = performance.now();
     for (let i = 0; i < n; i++) yield* cpuWriteU32(mm, a + i * PAGE_SIZE, i + 1);
     hit = nsPer(t0, n);
+    t0 = performance.now();
+    for (let i = 0; i < n; i++)
+      yield* cpuWriteU32(mm, a + (i % CPU_TLB_ENTRIES) * PAGE_SIZE, i + 2);
+    few = nsPer(t0, n);
     if (m.phys.usedFrames !== n) throw new Error(`expected ${n} frames, ${m.phys.usedFrames}`);
+    checkTlbs(mm, tlbs);
   });
-  void k;
-  return { fault, hit, steps, vpn0 };
+  return { fault, hit, few, steps, vpn0 };
 }
 
-function cowOnce(): { cow: number; steps: number; vpn0: number } {
+function cowOnce(tlbs: boolean): { cow: number; steps: number; vpn0: number } {
   const n = FAULT_PAGES;
   let cow = 0;
   let steps = 0;
   let vpn0 = 0;
-  runWorld(2 * n + 16, function* (m) {
+  runWorld(2 * n + 16, tlbs, function* (m) {
     const mm = m.createMm();
     const a = yield* mapAnon(mm, n);
     vpn0 = a / PAGE_SIZE;
@@ -209,17 +265,18 @@ function cowOnce(): { cow: number; steps: number; vpn0: number } {
     cow = nsPer(t0, n);
     steps = (m.kernel.steps - s0) / n;
     if (m.phys.usedFrames !== 2 * n) throw new Error(`expected ${2 * n} frames after COW`);
+    checkTlbs(mm, tlbs);
     void child;
   });
   return { cow, steps, vpn0 };
 }
 
-function mmapOnce(): { cycle: number; steps: number; vpn0: number } {
+function mmapOnce(tlbs: boolean): { cycle: number; steps: number; vpn0: number } {
   const n = MMAP_CYCLES;
   let cycle = 0;
   let steps = 0;
   let vpn0 = 0;
-  runWorld(1024, function* (m) {
+  runWorld(1024, tlbs, function* (m) {
     const mm = m.createMm();
     const s0 = m.kernel.steps;
     const t0 = performance.now();
@@ -236,46 +293,74 @@ function mmapOnce(): { cycle: number; steps: number; vpn0: number } {
   return { cycle, steps, vpn0 };
 }
 
+/**
+ * One repetition of the model, TLBs on then off or off then on (`offFirst`), so that neither
+ * variant always runs on the colder JIT; a full GC before each.
+ */
+function both<T>(once: (tlbs: boolean) => T, offFirst: boolean): { on: T; off: T } {
+  collect();
+  const first = once(!offFirst);
+  collect();
+  const second = once(offFirst);
+  return offFirst ? { on: second, off: first } : { on: first, off: second };
+}
+
 function speed(kind: 'anon' | 'cow' | 'mmap', reps: number): SpeedResult {
   const out: SpeedResult = {
     n: kind === 'mmap' ? MMAP_CYCLES : FAULT_PAGES,
     model: [],
+    modelOff: [],
     bare: [],
     steps: 0,
+    stepsOff: 0,
   };
   if (kind === 'anon') {
     out.hit = [];
+    out.hitOff = [];
     out.hitBare = [];
+    out.few = [];
+    out.fewOff = [];
+    out.fewBare = [];
   }
   for (let r = 0; r < reps; r++) {
-    collect();
+    const offFirst = r % 2 === 1;
     if (kind === 'anon') {
-      const x = anonOnce();
-      out.model.push(x.fault);
-      out.hit!.push(x.hit);
-      out.steps = x.steps;
+      const x = both(anonOnce, offFirst);
+      out.model.push(x.on.fault);
+      out.modelOff.push(x.off.fault);
+      out.hit!.push(x.on.hit);
+      out.hitOff!.push(x.off.hit);
+      out.few!.push(x.on.few);
+      out.fewOff!.push(x.off.few);
+      out.steps = x.on.steps;
+      out.stepsOff = x.off.steps;
       collect();
-      const b = bareAnon(x.vpn0, FAULT_PAGES);
+      const b = bareAnon(x.on.vpn0, FAULT_PAGES);
       out.bare.push(b.fault);
       out.hitBare!.push(b.hit);
+      out.fewBare!.push(b.few);
     } else if (kind === 'cow') {
-      const x = cowOnce();
-      out.model.push(x.cow);
-      out.steps = x.steps;
+      const x = both(cowOnce, offFirst);
+      out.model.push(x.on.cow);
+      out.modelOff.push(x.off.cow);
+      out.steps = x.on.steps;
+      out.stepsOff = x.off.steps;
       collect();
-      out.bare.push(bareCow(x.vpn0, FAULT_PAGES));
+      out.bare.push(bareCow(x.on.vpn0, FAULT_PAGES));
     } else {
-      const x = mmapOnce();
-      out.model.push(x.cycle);
-      out.steps = x.steps;
+      const x = both(mmapOnce, offFirst);
+      out.model.push(x.on.cycle);
+      out.modelOff.push(x.off.cycle);
+      out.steps = x.on.steps;
+      out.stepsOff = x.off.steps;
       collect();
-      out.bare.push(bareMmap(x.vpn0, MMAP_CYCLES));
+      out.bare.push(bareMmap(x.on.vpn0, MMAP_CYCLES));
     }
   }
   return out;
 }
 
-function heap(): HeapResult {
+function heap(tlbs: boolean): HeapResult {
   const used = () => {
     collect();
     collect();
@@ -285,11 +370,14 @@ function heap(): HeapResult {
   const before = used();
   const t0 = performance.now();
   let resident = 0;
-  const world = runWorld(HEAP_FRAMES, function* (m) {
+  let tlbEntries = 0;
+  const world = runWorld(HEAP_FRAMES, tlbs, function* (m) {
     const mm = m.createMm();
     const a = yield* mapAnon(mm, HEAP_PAGES);
     for (let i = 0; i < HEAP_PAGES; i += HEAP_STRIDE) yield* cpuWriteU32(mm, a + i * PAGE_SIZE, i);
     resident = mm.rss;
+    checkTlbs(mm, tlbs);
+    for (const t of mm.cpuTlbs.values()) tlbEntries += t.size;
   });
   const buildMs = performance.now() - t0;
   const after = used();
@@ -299,6 +387,8 @@ function heap(): HeapResult {
   const heapUsed = after.heapUsed - before.heapUsed;
   const arrayBuffers = after.arrayBuffers - before.arrayBuffers;
   return {
+    tlbs,
+    tlbEntries,
     pages: HEAP_PAGES,
     frames: HEAP_FRAMES,
     bytes: heapUsed + arrayBuffers,
@@ -311,8 +401,10 @@ function heap(): HeapResult {
 }
 
 const kind = process.argv[2];
-const reps = Number(process.argv[3] ?? '5');
-if (kind === 'heap') console.log(JSON.stringify(heap()));
-else if (kind === 'anon' || kind === 'cow' || kind === 'mmap')
-  console.log(JSON.stringify(speed(kind, reps)));
+if (kind === 'heap') {
+  const mode = process.argv[3] ?? 'on';
+  if (mode !== 'on' && mode !== 'off') throw new Error(`heap ${mode}: expected on or off`);
+  console.log(JSON.stringify(heap(mode === 'on')));
+} else if (kind === 'anon' || kind === 'cow' || kind === 'mmap')
+  console.log(JSON.stringify(speed(kind, Number(process.argv[3] ?? '5'))));
 else throw new Error(`unknown case ${kind}: expected anon, cow, mmap or heap`);
