@@ -107,7 +107,7 @@ export const svaScenario: Scenario = {
     {
       name: 'frames',
       description:
-        'physical frames of the machine: fewer than the pages in use and faults reclaim too',
+        'physical frames of the machine: fewer than the pages in use and faults reclaim too; so few that reclaim finds nothing to free and an access fails (ENOMEM; the model has no OOM killer)',
       default: 16,
       min: 4,
       max: 1 << 20,
@@ -142,14 +142,20 @@ interface Accessor {
   writeU32(addr: number, value: number): Co<boolean>;
 }
 
-/** A CPU thread's accesses: a fault that cannot be resolved (EFAULT) is a failed access. */
+/**
+ * Errors that fail one CPU access: no mapping or no right (EFAULT, SIGSEGV), or no frame even
+ * after reclaim (ENOMEM: the kernel would OOM-kill; the model has no OOM killer).
+ */
+const failsAccess = (e: unknown) => isErrno(e, 'EFAULT') || isErrno(e, 'ENOMEM');
+
+/** A CPU thread's accesses: a fault that cannot be resolved is a failed access. */
 function cpuAccessor(mm: Mm): Accessor {
   return {
     *readU32(addr) {
       try {
         return yield* cpuReadU32(mm, addr);
       } catch (e) {
-        if (isErrno(e, 'EFAULT')) return null;
+        if (failsAccess(e)) return null;
         throw e;
       }
     },
@@ -158,7 +164,7 @@ function cpuAccessor(mm: Mm): Accessor {
         yield* cpuWriteU32(mm, addr, value);
         return true;
       } catch (e) {
-        if (isErrno(e, 'EFAULT')) return false;
+        if (failsAccess(e)) return false;
         throw e;
       }
     },
