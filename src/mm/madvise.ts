@@ -11,7 +11,8 @@ import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from '
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { checkUserRange } from './munmap.ts';
-import { flushTlbBatchedPending, flushTlbRange, tlbRevoked } from './tlb.ts';
+import { flushTlbRange, tlbRevoked } from './tlb.ts';
+import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
 

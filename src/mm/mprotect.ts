@@ -24,7 +24,8 @@ import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notif
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
 import { checkUserRange } from './munmap.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbBatchedPending, flushTlbRange, tlbRevoked } from './tlb.ts';
+import { flushTlbRange, tlbRevoked } from './tlb.ts';
+import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
 import { splitToRange } from './vma-split.ts';
 

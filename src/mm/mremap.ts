@@ -27,7 +27,8 @@ import { unmappedArea } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { doMunmap } from './munmap.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbBatchedPending, flushTlbRange } from './tlb.ts';
+import { flushTlbRange } from './tlb.ts';
+import { flushTlbBatchedPending } from './tlb-batch.ts';
 import { Vma } from './vma.ts';
 
 const MREMAP_KNOWN = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;

@@ -14,7 +14,7 @@ import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notif
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
 import { pageReferenced, rmapWalk } from './rmap.ts';
-import { setTlbUbcFlushPending, tryToUnmapFlush } from './tlb.ts';
+import { setTlbUbcFlushPending, tryToUnmapFlush } from './tlb-batch.ts';
 
 /**
  * try_to_unmap(): unmaps every mapping of `page`; anonymous ones get swap entries. An anonymous

@@ -1,8 +1,7 @@
 /**
  * The CPU TLBs and their flushes: flush_tlb_mm_range() (a shootdown of every CPU that ran the
- * mm, then the secondary-TLB hook), the mmu_gather that frees unmapped pages only after the
- * flush covering them, and reclaim's batched flush (set_tlb_ubc_flush_pending(),
- * try_to_unmap_flush(), flush_tlb_batched_pending()).
+ * mm, then the secondary-TLB hook) and the mmu_gather that frees unmapped pages only after the
+ * flush covering them. Reclaim's batched flush is in tlb-batch.ts.
  */
 import { kernel } from '../kernel/kernel.ts';
 import { TASK_SIZE } from './constants.ts';
@@ -49,51 +48,6 @@ export function flushTlbRange(mm: Mm, start: number, end: number): void {
 export function tlbRevoked(mm: Mm, start: number, end: number, call: string): void {
   const k = kernel();
   if (k.trace.on) k.trace.emit('tlb-revoked', { mm: mm.id, start, end, call });
-}
-
-/** The mms whose CPU flush the running reclaim deferred (current->tlb_ubc). */
-const UBC = Symbol('tlb_ubc');
-
-function pendingBatch(): Set<Mm> {
-  const locals = kernel().current!.locals;
-  let set = locals.get(UBC) as Set<Mm> | undefined;
-  if (set === undefined) {
-    set = new Set();
-    locals.set(UBC, set);
-  }
-  return set;
-}
-
-/**
- * set_tlb_ubc_flush_pending(): try_to_unmap_one() with TTU_BATCH_FLUSH cleared an entry of
- * `mm`; the CPU flush waits for try_to_unmap_flush(), but secondary TLBs are invalidated now
- * (x86's arch_tlbbatch_add_pending() calls the hook over the whole mm since v6.6).
- */
-export function setTlbUbcFlushPending(mm: Mm): void {
-  pendingBatch().add(mm);
-  mm.tlbFlushBatched = true;
-  archInvalidateSecondaryTlbs(mm, 0, TASK_SIZE);
-}
-
-/** try_to_unmap_flush(): the deferred CPU flushes of this reclaim, before its pages are freed. */
-export function tryToUnmapFlush(): void {
-  const batch = pendingBatch();
-  for (const mm of batch) {
-    flushTlbRange(mm, 0, TASK_SIZE);
-    mm.tlbFlushBatched = false;
-  }
-  batch.clear();
-}
-
-/**
- * flush_tlb_batched_pending(): a path about to change entries of `mm` (zap, mprotect, mremap,
- * MADV_FREE) first completes a flush reclaim deferred, or it could miss an entry reclaim
- * already cleared and return while a CPU still holds it (3ea277194daa, v4.13).
- */
-export function flushTlbBatchedPending(mm: Mm): void {
-  if (!mm.tlbFlushBatched) return;
-  flushTlbRange(mm, 0, TASK_SIZE);
-  mm.tlbFlushBatched = false;
 }
 
 /** Pages gathered before the gather flushes mid-walk (MAX_GATHER_BATCH, scaled down). */

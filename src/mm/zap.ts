@@ -11,7 +11,8 @@ import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifyEvent } from './mmu-notifier-types.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbBatchedPending, MmuGather } from './tlb.ts';
+import { MmuGather } from './tlb.ts';
+import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
 
 /** What a zap removes: everything, or (truncate) only entries of file pages. */
