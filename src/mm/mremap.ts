@@ -27,7 +27,7 @@ import { unmappedArea } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { doMunmap } from './munmap.ts';
 import { ptePresent } from './pte.ts';
-import { flushTlbRange } from './tlb.ts';
+import { flushTlbRange, tlbRevoked } from './tlb.ts';
 import { flushTlbBatchedPending } from './tlb-batch.ts';
 import { Vma } from './vma.ts';
 
@@ -207,36 +207,46 @@ export function* mremap(
   const r = checkArgs(oldAddr, oldLen, newLen, flags, newAddr);
   yield* mm.mmapLock.downWrite();
   try {
-    let vma = vmaToResize(mm, r);
-    const oldEnd = r.oldAddr + r.oldLen;
-    if (r.flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
-      // mremap_to(): place (or clear) the target first, then trim the old range.
-      const dontUnmap = (r.flags & MREMAP_DONTUNMAP) !== 0;
-      let target = r.newAddr;
-      if (r.flags & MREMAP_FIXED) yield* doMunmap(mm, target, target + r.newLen);
-      else target = unmappedArea(mm, 0, r.newLen);
-      let len = r.oldLen;
-      if (r.oldLen > r.newLen) {
-        yield* doMunmap(mm, r.oldAddr + r.newLen, oldEnd);
-        len = r.newLen;
-      }
-      // The unmaps may have split the VMA: look it up again.
-      vma = mm.findVma(r.oldAddr)!;
-      return yield* moveVma(mm, vma, r.oldAddr, len, target, r.newLen, dontUnmap);
-    }
-    if (r.oldLen >= r.newLen) {
-      if (r.oldLen > r.newLen) yield* doMunmap(mm, r.oldAddr + r.newLen, oldEnd);
-      return r.oldAddr;
-    }
-    if (expandInPlace(mm, vma, r)) return r.oldAddr;
-    if (!(r.flags & MREMAP_MAYMOVE))
-      throw new Errno(
-        'ENOMEM',
-        `mremap: ${vma} cannot grow in place to ${r.newLen} bytes and may not move`,
-      );
-    const target = unmappedArea(mm, 0, r.newLen);
-    return yield* moveVma(mm, vma, r.oldAddr, r.oldLen, target, r.newLen, false);
+    const at = yield* mremapLocked(mm, r);
+    // What the old range no longer maps (all of it after a move, the tail after a shrink) is
+    // out of every TLB by now.
+    const from = at === r.oldAddr ? r.oldAddr + r.newLen : r.oldAddr;
+    if (from < r.oldAddr + r.oldLen) tlbRevoked(mm, from, r.oldAddr + r.oldLen, 'mremap');
+    return at;
   } finally {
     mm.mmapLock.upWrite();
   }
+}
+
+/** The body of mremap(2), with mmap_lock held for write: returns the new address. */
+function* mremapLocked(mm: Mm, r: Request): Co<number> {
+  let vma = vmaToResize(mm, r);
+  const oldEnd = r.oldAddr + r.oldLen;
+  if (r.flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
+    // mremap_to(): place (or clear) the target first, then trim the old range.
+    const dontUnmap = (r.flags & MREMAP_DONTUNMAP) !== 0;
+    let target = r.newAddr;
+    if (r.flags & MREMAP_FIXED) yield* doMunmap(mm, target, target + r.newLen);
+    else target = unmappedArea(mm, 0, r.newLen);
+    let len = r.oldLen;
+    if (r.oldLen > r.newLen) {
+      yield* doMunmap(mm, r.oldAddr + r.newLen, oldEnd);
+      len = r.newLen;
+    }
+    // The unmaps may have split the VMA: look it up again.
+    vma = mm.findVma(r.oldAddr)!;
+    return yield* moveVma(mm, vma, r.oldAddr, len, target, r.newLen, dontUnmap);
+  }
+  if (r.oldLen >= r.newLen) {
+    if (r.oldLen > r.newLen) yield* doMunmap(mm, r.oldAddr + r.newLen, oldEnd);
+    return r.oldAddr;
+  }
+  if (expandInPlace(mm, vma, r)) return r.oldAddr;
+  if (!(r.flags & MREMAP_MAYMOVE))
+    throw new Errno(
+      'ENOMEM',
+      `mremap: ${vma} cannot grow in place to ${r.newLen} bytes and may not move`,
+    );
+  const target = unmappedArea(mm, 0, r.newLen);
+  return yield* moveVma(mm, vma, r.oldAddr, r.oldLen, target, r.newLen, false);
 }
