@@ -94,7 +94,12 @@ export { Page } from './mm/page.ts';
 export type { Pte } from './mm/pte.ts';
 export { shrinkMemory } from './mm/reclaim.ts';
 export { type DeviceTranslation, SecondaryMmu, snapshotPte } from './mm/secondary-mmu.ts';
-export { CPU_TLB_ENTRIES, cpuTlb, flushTlbRange } from './mm/tlb.ts';
-export { type CachedTranslation, type CacheKind, TranslationCache } from './mm/tlb-cache.ts';
+export { CPU_TLB, CPU_TLB_ENTRIES, cpuTlb, flushTlbRange } from './mm/tlb.ts';
+export {
+  type CachedTranslation,
+  type CacheGeometry,
+  type CacheKind,
+  TranslationCache,
+} from './mm/tlb-cache.ts';
 export { truncateFile, unmapMappingRange } from './mm/truncate.ts';
 export { Vma, type VmFaultResult, type VmOps } from './mm/vma.ts';

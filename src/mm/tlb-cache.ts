@@ -26,38 +26,63 @@ export interface CachedTranslation {
 /** Who owns a cache, for the trace: a CPU's TLB or a device's IOTLB. */
 export type CacheKind = 'cpu' | 'iotlb';
 
+/** The shape of a cache: `sets` sets of `ways` entries each. */
+export interface CacheGeometry {
+  readonly sets: number;
+  readonly ways: number;
+}
+
 /**
- * A small cache of one address space's translations, evicting the oldest entry when full (a
- * Map keeps insertion order, so eviction is deterministic).
+ * A small set-associative cache of one address space's translations: a page can only sit in
+ * the set its page number selects, and a fill into a full set replaces its ways in turn, the
+ * oldest first (round robin; real cores use pseudo-LRU, which needs state on every hit).
  */
 export class TranslationCache {
   readonly name: string;
   readonly kind: CacheKind;
   readonly mm: Mm;
-  readonly capacity: number;
-  private readonly entries = new Map<number, CachedTranslation>();
+  readonly sets: number;
+  readonly ways: number;
+  /** Page number held by each slot (set-major), -1 when empty. */
+  private readonly tags: Float64Array;
+  private readonly slots: (CachedTranslation | undefined)[];
+  /** Per set, the way its next fill replaces when the set is full (round robin = oldest first). */
+  private readonly victim: Uint8Array;
+  private count = 0;
 
-  constructor(name: string, kind: CacheKind, mm: Mm, capacity: number) {
+  constructor(name: string, kind: CacheKind, mm: Mm, geometry: CacheGeometry) {
     this.name = name;
     this.kind = kind;
     this.mm = mm;
-    this.capacity = capacity;
+    this.sets = geometry.sets;
+    this.ways = geometry.ways;
+    this.tags = new Float64Array(this.sets * this.ways).fill(-1);
+    this.slots = new Array(this.sets * this.ways).fill(undefined);
+    this.victim = new Uint8Array(this.sets);
   }
 
+  /** Entries it can hold. */
+  get capacity(): number {
+    return this.sets * this.ways;
+  }
+
+  /** Entries it holds. */
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   /** The translation of the page at `addr` (page aligned), if cached. */
   lookup(addr: number): CachedTranslation | undefined {
-    return this.entries.get(addr / PAGE_SIZE);
+    const i = this.slotOf(addr / PAGE_SIZE);
+    return i < 0 ? undefined : this.slots[i];
   }
 
   /** Caches the translation a walk found in the present entry `pte` for an access (`write`). */
   fill(addr: number, pte: Pte, data: PageData, write: boolean): CachedTranslation {
     const vpn = addr / PAGE_SIZE;
-    this.entries.delete(vpn);
-    if (this.entries.size >= this.capacity) this.evictOldest();
+    let i = this.slotOf(vpn);
+    if (i < 0) i = this.freeSlot(vpn);
+    else this.count--;
     const t: CachedTranslation = {
       addr,
       pfn: ptePfn(pte),
@@ -65,7 +90,9 @@ export class TranslationCache {
       data,
       writable: pte.writable && (pte.dirty || write),
     };
-    this.entries.set(vpn, t);
+    this.tags[i] = vpn;
+    this.slots[i] = t;
+    this.count++;
     const k = kernel();
     if (k.trace.on)
       k.trace.emit('tlb-fill', {
@@ -86,27 +113,59 @@ export class TranslationCache {
     const first = Math.floor(start / PAGE_SIZE);
     const last = Math.ceil(end / PAGE_SIZE);
     let dropped = 0;
-    if (last - first <= this.entries.size) {
-      for (let vpn = first; vpn < last; vpn++) if (this.entries.delete(vpn)) dropped++;
+    if (last - first <= this.capacity) {
+      for (let vpn = first; vpn < last; vpn++) {
+        const i = this.slotOf(vpn);
+        if (i >= 0) {
+          this.clear(i);
+          dropped++;
+        }
+      }
       return dropped;
     }
-    for (const vpn of [...this.entries.keys()])
+    for (let i = 0; i < this.tags.length; i++) {
+      const vpn = this.tags[i]!;
       if (vpn >= first && vpn < last) {
-        this.entries.delete(vpn);
+        this.clear(i);
         dropped++;
       }
+    }
     return dropped;
   }
 
-  /** The cached translations, oldest first (for reports and tests). */
+  /** The cached translations, by set and way (for reports and tests). */
   list(): CachedTranslation[] {
-    return [...this.entries.values()];
+    return this.slots.filter((t): t is CachedTranslation => t !== undefined);
   }
 
-  private evictOldest(): void {
-    const [vpn, t] = this.entries.entries().next().value as [number, CachedTranslation];
-    this.entries.delete(vpn);
+  private setOf(vpn: number): number {
+    return vpn % this.sets;
+  }
+
+  /** The slot holding `vpn`, or -1. */
+  private slotOf(vpn: number): number {
+    const base = this.setOf(vpn) * this.ways;
+    for (let w = 0; w < this.ways; w++) if (this.tags[base + w] === vpn) return base + w;
+    return -1;
+  }
+
+  /** An empty way of `vpn`'s set, or (the set full) its oldest, evicted with a 'tlb-drop'. */
+  private freeSlot(vpn: number): number {
+    const set = this.setOf(vpn);
+    const base = set * this.ways;
+    for (let w = 0; w < this.ways; w++) if (this.tags[base + w] === -1) return base + w;
+    const i = base + this.victim[set]!;
+    this.victim[set] = (this.victim[set]! + 1) % this.ways;
+    const old = this.slots[i]!;
+    this.clear(i);
     const k = kernel();
-    if (k.trace.on) k.trace.emit('tlb-drop', { tlb: this.name, mm: this.mm.id, addr: t.addr });
+    if (k.trace.on) k.trace.emit('tlb-drop', { tlb: this.name, mm: this.mm.id, addr: old.addr });
+    return i;
+  }
+
+  private clear(i: number): void {
+    this.tags[i] = -1;
+    this.slots[i] = undefined;
+    this.count--;
   }
 }

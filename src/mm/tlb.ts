@@ -8,10 +8,15 @@ import { TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
 import { archInvalidateSecondaryTlbs } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
-import { TranslationCache } from './tlb-cache.ts';
+import { type CacheGeometry, TranslationCache } from './tlb-cache.ts';
 
-/** Entries of a CPU's TLB: an L1 data TLB holds 64 on recent x86 cores; small, so worlds of a few pages see evictions. */
-export const CPU_TLB_ENTRIES = 64;
+/**
+ * A CPU's TLB: the L1 data TLB of recent x86 cores holds 64 4 KiB translations, 4-way set
+ * associative. Small, so worlds of a few dozen pages see evictions.
+ */
+export const CPU_TLB: CacheGeometry = { sets: 16, ways: 4 };
+/** Its entries. */
+export const CPU_TLB_ENTRIES = CPU_TLB.sets * CPU_TLB.ways;
 
 /**
  * The TLB of the running CPU (task) for `mm`, made at its first access (the CPU joins
@@ -23,7 +28,7 @@ export function cpuTlb(mm: Mm): TranslationCache | null {
   if (t === null) return null;
   let tlb = mm.cpuTlbs.get(t.id);
   if (tlb === undefined) {
-    tlb = new TranslationCache(`cpu${t.id} (${t.name})`, 'cpu', mm, CPU_TLB_ENTRIES);
+    tlb = new TranslationCache(`cpu${t.id} (${t.name})`, 'cpu', mm, CPU_TLB);
     mm.cpuTlbs.set(t.id, tlb);
   }
   return tlb;

@@ -24,7 +24,7 @@ import { madvise } from '../../src/mm/madvise.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import type { Page } from '../../src/mm/page.ts';
-import { CPU_TLB_ENTRIES, cpuTlb, flushTlbRange } from '../../src/mm/tlb.ts';
+import { CPU_TLB, CPU_TLB_ENTRIES, cpuTlb, flushTlbRange } from '../../src/mm/tlb.ts';
 import type { TranslationCache } from '../../src/mm/tlb-cache.ts';
 
 const P = PAGE_SIZE;
@@ -295,7 +295,7 @@ test('a read of a writable but clean entry is cached non-writable: the next stor
   );
 });
 
-test(`a full TLB (${CPU_TLB_ENTRIES} entries) evicts its oldest translation with a tlb-drop`, () => {
+test(`a full set of the TLB (${CPU_TLB.sets} sets of ${CPU_TLB.ways} ways) evicts its oldest translation with a tlb-drop; other sets keep theirs`, () => {
   let a = 0;
   const r = run(({ k, mm }) => {
     k.spawn('t', function* () {
@@ -309,9 +309,11 @@ test(`a full TLB (${CPU_TLB_ENTRIES} entries) evicts its oldest translation with
       assert.equal(tlb.lookup(a), undefined, 'the oldest went');
       assert.ok(tlb.lookup(a + P) !== undefined);
       assert.ok(tlb.lookup(a + CPU_TLB_ENTRIES * P) !== undefined);
-      // Touching the evicted page misses again and evicts the next oldest.
+      // Touching the evicted page misses again and evicts the next oldest of its set: the page
+      // CPU_TLB.sets pages after it (same set), not the next page (another set).
       yield* cpuReadU32(mm, a);
-      assert.equal(tlb.lookup(a + P), undefined);
+      assert.equal(tlb.lookup(a + CPU_TLB.sets * P), undefined);
+      assert.ok(tlb.lookup(a + P) !== undefined);
       yield* mmput(mm);
     });
   });
@@ -319,7 +321,7 @@ test(`a full TLB (${CPU_TLB_ENTRIES} entries) evicts its oldest translation with
   const drops = ofType(r.events, 'tlb-drop');
   assert.deepEqual(
     drops.map((d) => d.addr - a),
-    [0, P],
+    [0, CPU_TLB.sets * P],
   );
   assert.equal(drops[0]!.mm, r.mm.id);
   assert.equal(

@@ -30,13 +30,13 @@ import type { Mm } from '../../mm/mm.ts';
 import { mmdrop, mmgrab } from '../../mm/mm-refs.ts';
 import { mmuNotifierRegister, mmuNotifierUnregister } from '../../mm/mmu-notifier-register.ts';
 import { MmuNotifier, type MmuNotifierOps } from '../../mm/mmu-notifier-types.ts';
-import { TranslationCache } from '../../mm/tlb-cache.ts';
+import { type CacheGeometry, TranslationCache } from '../../mm/tlb-cache.ts';
 
 /**
- * Entries of the IOTLB plus the device's ATC, as one cache: a few dozen on real parts; small so
- * that eviction happens in worlds of a few pages.
+ * The IOTLB and the device's ATC as one cache: a few dozen entries on real parts, 32 here in
+ * 8 sets of 4, so that worlds of a few pages see evictions.
  */
-export const IOTLB_ENTRIES = 32;
+export const IOTLB: CacheGeometry = { sets: 8, ways: 4 };
 
 /** A device bound to an mm (struct iommu_sva with its iommu_domain of type IOMMU_DOMAIN_SVA). */
 export class SvaBond {
@@ -58,7 +58,7 @@ export class SvaBond {
     this.dev = dev;
     this.mm = mm;
     this.pasid = pasid;
-    this.iotlb = new TranslationCache(dev, 'iotlb', mm, IOTLB_ENTRIES);
+    this.iotlb = new TranslationCache(dev, 'iotlb', mm, IOTLB);
     this.iopfWq = new Workqueue(`iopf-${dev}`);
     const self = this;
     const ops: MmuNotifierOps = kernel().mutant('sva.flush-at-range-start')
