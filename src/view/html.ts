@@ -2,7 +2,7 @@
 // script inlined, so it opens from disk with no network.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { CPU_STATES, DEV_STATES, type ViewModel } from './model.ts';
+import { CPU_STATES, DEV_STATES, TLB_STATES, type ViewModel } from './model.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -24,22 +24,32 @@ const escapeHtml = (s: string) =>
 /** JSON safe inside a script element (no `</script>` can end it early). */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
-/** The colours of the states, spans and incoherent cells (the page script reads them too). */
+/**
+ * The colours of the states, spans, incoherent cells and stale TLB cells (the page script
+ * reads them too). TLB rows are tan and brown, apart from the devices' greens; a stale TLB
+ * cell is hatched and outlined in a neutral grey, not orange: a stale cached translation is
+ * legal until its flush.
+ */
 const PALETTE = {
   cpu: ['#eeeeee', '#9ecae1', '#3182bd', '#bcbddc', '#fdd0a2'],
   dev: ['#eeeeee', '#a1d99b', '#31a354'],
+  tlb: ['#eeeeee', '#dfc27d', '#a6611a'],
   span: { run: '#d9d9d9', lock: '#fdae6b', invalidate: '#de2d26' },
   incoherent: '#e6550d',
+  stale: '#404040',
 } as const;
 
 /** The legend: what each colour and mark means. */
 function legend(): string {
-  const { cpu, dev } = PALETTE;
+  const { cpu, dev, tlb } = PALETTE;
   const swatch = (c: string, label: string) =>
     `<span class="swatch" style="background:${c}"></span>${escapeHtml(label)}`;
+  const hatch = `repeating-linear-gradient(135deg, #ffffff 0 3px, ${PALETTE.stale} 3px 4px)`;
+  const stale = `<span class="swatch stale" style="border-color:${PALETTE.stale};background:${hatch}"></span>${escapeHtml('cached after its entry changed: legal until the flush, a bug if the frame is freed')}`;
   return [
     `<div><b>CPU entry</b> ${CPU_STATES.map((s, i) => swatch(cpu[i]!, s)).join(' ')}</div>`,
     `<div><b>device translation</b> ${DEV_STATES.map((s, i) => swatch(dev[i]!, s)).join(' ')} ${swatch(PALETTE.incoherent, 'disagrees with the CPU entry')}</div>`,
+    `<div id="legend-tlb"><b>TLB entry</b> (a CPU's TLB, a device's IOTLB) ${TLB_STATES.map((s, i) => swatch(tlb[i]!, s)).join(' ')} ${stale}</div>`,
     '<div><b>lanes</b> grey: running; red: an invalidation (range start to end); orange: a lock held; ◆ device commit; ▲ device fault; ● retry; pin: the violation</div>',
     '<div><b>keys</b> ← → move between steps with events, Home/End; click a chart to move there; wheel or drag to zoom and pan</div>',
   ].join('');

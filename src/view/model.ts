@@ -1,14 +1,19 @@
 // What the web view shows, computed once from a recorded trace: task swimlanes (running slices,
-// lock holds, invalidations, device marks) and the page grid (each page's CPU entry and each
-// device's translation as runs of steps), with the steps where they disagree.
+// lock holds, invalidations, device marks) and the page grid (each page's CPU entry, each
+// device's translation and each TLB's cached translation as runs of steps), with the steps
+// where they disagree.
 
 import type { TimelineEntry } from '../cli/timeline.ts';
+import type { TraceEventOf } from '../kernel/trace.ts';
 import type { TraceRecorder } from '../kernel/trace-export.ts';
+import '../mm/events.ts';
 
 /** CPU entry states, as the grid colours them. */
 export const CPU_STATES = ['absent', 'read-only', 'writable', 'swap', 'migration'] as const;
 /** Device translation states. */
 export const DEV_STATES = ['absent', 'read', 'write'] as const;
+/** States of a translation a CPU TLB or a device IOTLB caches. */
+export const TLB_STATES = ['absent', 'read', 'write'] as const;
 
 /**
  * A run of steps from `from` on with one state (index into the states) and frame (`pfn.gen`,
@@ -16,17 +21,31 @@ export const DEV_STATES = ['absent', 'read', 'write'] as const;
  */
 export type Segment = readonly [from: number, state: number, frame: string];
 
-/** One row of the grid: the CPU entry of a page, or one device's translation of it. */
+/**
+ * One row of the grid: the CPU entry of a page, one device's translation of it, or the
+ * translation one TLB caches of it (a CPU's TLB or a device's IOTLB).
+ */
 export interface GridRow {
-  /** `mm1 0x7effffffc000` (the page), and whose entry: `CPU` or the device's name. */
+  /**
+   * `mm1 0x7effffffc000` (the page), and whose entry: `CPU`, the device's name, or the cache
+   * (`TLB cpu4 (process)`, `IOTLB sva0`).
+   */
   readonly page: string;
   readonly owner: string;
-  readonly kind: 'cpu' | 'dev';
+  readonly kind: 'cpu' | 'dev' | 'tlb';
   readonly segments: readonly Segment[];
 }
 
+/** Steps [from, to) of one grid row. */
+export type RowRange = readonly [row: number, from: number, to: number];
 /** Steps [from, to) where a device translation disagrees with the CPU entry of its page. */
-export type Incoherence = readonly [row: number, from: number, to: number];
+export type Incoherence = RowRange;
+/**
+ * Steps [from, to) where a TLB caches a translation its page's CPU entry no longer gives:
+ * legal until the flush that follows the change (lazy flushing), a bug if the frame is freed
+ * meanwhile (the tlb oracle's stale-tlb).
+ */
+export type Stale = RowRange;
 
 /** A span on a task's lane. */
 export interface Span {
@@ -59,6 +78,8 @@ export interface ViewModel {
   readonly marks: readonly Mark[];
   readonly rows: readonly GridRow[];
   readonly incoherent: readonly Incoherence[];
+  /** TLB rows: the steps where the cached translation disagrees with the CPU entry. */
+  readonly stale: readonly Stale[];
   /** The events in words, by step (the panel at the cursor). */
   readonly events: readonly (readonly [step: number, task: string, text: string])[];
   /** The oracle's violation, if the run ended in one. */
@@ -87,12 +108,12 @@ class Opened {
   }
 }
 
-/** Rows by page: the CPU row and one per device, created as pages appear. */
+/** Rows by page: the CPU row and one per device and per TLB, created as pages appear. */
 class Grid {
-  readonly rows: { page: string; owner: string; kind: 'cpu' | 'dev'; segments: Segment[] }[] = [];
+  readonly rows: { page: string; owner: string; kind: GridRow['kind']; segments: Segment[] }[] = [];
   private readonly byKey = new Map<string, number>();
 
-  row(page: string, owner: string, kind: 'cpu' | 'dev'): number {
+  row(page: string, owner: string, kind: GridRow['kind']): number {
     const key = `${page}|${owner}`;
     let i = this.byKey.get(key);
     if (i === undefined) {
@@ -112,6 +133,75 @@ class Grid {
   }
 }
 
+const PAGE = 4096;
+
+/**
+ * The caches' live translations, so a flush clears exactly the rows it empties: a CPU TLB
+ * flush reaches every CPU TLB of the mm, an IOTLB invalidation its own cache (the tlb
+ * oracle's semantics). A cache holds a few dozen translations, so a flush of any range costs
+ * at most that many checks per cache.
+ */
+class Caches {
+  /** `mm|tlb` → page address → grid row of the translation it holds. */
+  private readonly live = new Map<string, Map<number, number>>();
+  /** mm → keys of its CPU TLBs. */
+  private readonly cpuOf = new Map<number, Set<string>>();
+
+  constructor(private readonly grid: Grid) {}
+
+  fill(e: TraceEventOf<'tlb-fill'>, page: string): void {
+    const key = `${e.mm}|${e.tlb}`;
+    let cache = this.live.get(key);
+    if (cache === undefined) {
+      cache = new Map();
+      this.live.set(key, cache);
+      if (e.kind === 'cpu') {
+        let names = this.cpuOf.get(e.mm);
+        if (names === undefined) {
+          names = new Set();
+          this.cpuOf.set(e.mm, names);
+        }
+        names.add(key);
+      }
+    }
+    const owner = e.kind === 'cpu' ? `TLB ${e.tlb}` : `IOTLB ${e.tlb}`;
+    this.grid.row(page, 'CPU', 'cpu');
+    const row = this.grid.row(page, owner, 'tlb');
+    cache.set(e.addr - (e.addr % PAGE), row);
+    this.grid.set(row, e.step, e.writable ? 2 : 1, frame(e.pfn, e.gen));
+  }
+
+  drop(e: TraceEventOf<'tlb-drop'>): void {
+    const cache = this.live.get(`${e.mm}|${e.tlb}`);
+    const addr = e.addr - (e.addr % PAGE);
+    const row = cache?.get(addr);
+    if (row === undefined) return;
+    cache!.delete(addr);
+    this.grid.set(row, e.step, 0, '');
+  }
+
+  /** 'tlb-flush': every CPU TLB of the mm. */
+  flushCpu(e: TraceEventOf<'tlb-flush'>): void {
+    for (const key of this.cpuOf.get(e.mm) ?? []) this.flush(key, e.start, e.end, e.step);
+  }
+
+  /** 'iotlb-flush': that IOTLB. */
+  flushIotlb(e: TraceEventOf<'iotlb-flush'>): void {
+    this.flush(`${e.mm}|${e.tlb}`, e.start, e.end, e.step);
+  }
+
+  /** Empties [start, end) of one cache (a page partly in the range goes whole). */
+  private flush(key: string, start: number, end: number, step: number): void {
+    const cache = this.live.get(key);
+    if (cache === undefined) return;
+    for (const [addr, row] of cache)
+      if (addr + PAGE > start && addr < end) {
+        cache.delete(addr);
+        this.grid.set(row, step, 0, '');
+      }
+  }
+}
+
 /** The state of `row` at `step` (the segment covering it). */
 export function stateAt(segments: readonly Segment[], step: number): Segment {
   let lo = 0;
@@ -125,9 +215,10 @@ export function stateAt(segments: readonly Segment[], step: number): Segment {
 }
 
 /**
- * True when a device translation disagrees with the CPU entry: it maps a frame the CPU entry
- * does not (absent, moved, or freed and reused), or it can write where the CPU cannot. The
- * coherence oracle's rule, read off the grid.
+ * True when a device translation (or a TLB's cached one: the states are the same) disagrees
+ * with the CPU entry: it maps a frame the CPU entry does not (absent, swap, migration, moved,
+ * or freed and reused), or it can write where the CPU cannot. The coherence oracle's rule,
+ * read off the grid.
  */
 export function disagrees(cpu: Segment, dev: Segment): boolean {
   if (dev[1] === 0) return false;
@@ -148,6 +239,7 @@ export function buildViewModel(
   const spans: Span[] = [];
   const marks: Mark[] = [];
   const grid = new Grid();
+  const caches = new Caches(grid);
   let lastStep = 0;
   let violation: ViewModel['violation'] = null;
   let running: { task: number; from: number } | null = null;
@@ -222,6 +314,18 @@ export function buildViewModel(
       case 'dev-unmap':
         grid.set(grid.row(pageOf(e.mm, e.addr), e.dev, 'dev'), e.step, 0, '');
         break;
+      case 'tlb-fill':
+        caches.fill(e, pageOf(e.mm, e.addr));
+        break;
+      case 'tlb-drop':
+        caches.drop(e);
+        break;
+      case 'tlb-flush':
+        caches.flushCpu(e);
+        break;
+      case 'iotlb-flush':
+        caches.flushIotlb(e);
+        break;
       case 'dev-fault':
         marks.push({
           task: e.task,
@@ -263,7 +367,8 @@ export function buildViewModel(
     spans,
     marks,
     rows,
-    incoherent: incoherence(rows, lastStep),
+    incoherent: disagreeing(rows, 'dev', lastStep),
+    stale: disagreeing(rows, 'tlb', lastStep),
     events: timeline.map((t) => [t.step, t.task, t.text] as const),
     violation,
   };
@@ -274,44 +379,65 @@ function splitKey(key: string): [number, string] {
   return [Number(key.slice(0, cut)), key.slice(cut + 1)];
 }
 
-/** Pages in address order (mm, then address), the CPU row first, then devices by name. */
+const natural = new Intl.Collator('en', { numeric: true });
+
+/**
+ * Pages in address order (mm, then address); per page the CPU row first, then the devices by
+ * name, then the TLBs: the CPUs' (in CPU order), then the IOTLBs.
+ */
 function orderRows(rows: Grid['rows']): GridRow[] {
-  const addr = (page: string) => {
-    const [mm, a] = page.split(' ');
-    return [Number(mm!.slice(2)), Number.parseInt(a!.slice(2), 16)] as const;
-  };
-  return [...rows].sort((x, y) => {
-    const [am, aa] = addr(x.page);
-    const [bm, ba] = addr(y.page);
-    if (am !== bm) return am - bm;
-    if (aa !== ba) return aa - ba;
-    if (x.kind !== y.kind) return x.kind === 'cpu' ? -1 : 1;
-    return x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : 0;
+  const keyed = rows.map((r) => {
+    const cut = r.page.indexOf(' ');
+    const rank = r.kind === 'cpu' ? 0 : r.kind === 'dev' ? 1 : r.owner.startsWith('TLB ') ? 2 : 3;
+    return {
+      r,
+      mm: Number(r.page.slice(2, cut)),
+      addr: Number.parseInt(r.page.slice(cut + 3), 16),
+      rank,
+    };
   });
+  keyed.sort((x, y) => {
+    if (x.mm !== y.mm) return x.mm - y.mm;
+    if (x.addr !== y.addr) return x.addr - y.addr;
+    if (x.rank !== y.rank) return x.rank - y.rank;
+    if (x.rank === 1) return x.r.owner < y.r.owner ? -1 : x.r.owner > y.r.owner ? 1 : 0;
+    return natural.compare(x.r.owner, y.r.owner);
+  });
+  return keyed.map((k) => k.r);
 }
 
-/** For each device row, the step ranges where it disagrees with its page's CPU row. */
-function incoherence(rows: readonly GridRow[], lastStep: number): Incoherence[] {
-  const out: Incoherence[] = [];
+/**
+ * For each row of `kind` (devices, or TLBs), the step ranges where it disagrees with its
+ * page's CPU row: both rows change only at their segment starts, so one merged walk of the
+ * two runs finds them.
+ */
+function disagreeing(rows: readonly GridRow[], kind: 'dev' | 'tlb', lastStep: number): RowRange[] {
+  const out: RowRange[] = [];
   const cpuRow = new Map<string, GridRow>();
   for (const r of rows) if (r.kind === 'cpu') cpuRow.set(r.page, r);
-  for (const [i, r] of rows.entries()) {
-    if (r.kind !== 'dev') continue;
-    const cpu = cpuRow.get(r.page)!;
-    // Both rows change only at their segment starts: check each boundary.
-    const bounds = [
-      ...new Set([...r.segments.map((s) => s[0]), ...cpu.segments.map((s) => s[0])]),
-    ].sort((a, b) => a - b);
+  for (const [n, r] of rows.entries()) {
+    if (r.kind !== kind) continue;
+    const cpu = cpuRow.get(r.page)!.segments;
+    const own = r.segments;
+    let i = 0;
+    let j = 0;
+    let at = 0;
     let open = -1;
-    for (const b of bounds) {
-      const bad = disagrees(stateAt(cpu.segments, b), stateAt(r.segments, b));
-      if (bad && open < 0) open = b;
-      if (!bad && open >= 0) {
-        out.push([i, open, b]);
+    for (;;) {
+      const bad = disagrees(cpu[i]!, own[j]!);
+      if (bad && open < 0) open = at;
+      else if (!bad && open >= 0) {
+        out.push([n, open, at]);
         open = -1;
       }
+      const nextCpu = i + 1 < cpu.length ? cpu[i + 1]![0] : Number.POSITIVE_INFINITY;
+      const nextOwn = j + 1 < own.length ? own[j + 1]![0] : Number.POSITIVE_INFINITY;
+      at = Math.min(nextCpu, nextOwn);
+      if (at === Number.POSITIVE_INFINITY) break;
+      if (nextCpu === at) i++;
+      if (nextOwn === at) j++;
     }
-    if (open >= 0) out.push([i, open, lastStep + 1]);
+    if (open >= 0) out.push([n, open, lastStep + 1]);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // colours exactly the cells the coherence oracle found incoherent. The counterexample:
 // dmirror.no-read-retry on dmirror-race, pct seed 1, within 100 runs. A screenshot is kept in
 // test-artifacts/ (ODPSIM_UPDATE_SCREENSHOT=1 also refreshes the README's docs/img/web-view.png).
+// The TLB rows are checked on a stale-tlb counterexample: mm.mremap-flush-after-unlock on sva.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -203,6 +204,121 @@ test('explore --html writes the web view of the minimised violation (pct seed 1,
     String(rep.failure!.timeline.at(-1)!.step),
   );
   assert.ok((await page.textContent('header'))!.includes(rep.failure!.token));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+/** The web view's test hook, as page.js exports it. */
+interface ViewHook {
+  rows(): [page: string, owner: string, kind: string][];
+  rowLabels(): string[];
+  staleRanges(): [page: string, owner: string, from: number, to: number][];
+  drawnStale(): unknown[];
+  incoherentCells(): unknown[];
+  moveTo(step: number): void;
+}
+/** Calls the hook's `name` in the page. */
+function hook<K extends keyof ViewHook>(
+  page: Page,
+  name: K,
+  ...args: Parameters<ViewHook[K]>
+): Promise<ReturnType<ViewHook[K]>> {
+  return page.evaluate(
+    ([n, a]) => {
+      const v = (
+        globalThis as unknown as { odpsimView: Record<string, (...x: unknown[]) => unknown> }
+      ).odpsimView;
+      return v[n]!(...a);
+    },
+    [name, args] as const,
+  ) as Promise<ReturnType<ViewHook[K]>>;
+}
+
+test('TLB rows: a CPU TLB caching a page after its PTE was cleared is stale, hatched not orange, up to the violation (explore sva, random seed 1, ≤ 50 runs)', async () => {
+  const file = join(tmp, 'tlb.html');
+  const r = await odpsimAsyncWith(SRC, [
+    'explore',
+    'sva',
+    '--mutant',
+    'mm.mremap-flush-after-unlock',
+    '--set',
+    'ops=24',
+    '--strategy',
+    'random',
+    '--seed',
+    '1',
+    '--runs',
+    '50',
+    '--html',
+    file,
+    '--json',
+  ]);
+  assert.equal(r.status, 1, r.stderr);
+  const rep = json<ExploreJson>(r);
+  assert.equal(rep.failure!.rule, 'stale-tlb');
+  const bugStep = rep.failure!.timeline.at(-1)!.step;
+  // "... the TLB of cpu4 (process) still caches mm1 0x7efffffff000 → ...; its PTE was cleared
+  // at step 43, ..."
+  const m =
+    /the TLB of (cpu\d+ \([^)]+\)) still caches (mm\d+ 0x[0-9a-f]+) .* its PTE was cleared at step (\d+)/.exec(
+      rep.failure!.message,
+    );
+  assert.ok(m !== null, rep.failure!.message);
+  const [, tlb, pg, cleared] = m;
+  assert.equal(pg, 'mm1 0x7efffffff000');
+  const owner = `TLB ${tlb}`;
+  const { page, errors } = await open(file);
+
+  // The page's rows: its CPU entry first, then the TLB row, on the drawn axis too.
+  const rows = await hook(page, 'rows');
+  const mine = rows.filter((row) => row[0] === pg);
+  assert.deepEqual(mine[0], [pg, 'CPU', 'cpu']);
+  assert.ok(
+    mine.some(([, o, k]) => o === owner && k === 'tlb'),
+    JSON.stringify(mine),
+  );
+  const rank = ['cpu', 'dev', 'tlb'];
+  for (let i = 1; i < rows.length; i++)
+    if (rows[i - 1]![0] === rows[i]![0])
+      assert.ok(
+        rank.indexOf(rows[i - 1]![2]) <= rank.indexOf(rows[i]![2]),
+        `rows of ${rows[i]![0]}: CPU, then devices, then TLBs`,
+      );
+  assert.ok((await hook(page, 'rowLabels')).includes(`${pg} ${owner}`));
+
+  // Stale from the PTE's clear up to (through) the violation step; drawn, and not orange.
+  const stale = await hook(page, 'staleRanges');
+  assert.deepEqual(
+    stale.filter((s) => s[0] === pg && s[1] === owner),
+    [[pg, owner, Number(cleared), bugStep + 1]],
+  );
+  assert.equal((await hook(page, 'drawnStale')).length, stale.length);
+  assert.deepEqual(await hook(page, 'incoherentCells'), []);
+
+  // The legend explains the overlay.
+  const legend = (await page.textContent('#legend-tlb'))!;
+  assert.ok(legend.includes('TLB entry'), legend);
+  assert.ok(
+    legend.includes(
+      'cached after its entry changed: legal until the flush, a bug if the frame is freed',
+    ),
+    legend,
+  );
+
+  // The panel marks the row stale at the violation, not before the clear.
+  const staleRows = () =>
+    page.$$eval('#entries tr.stale', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent)),
+    );
+  await page.click('#violation');
+  assert.equal(await page.textContent('#cursor-step'), String(bugStep));
+  assert.deepEqual(await staleRows(), [[pg, owner]]);
+  assert.equal(await page.$$eval('#entries tr.incoherent', (t) => t.length), 0);
+  await hook(page, 'moveTo', Number(cleared) - 1);
+  assert.deepEqual(await staleRows(), []);
+
+  mkdirSync('test-artifacts', { recursive: true });
+  await page.screenshot({ path: 'test-artifacts/web-view-tlb.png' });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -11,10 +11,13 @@
   const palette = JSON.parse(document.getElementById('odpsim-palette').textContent);
   const CPU = palette.cpu;
   const DEV = palette.dev;
+  const TLB = palette.tlb;
   const SPAN = palette.span;
   const MARK = { fault: 'triangle', commit: 'diamond', retry: 'circle', bug: 'pin' };
   const CPU_NAMES = ['absent', 'read-only', 'writable', 'swap', 'migration'];
   const DEV_NAMES = ['absent', 'read', 'write'];
+  const TLB_NAMES = ['absent', 'read', 'write'];
+  const NAMES = { cpu: CPU_NAMES, dev: DEV_NAMES, tlb: TLB_NAMES };
   const last = model.lastStep + 1;
   // Grid rows on screen at once (html.ts sizes the chart for as many); more scroll.
   const ROWS_SHOWN = 40;
@@ -45,8 +48,36 @@
     return row.segments.map((s, k) => [s[0], (row.segments[k + 1] || [last])[0], i, s[1], s[2]]);
   }
 
-  /** An outlined rectangle over steps [from, to) of grid row `row` (an incoherent cell). */
-  function outlined(api, params) {
+  // Stale TLB cells: grey diagonal hatching over the cell's own colour, in a dashed outline.
+  const hatch = document.createElement('canvas');
+  hatch.width = 6;
+  hatch.height = 6;
+  {
+    const c = hatch.getContext('2d');
+    c.strokeStyle = palette.stale;
+    c.lineWidth = 1.2;
+    c.beginPath();
+    for (const k of [-6, 0, 6]) {
+      c.moveTo(k, 6);
+      c.lineTo(k + 6, 0);
+    }
+    c.stroke();
+  }
+  const OVERLAY = {
+    incoherent: { fill: palette.incoherent, stroke: '#000', lineWidth: 1 },
+    stale: {
+      fill: { image: hatch, repeat: 'repeat' },
+      stroke: palette.stale,
+      lineWidth: 1,
+      lineDash: [3, 2],
+    },
+  };
+
+  /**
+   * An outlined rectangle over steps [from, to) of grid row `row`: an incoherent cell, or
+   * (`style` OVERLAY.stale) a stale TLB cell.
+   */
+  function outlined(api, params, style) {
     const start = api.coord([api.value(0), api.value(2)]);
     const end = api.coord([api.value(1), api.value(2)]);
     const h = api.size([0, 1])[1] * 0.8;
@@ -63,7 +94,7 @@
     return {
       type: 'rect',
       shape: rect,
-      style: { fill: palette.incoherent, stroke: '#000', lineWidth: 1 },
+      style,
     };
   }
 
@@ -118,12 +149,13 @@
   const cellSeries = [
     ...CPU.map((color, state) => ['cpu', state, color]),
     ...DEV.map((color, state) => ['dev', state, color]),
+    ...TLB.map((color, state) => ['tlb', state, color]),
   ]
     .filter(([, state]) => state > 0)
     .map(([kind, state, color]) =>
       thick(
         `cells-${kind}-${state}`,
-        kind === 'cpu' ? CPU_NAMES[state] : DEV_NAMES[state],
+        kind === 'tlb' ? `TLB ${TLB_NAMES[state]}` : NAMES[kind][state],
         color,
         12,
         gridData.filter((d) => model.rows[d[2]].kind === kind && d[3] === state),
@@ -131,6 +163,7 @@
     );
   const rowLabels = model.rows.map((r) => `${r.page} ${r.owner}`);
   const bad = model.incoherent.map((c) => [c[1], c[2], c[0]]);
+  const stale = model.stale.map((c) => [c[1], c[2], c[0]]);
 
   // Plot areas, kept here: reading them back with getOption() would copy every series.
   const LANES_GRID = { left: 120, right: 24, top: 30, bottom: 50 };
@@ -219,7 +252,7 @@
     tooltip: {
       trigger: 'item',
       formatter: (p) =>
-        `${rowLabels[p.value[2]]}: incoherent at steps ${p.value[0]}–${p.value[1] - 1}`,
+        `${rowLabels[p.value[2]]}: ${p.seriesId === 'stale' ? 'cached after its entry changed' : 'incoherent'} at steps ${p.value[0]}–${p.value[1] - 1}`,
     },
     grid: PAGES_GRID,
     xAxis,
@@ -230,9 +263,16 @@
       {
         id: 'incoherent',
         type: 'custom',
-        renderItem: (params, api) => outlined(api, params),
+        renderItem: (params, api) => outlined(api, params, OVERLAY.incoherent),
         encode: { x: [0, 1], y: 2 },
         data: bad,
+      },
+      {
+        id: 'stale',
+        type: 'custom',
+        renderItem: (params, api) => outlined(api, params, OVERLAY.stale),
+        encode: { x: [0, 1], y: 2 },
+        data: stale,
       },
       violationSeries(),
     ],
@@ -240,12 +280,23 @@
   echarts.connect([lanes, grid]);
 
   function describe(row, state, frame) {
-    const name = (row.kind === 'cpu' ? CPU_NAMES : DEV_NAMES)[state];
+    const name = NAMES[row.kind][state];
     return frame !== '' ? `${name}, pfn ${frame}` : name;
   }
 
-  function incoherentAt(rowIndex, step) {
-    return model.incoherent.some((c) => c[0] === rowIndex && c[1] <= step && step < c[2]);
+  // The incoherent and the stale ranges of each row, for the panel.
+  function byRow(ranges) {
+    const out = new Map();
+    for (const c of ranges) {
+      if (!out.has(c[0])) out.set(c[0], []);
+      out.get(c[0]).push(c);
+    }
+    return out;
+  }
+  const incoherentOf = byRow(model.incoherent);
+  const staleOf = byRow(model.stale);
+  function within(ranges, rowIndex, step) {
+    return (ranges.get(rowIndex) || []).some((c) => c[1] <= step && step < c[2]);
   }
 
   // The cursor and its panel.
@@ -285,8 +336,17 @@
       .map((i) => {
         const r = model.rows[i];
         const s = stateAt(r.segments, cursor);
-        const cls = incoherentAt(i, cursor) ? ' class="incoherent"' : '';
-        return `<tr${cls} data-row="${i}"><td>${r.page}</td><td>${r.owner}</td><td class="state">${describe(r, s[1], s[2])}</td></tr>`;
+        const mark = within(incoherentOf, i, cursor)
+          ? 'incoherent'
+          : within(staleOf, i, cursor)
+            ? 'stale'
+            : '';
+        const cls = mark !== '' ? ` class="${mark}"` : '';
+        const flag =
+          mark === 'stale'
+            ? '<span class="flag" title="cached after its entry changed: legal until the flush, a bug if the frame is freed">stale</span>'
+            : '';
+        return `<tr${cls} data-row="${i}"><td>${escapeHtml(r.page)}</td><td>${escapeHtml(r.owner)}</td><td class="state">${describe(r, s[1], s[2])}${flag}</td></tr>`;
       })
       .join('');
     const task = events.length > 0 ? events[0][1] : '-';
@@ -316,6 +376,7 @@
       for (const address of e[2].match(/0x[0-9a-f]+/g) || [])
         for (const i of rowsOfAddress.get(address) || []) rows.add(i);
     for (const c of model.incoherent) if (c[1] <= cursor && cursor < c[2]) rows.add(c[0]);
+    for (const c of model.stale) if (c[1] <= cursor && cursor < c[2]) rows.add(c[0]);
     return [...rows].sort((a, b) => a - b);
   }
 
@@ -370,6 +431,11 @@
         return out;
       }),
     drawnIncoherent: () => grid.getOption().series.find((s) => s.id === 'incoherent').data,
+    rows: () => model.rows.map((r) => [r.page, r.owner, r.kind]),
+    rowLabels: () => grid.getOption().yAxis[0].data,
+    staleRanges: () =>
+      model.stale.map((c) => [model.rows[c[0]].page, model.rows[c[0]].owner, c[1], c[2]]),
+    drawnStale: () => grid.getOption().series.find((s) => s.id === 'stale').data,
     violationLines: () =>
       [lanes, grid].map((c) =>
         c
