@@ -60,6 +60,8 @@ test('run --json: scenario, params, statistics, every oracle passing; determinis
   assert.ok(r.stats.cpuFaults > 0 && r.stats.devFaults > 0 && r.stats.invalidations > 0);
   assert.ok(r.stats.mirrored.distinctPages > 0);
   assert.ok(r.stats.frames.peak > 0);
+  assert.ok(r.stats.tlb.cpuFills > 0 && r.stats.tlb.cpuFlushes > 0);
+  assert.equal(r.stats.tlb.iotlbFills, 0, 'kvm-mirror has no SVA device');
   assert.deepEqual(
     r.oracles.map((o: { name: string; verdict: string }) => `${o.name}:${o.verdict}`),
     [
