@@ -22,9 +22,11 @@ import type { SvaBond } from './sva.ts';
 export type PageResponse = 'success' | 'invalid';
 
 /**
- * iommu_sva_handle_iopf(): resolves one page request of `bond`'s PASID. INVALID when the
- * address space is exiting (mmget_not_zero() fails), no VMA maps the address, the VMA forbids
- * the access, or handle_mm_fault() returns an error; SUCCESS otherwise.
+ * iommu_sva_handle_iopf() (iommu_sva_handle_mm() in newer kernels): resolves one page request
+ * of `bond`'s PASID with a remote fault (FAULT_FLAG_REMOTE) under mmap_lock for read. INVALID
+ * when the address space is exiting (mmget_not_zero() fails), no VMA maps the address
+ * (vma_lookup()), the VMA forbids the access, or handle_mm_fault() returns an error; SUCCESS
+ * otherwise.
  */
 export function* iommuSvaHandleIopf(bond: SvaBond, addr: number, write: boolean): Co<PageResponse> {
   const mm = bond.mm;
