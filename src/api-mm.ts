@@ -17,7 +17,7 @@ export { TlbOracle } from './check/oracles/tlb.ts';
 export { DmirrorDevice } from './drivers/dmirror/device.ts';
 export { Dmirror } from './drivers/dmirror/dmirror.ts';
 export * from './drivers/dmirror/uapi.ts';
-export { svaDma } from './drivers/iommu/ats.ts';
+export { svaDma, svaDmaReadU32, svaDmaWriteU32 } from './drivers/iommu/ats.ts';
 export {
   iommuReportDeviceFault,
   iommuSvaHandleIopf,

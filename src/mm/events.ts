@@ -36,7 +36,7 @@ declare module '../kernel/trace.ts' {
     /** A device IOTLB invalidated [start, end) of mm (its driver's secondary-TLB hook, or unbind). */
     'iotlb-flush': { tlb: string; mm: number; start: number; end: number };
     /**
-     * A call that took rights away from [start, end) returns (munmap, mprotect, madvise): from
+     * A call that took rights away from [start, end) returns (munmap, mprotect, madvise, mremap): from
      * here every cached translation of the range must agree with its CPU entry.
      */
     'tlb-revoked': { mm: number; start: number; end: number; call: string };

@@ -37,10 +37,8 @@ export function setTlbUbcFlushPending(mm: Mm): void {
 /** try_to_unmap_flush(): the deferred CPU flushes of this reclaim, before its pages are freed. */
 export function tryToUnmapFlush(): void {
   const batch = pendingBatch();
-  for (const mm of batch) {
-    flushTlbRange(mm, 0, TASK_SIZE);
-    mm.tlbFlushBatched = false;
-  }
+  // A path that ran flush_tlb_batched_pending() meanwhile already did it.
+  for (const mm of batch) flushTlbBatchedPending(mm);
   batch.clear();
 }
 

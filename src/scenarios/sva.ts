@@ -1,6 +1,6 @@
 import { installOracles } from '../check/oracles/install.ts';
 import { registerOracle } from '../check/oracles/registry.ts';
-import { svaDma } from '../drivers/iommu/ats.ts';
+import { svaDmaReadU32, svaDmaWriteU32 } from '../drivers/iommu/ats.ts';
 import { iommuSvaBindDevice, iommuSvaUnbindDevice, type SvaBond } from '../drivers/iommu/sva.ts';
 import { delay, join, sleep } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
@@ -174,24 +174,8 @@ function cpuAccessor(mm: Mm): Accessor {
 /** A DMA engine's accesses through the bond. */
 function dmaAccessor(bond: () => SvaBond): Accessor {
   return {
-    *readU32(addr) {
-      let value: number | null = null;
-      const ok = yield* svaDma(bond(), addr, false, (data, within) => {
-        const b = new Uint8Array(4);
-        data.read(within, b, 0, 4);
-        value = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
-      });
-      return ok ? value : null;
-    },
-    *writeU32(addr, value) {
-      const b = new Uint8Array([
-        value & 0xff,
-        (value >>> 8) & 0xff,
-        (value >>> 16) & 0xff,
-        value >>> 24,
-      ]);
-      return yield* svaDma(bond(), addr, true, (data, within) => data.write(within, b, 0, 4));
-    },
+    readU32: (addr) => svaDmaReadU32(bond(), addr),
+    writeU32: (addr, value) => svaDmaWriteU32(bond(), addr, value),
   };
 }
 

@@ -13,7 +13,7 @@ export const CPU_STATES = ['absent', 'read-only', 'writable', 'swap', 'migration
 /** Device translation states. */
 export const DEV_STATES = ['absent', 'read', 'write'] as const;
 /** States of a translation a CPU TLB or a device IOTLB caches. */
-export const TLB_STATES = ['absent', 'read', 'write'] as const;
+export const TLB_STATES = DEV_STATES;
 
 /**
  * A run of steps from `from` on with one state (index into the states) and frame (`pfn.gen`,

@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { installOracles } from '../../src/check/oracles/install.ts';
 import { measureLeaks } from '../../src/check/oracles/leaks.ts';
-import { svaDma } from '../../src/drivers/iommu/ats.ts';
 import {
-  iommuSvaBindDevice,
-  iommuSvaUnbindDevice,
-  type SvaBond,
-} from '../../src/drivers/iommu/sva.ts';
+  svaDmaReadU32 as dmaRead,
+  svaDmaWriteU32 as dmaWrite,
+} from '../../src/drivers/iommu/ats.ts';
+import { iommuSvaBindDevice, iommuSvaUnbindDevice } from '../../src/drivers/iommu/sva.ts';
 import { type Co, isErrno, Kernel } from '../../src/index.ts';
 import type { TraceEvent } from '../../src/kernel/trace.ts';
 import {
@@ -46,27 +45,6 @@ function run(body: (mm: Mm) => Co) {
     machine,
     count: (type: string) => events.filter((e) => e.type === type).length,
   };
-}
-
-/** A DMA word read: null when the DMA failed. */
-function* dmaRead(bond: SvaBond, addr: number): Co<number | null> {
-  let v: number | null = null;
-  const ok = yield* svaDma(bond, addr, false, (data, within) => {
-    const b = new Uint8Array(4);
-    data.read(within, b, 0, 4);
-    v = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
-  });
-  return ok ? v : null;
-}
-
-function* dmaWrite(bond: SvaBond, addr: number, value: number): Co<boolean> {
-  const b = new Uint8Array([
-    value & 0xff,
-    (value >>> 8) & 0xff,
-    (value >>> 16) & 0xff,
-    value >>> 24,
-  ]);
-  return yield* svaDma(bond, addr, true, (data, within) => data.write(within, b, 0, 4));
 }
 
 test('DMA sees what the CPU wrote and the CPU sees what the DMA wrote; a not-present page is faulted in by a page request; unbind leaves nothing behind', () => {

@@ -40,8 +40,8 @@ export function* svaDma(
     let t: CachedTranslation | undefined = bond.iotlb.lookup(page);
     if (t === undefined || (write && !t.writable)) {
       const pte = pageWalk(bond.mm, page, write);
-      if (pte !== undefined) t = bond.iotlb.fill(page, pte, frameData(bond.mm, pte), write);
-      else t = undefined;
+      t =
+        pte === undefined ? undefined : bond.iotlb.fill(page, pte, frameData(bond.mm, pte), write);
     }
     if (t !== undefined) {
       const k = kernel();
@@ -52,4 +52,26 @@ export function* svaDma(
     if ((yield* iommuReportDeviceFault(bond, addr, write)) === 'invalid') return false;
   }
   return false;
+}
+
+/** A DMA read of the little-endian 32-bit word at `addr`; null when the DMA failed. */
+export function* svaDmaReadU32(bond: SvaBond, addr: number): Co<number | null> {
+  let value: number | null = null;
+  const ok = yield* svaDma(bond, addr, false, (data, within) => {
+    const b = new Uint8Array(4);
+    data.read(within, b, 0, 4);
+    value = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
+  });
+  return ok ? value : null;
+}
+
+/** A DMA write of a little-endian 32-bit word at `addr`; false when the DMA failed. */
+export function* svaDmaWriteU32(bond: SvaBond, addr: number, value: number): Co<boolean> {
+  const b = new Uint8Array([
+    value & 0xff,
+    (value >>> 8) & 0xff,
+    (value >>> 16) & 0xff,
+    value >>> 24,
+  ]);
+  return yield* svaDma(bond, addr, true, (data, within) => data.write(within, b, 0, 4));
 }
