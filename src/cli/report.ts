@@ -1,26 +1,10 @@
-// Text formatting shared by the commands. Nothing here depends on the locale or the clock, so
+// Text formatting shared by the commands (numbers and durations: lib/format.ts). Nothing here depends on the locale or the clock, so
 // the same run prints the same report (elapsed times aside).
+import { formatNs, num, plural } from '../lib/format.ts';
+
+export { formatNs, num, plural };
 import type { DeviceCounters } from '../check/counters.ts';
 import type { OracleVerdict, RdmaStats, RunStats } from './stats.ts';
-
-/** An integer with thousands separators (`12,345`), independent of the locale. */
-export function num(n: number): string {
-  const s = String(Math.abs(Math.trunc(n)));
-  const grouped = s.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return n < 0 ? `-${grouped}` : grouped;
-}
-
-/** `n thing` or `n things`. */
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${num(n)} ${n === 1 ? one : many}`;
-}
-
-/** Virtual time: ns, µs or ms with three significant digits. */
-export function formatNs(ns: number): string {
-  if (ns < 1000) return `${ns} ns`;
-  if (ns < 1_000_000) return `${(ns / 1000).toPrecision(3)} µs`;
-  return `${(ns / 1_000_000).toPrecision(3)} ms`;
-}
 
 /** Wall time for the `elapsed` lines (the only nondeterministic part of a report). */
 export function formatMs(ms: number): string {

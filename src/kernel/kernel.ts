@@ -1,3 +1,4 @@
+import { CostModel, type CostOverrides } from '../cost/model.ts';
 import { Errno } from '../lib/errors.ts';
 import { Prng } from '../lib/prng.ts';
 import { KernelBug, type KernelRule, setBugSink } from './bug.ts';
@@ -24,6 +25,8 @@ export interface KernelOptions {
   readonly mutants?: Iterable<string>;
   /** Record the mutant sites the run reaches even with no mutant enabled (see mutantSites). */
   readonly recordMutantSites?: boolean;
+  /** Cost table overrides (see cost/table.ts); the costs that vary are drawn per `seed`. */
+  readonly costs?: CostOverrides;
 }
 
 /** The outcome of {@link Kernel.run}. */
@@ -94,6 +97,8 @@ export class Kernel {
   readonly maxSteps: number;
   readonly onStepLimit: StepLimitPolicy;
   readonly mutants: ReadonlySet<string>;
+  /** The virtual time operations are charged (cost/model.ts). */
+  readonly costs: CostModel;
   /** Every task spawned, by id. */
   readonly tasks: Task[] = [];
   /** The task being stepped, or null between steps and during quiescence checks. */
@@ -120,6 +125,7 @@ export class Kernel {
     this.maxSteps = options.maxSteps ?? 1_000_000;
     this.onStepLimit = options.onStepLimit ?? 'fail';
     this.mutants = new Set(options.mutants ?? []);
+    this.costs = new CostModel(this.seed, options.costs);
     this.mutantSites =
       this.mutants.size > 0 || options.recordMutantSites === true ? new Set() : null;
     this.trace = new TraceBus(this);

@@ -5,6 +5,7 @@
  * for read.
  */
 
+import { charge } from '../cost/charge.ts';
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
@@ -45,6 +46,7 @@ export function* handleMmFault(mm: Mm, addr: number, write: boolean): Co {
   const page = addr - (addr % PAGE_SIZE);
   const k = kernel();
   if (k.trace.on) k.trace.emit('cpu-fault', { mm: mm.id, addr: page, write });
+  charge('cpu.fault');
   const vma = mm.findVma(page);
   if (vma === undefined) throw segv(addr, 'no VMA maps this address');
   if (write ? !vma.writable : !vma.readable)
@@ -122,6 +124,7 @@ function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
   const copy = yield* machine.allocPage('anon');
   if (copy === null) throw oom(addr);
   copy.data.copyFrom(cached.data);
+  charge('page.copy');
   const ok = yield* install(mm, addr, undefined, pageEntry(copy, true, true), copy, current);
   if (ok) machine.phys.lru.add(copy);
   return ok;
@@ -229,6 +232,7 @@ function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
   const copy = yield* machine.allocPage('anon');
   if (copy === null) throw oom(addr);
   copy.data.copyFrom(old.data);
+  charge('page.copy');
   const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
   // Mutant: the pre-2ec74c3 placement, notifying with the page-table spinlock held.
   const underPtl = kernel().mutant('mm.notifier-under-ptl');

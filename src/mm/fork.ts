@@ -5,6 +5,7 @@
  * both, inside one PROTECTION_PAGE invalidation of the parent range) and VM_PFNMAP/VM_MIXEDMAP
  * mappings. Shared mappings are left to fault from the page cache.
  */
+import { charge } from '../cost/charge.ts';
 import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
@@ -179,6 +180,7 @@ function copyOne(
     if (copy !== undefined) {
       // copy_present_page(): the child gets its own copy; the parent keeps its writable entry.
       copy.data.copyFrom(page.data);
+      charge('page.copy');
       copy.dirty = true;
       child.setPte(addr, { ...pte, page: copy, accessed: false, dirty: true });
       machine.phys.lru.add(copy);

@@ -15,15 +15,6 @@ import { ptePresent } from './pte.ts';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT: how long a driver retries hmm_range_fault() on EBUSY, 1000 ms. */
 export const HMM_RANGE_DEFAULT_TIMEOUT_NS = 1_000_000_000;
-/**
- * Virtual time a driver's range-fault loop is charged for each failed pass before it starts
- * again. A pass that faulted pages in, with direct reclaim and swap I/O, takes on the order of
- * 100 µs on real hardware; without a charge the task's clock would stand still while it
- * retries, and a livelock (more pages than frames can hold at once) would spin forever instead
- * of ending in EBUSY after the timeout, that is after 10,000 retries.
- */
-export const HMM_RANGE_RETRY_NS = 100_000;
-
 /** HMM_PFN_VALID: the entry maps a page the device may read. */
 export const HMM_PFN_VALID = 1;
 /** HMM_PFN_WRITE: the device may also write it. */

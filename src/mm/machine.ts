@@ -1,3 +1,4 @@
+import { charge } from '../cost/charge.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Srcu } from '../kernel/sync/srcu.ts';
 import { WaitQueue } from '../kernel/sync/wait-queue.ts';
@@ -193,6 +194,7 @@ export class Machine {
       yield* shrinkMemory(this, 32);
       page = this.phys.alloc(kind);
     }
+    if (page !== null) charge('page.alloc');
     return page;
   }
 }

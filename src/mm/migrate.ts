@@ -5,6 +5,7 @@
  * step together with the page-cache switch, then the entries are turned into mappings of the
  * new page and the faults waiting on them are woken.
  */
+import { charge } from '../cost/charge.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { PAGE_SIZE } from './constants.ts';
@@ -130,6 +131,7 @@ function commit(machine: Machine, page: Page, fresh: Page): boolean {
   const expected = 1 + (file !== null ? 1 : 0);
   if (page.mapcount !== 0 || page.pins !== 0 || page.refcount !== expected) return false;
   fresh.data.copyFrom(page.data);
+  charge('page.copy');
   fresh.dirty = page.dirty;
   fresh.referenced = page.referenced;
   fresh.lazyfree = page.lazyfree;

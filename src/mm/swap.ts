@@ -1,3 +1,4 @@
+import { charge } from '../cost/charge.ts';
 import { bug } from '../kernel/kernel.ts';
 import { WaitQueue } from '../kernel/sync/wait-queue.ts';
 import { PageData } from './page-data.ts';
@@ -38,6 +39,7 @@ export class SwapSpace {
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
     const copy = new PageData();
     copy.copyFrom(data);
+    charge('swap.out');
     this.slots.set(slot, { data: copy, refs: 1 });
     return slot;
   }
@@ -45,6 +47,7 @@ export class SwapSpace {
   /** swap_writepage() to a slot already taken: its contents become a copy of `data`. */
   write(slot: number, data: PageData): void {
     this.entry(slot, 'swap_writepage').data.copyFrom(data);
+    charge('swap.out');
   }
 
   /** swap_duplicate(): another PTE (a fork child) refers to the slot. */
@@ -55,6 +58,7 @@ export class SwapSpace {
   /** swap_readpage(): copies the slot's contents into `into`. */
   read(slot: number, into: PageData): void {
     into.copyFrom(this.entry(slot, 'swap_readpage').data);
+    charge('swap.in');
   }
 
   /** swap_free(): drops one reference; the last frees the slot. */

@@ -3,6 +3,7 @@
  * mm, then the secondary-TLB hook) and the mmu_gather that frees unmapped pages only after the
  * flush covering them. Reclaim's batched flush is in tlb-batch.ts.
  */
+import { charge } from '../cost/charge.ts';
 import { kernel } from '../kernel/kernel.ts';
 import { TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
@@ -43,6 +44,7 @@ export function flushTlbRange(mm: Mm, start: number, end: number): void {
   for (const tlb of mm.cpuTlbs.values()) tlb.invalidate(start, end);
   const k = kernel();
   if (k.trace.on) k.trace.emit('tlb-flush', { mm: mm.id, start, end });
+  charge('tlb.flush');
   archInvalidateSecondaryTlbs(mm, start, end);
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { installOracles } from '../../src/check/oracles/install.ts';
+import { COSTS } from '../../src/cost/table.ts';
 import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
 import {
@@ -24,10 +25,7 @@ import {
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import { mmput } from '../../src/mm/exit.ts';
-import {
-  HMM_RANGE_RETRY_NS as RANGE_RETRY_NS,
-  HMM_RANGE_DEFAULT_TIMEOUT_NS as RANGE_TIMEOUT_NS,
-} from '../../src/mm/hmm.ts';
+import { HMM_RANGE_DEFAULT_TIMEOUT_NS as RANGE_TIMEOUT_NS } from '../../src/mm/hmm.ts';
 import { Machine } from '../../src/mm/machine.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { cmd, hmmTest, mirrorBuffer } from '../acceptance/hmm-harness.ts';
@@ -141,7 +139,7 @@ test('a READ of more pages than the machine can hold at once gives up with -EBUS
   assert.equal(ret, -16);
   const waited = k.now - started;
   assert.ok(
-    waited > RANGE_TIMEOUT_NS && waited <= RANGE_TIMEOUT_NS + 2 * RANGE_RETRY_NS,
+    waited > RANGE_TIMEOUT_NS && waited <= RANGE_TIMEOUT_NS + 2 * COSTS['hmm.retry'].base,
     `${waited}`,
   );
 });

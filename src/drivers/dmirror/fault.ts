@@ -4,7 +4,7 @@
  * 1000 ms (virtual) EBUSY timeout, committing the pfns to the device table under the mutex.
  */
 
-import { delay } from '../../kernel/context.ts';
+import { spend } from '../../cost/charge.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, isErrno } from '../../lib/errors.ts';
@@ -18,7 +18,6 @@ import {
   hmmPfnToPfn,
   hmmRange,
   hmmRangeFault,
-  HMM_RANGE_RETRY_NS as RANGE_RETRY_NS,
   HMM_RANGE_DEFAULT_TIMEOUT_NS as RANGE_TIMEOUT_NS,
 } from '../../mm/hmm.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
@@ -47,7 +46,7 @@ function* rangeFault(d: Dmirror, start: number, end: number, write: boolean): Co
   const k = kernel();
   const timeout = k.now + RANGE_TIMEOUT_NS;
   for (let pass = 0; ; pass++) {
-    if (pass > 0) yield* delay(RANGE_RETRY_NS);
+    if (pass > 0) yield* spend('hmm.retry');
     if (k.now > timeout)
       throw new Errno('EBUSY', `${d.pt.name}: fault of [${start}, ${end}) timed out`);
     const seq = yield* mmuIntervalReadBegin(d.notifier);

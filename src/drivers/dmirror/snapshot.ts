@@ -3,7 +3,7 @@
  * per page, in 32-page chunks each watched by a temporary interval notifier.
  */
 
-import { delay } from '../../kernel/context.ts';
+import { spend } from '../../cost/charge.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, isErrno } from '../../lib/errors.ts';
@@ -14,7 +14,6 @@ import {
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
   HMM_RANGE_DEFAULT_TIMEOUT_NS,
-  HMM_RANGE_RETRY_NS,
   hmmPfnFlags,
   hmmPfnMapOrder,
   hmmPfnToPfn,
@@ -76,7 +75,7 @@ function* snapshotChunk(
   try {
     const timeout = k.now + HMM_RANGE_DEFAULT_TIMEOUT_NS;
     for (let pass = 0; ; pass++) {
-      if (pass > 0) yield* delay(HMM_RANGE_RETRY_NS);
+      if (pass > 0) yield* spend('hmm.retry');
       if (k.now > timeout)
         throw new Errno('EBUSY', `${d.pt.name}: snapshot of [${start}, ${end}) timed out`);
       const seq = yield* mmuIntervalReadBegin(tmp);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { charge } from '../../cost/charge.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
@@ -49,6 +50,7 @@ export function* svaDma(
       onData?.(t.data, addr - page);
       return true;
     }
+    charge('iommu.prq');
     if ((yield* iommuReportDeviceFault(bond, addr, write)) === 'invalid') return false;
   }
   return false;

@@ -5,7 +5,7 @@
  * ib_umem_odp_alloc_child, ib_umem_odp_release, ib_umem_odp_map_dma_and_lock (with
  * ib_umem_odp_map_dma_single_page) and ib_umem_odp_unmap_dma_pages.
  */
-import { delay } from '../../../kernel/context.ts';
+import { spend } from '../../../cost/charge.ts';
 import { bug, kernel } from '../../../kernel/kernel.ts';
 import { Mutex } from '../../../kernel/sync/mutex.ts';
 import type { Co } from '../../../kernel/task.ts';
@@ -18,7 +18,6 @@ import {
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
   HMM_RANGE_DEFAULT_TIMEOUT_NS,
-  HMM_RANGE_RETRY_NS,
   hmmPfnFlags,
   hmmPfnToPfn,
   hmmRange,
@@ -245,7 +244,7 @@ function* faultAndLock(
   const first = (start - umem.start) / PAGE_SIZE;
   const timeout = k.now + HMM_RANGE_DEFAULT_TIMEOUT_NS;
   for (let pass = 0; ; pass++) {
-    if (pass > 0) yield* delay(HMM_RANGE_RETRY_NS);
+    if (pass > 0) yield* spend('hmm.retry');
     const seq = yield* mmuIntervalReadBegin(notifier);
     const range = hmmRange(notifier, seq, start, end, { fault, write: fault && access.write });
     yield* mm.mmapLock.downRead();

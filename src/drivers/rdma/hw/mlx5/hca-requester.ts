@@ -7,6 +7,7 @@
  * the WQE in error and puts the QP in the error state. A missing local translation stops the
  * send queue and raises a requester (WQE) page fault; it goes on at PAGE_FAULT_RESUME.
  */
+import { spend } from '../../../../cost/charge.ts';
 import { delay } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import type { Co } from '../../../../kernel/task.ts';
@@ -18,10 +19,12 @@ import {
   RNR_TIMER_NS,
 } from '../../core/ib-verbs.ts';
 import { runSendQueue, type SendWqe } from '../../core/rc-queues.ts';
-import { MTU, PACKET_4K_NS, WIRE_LATENCY_NS } from '../costs.ts';
 import { type Packet, type Response, respond } from './hca-responder.ts';
 import { dmaRead, dmaWrite, type Translation, translateLocal } from './hca-translate.ts';
 import { type Mlx5Qp, qpError, raisePagefault } from './qp.ts';
+
+/** Path MTU of the modelled RC connections, in bytes. */
+export const MTU = 4096;
 
 /** Retry counters of the WQE being executed (reset by forward progress). */
 interface Retries {
@@ -153,13 +156,22 @@ function* localFailure(qp: Mlx5Qp, wqe: SendWqe, t: Translation): Co<IbWcStatus 
   return null;
 }
 
-/** A packet over the wire to the connected responder and its answer back. */
+/**
+ * A packet over the wire to the connected responder and its answer back. The HCA pipelines a
+ * message's packets: each costs its serialisation, and the round trip is paid once, by the
+ * last packet (or by the one a NAK, RNR NAK or loss answers).
+ */
 function* transmit(qp: Mlx5Qp, pkt: Packet): Co<Response> {
   const peer = qp.dest as Mlx5Qp;
-  yield* delay(WIRE_LATENCY_NS + Math.ceil((PACKET_4K_NS * pkt.len) / 4096));
+  const outbound = pkt.op === 'SEND' || pkt.op === 'RDMA_WRITE' ? pkt.len : 0;
+  yield* spend('wire.byte', outbound);
   const r = yield* respond(peer, pkt);
-  yield* delay(WIRE_LATENCY_NS + (r.kind === 'data' ? PACKET_4K_NS : 0));
   const k = kernel();
+  const back = r.kind === 'data' ? pkt.len : 0;
+  const last = pkt.offset + pkt.len >= pkt.total;
+  const rtt =
+    last || (r.kind !== 'ack' && r.kind !== 'data') ? 2 * k.costs.draw('wire.latency') : 0;
+  yield* delay(k.costs.draw('wire.byte', back) + rtt);
   if (k.trace.on && r.kind !== 'ack' && r.kind !== 'data' && r.kind !== 'atomic')
     k.trace.emit('rdma-nak', { dev: qp.dev.name, qp: qp.qpn, kind: r.kind, psn: pkt.psn });
   return r;

@@ -5,6 +5,7 @@
  * per-mkey usecount (mlx5r_store_odp_mkey, mlx5r_deref_odp_mkey, mlx5r_deref_wait_odp_mkey),
  * the fault handler's pagefault_single_data_segment, and mlx5_ib_init_odp_mr.
  */
+import { charge } from '../../../../cost/charge.ts';
 import { preempt } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import type { Co } from '../../../../kernel/task.ts';
@@ -64,7 +65,9 @@ export function* mlx5IbInvalidateRange(
     const lo = Math.max(umem.start, range.start);
     const hi = Math.min(umem.end, range.end);
     if (lo < hi) {
-      dev.stats.page_invalidations += yield* mlx5ZapMapped(mr, lo, hi);
+      const zapped = yield* mlx5ZapMapped(mr, lo, hi);
+      dev.stats.page_invalidations += zapped;
+      if (zapped > 0) charge('mlx5.invalidate', zapped);
       ibUmemOdpUnmapDmaPages(umem, lo, hi);
     }
     if (umem.npages === 0 && mr.parent !== null) destroyUnusedImplicitChildMr(mr);

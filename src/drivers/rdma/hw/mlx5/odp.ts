@@ -6,7 +6,8 @@
  * mlx5_ib_mr_pfault_handler, and mlx5_ib_page_fault_resume. The current design's own paths are
  * in odp-current.ts.
  */
-import { delay, preempt } from '../../../../kernel/context.ts';
+import { charge, spend } from '../../../../cost/charge.ts';
+import { preempt } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import type { Co } from '../../../../kernel/task.ts';
 import { Errno, isErrno } from '../../../../lib/errors.ts';
@@ -21,7 +22,6 @@ import {
   umemMmuNotifierRetry,
 } from '../../core/umem-odp-2014.ts';
 import { odpFaultEvent } from '../../events.ts';
-import { RESUME_NS } from '../costs.ts';
 import type { Mlx5Device } from './main.ts';
 import { type Mlx5Mr, mlx5OdpFindMrLkey } from './mr.ts';
 import { pagefaultSingleDataSegmentCurrent } from './odp-current.ts';
@@ -53,7 +53,9 @@ export function* mlx5InvalidateRange(
   const serialise = !kernel().mutant('mlx5.unserialized-zap');
   if (serialise) yield* umem.umemMutex.lock();
   try {
-    dev.stats.page_invalidations += yield* mlx5ZapMapped(mr, lo, hi);
+    const zapped = yield* mlx5ZapMapped(mr, lo, hi);
+    dev.stats.page_invalidations += zapped;
+    if (zapped > 0) charge('mlx5.invalidate', zapped);
   } finally {
     if (serialise) umem.umemMutex.unlock();
   }
@@ -136,7 +138,7 @@ export function* pagefaultSingleDataSegment(
 }
 
 /** pagefault_single_data_segment() of the device's ODP design. */
-function faultSegment(
+function* faultSegment(
   dev: Mlx5Device,
   qp: Mlx5Qp,
   key: number,
@@ -145,9 +147,21 @@ function faultSegment(
   bytesCommitted: number,
   access: AccessMask,
 ): Co<SegmentResult> {
-  if (dev.odpDesign !== 2020)
-    return pagefaultSingleDataSegment(dev, qp, key, ioVirt, bcnt, bytesCommitted, access);
-  return pagefaultSingleDataSegmentCurrent(dev, qp.pd, key, ioVirt, bcnt, bytesCommitted, false);
+  const r =
+    dev.odpDesign !== 2020
+      ? yield* pagefaultSingleDataSegment(dev, qp, key, ioVirt, bcnt, bytesCommitted, access)
+      : yield* pagefaultSingleDataSegmentCurrent(
+          dev,
+          qp.pd,
+          key,
+          ioVirt,
+          bcnt,
+          bytesCommitted,
+          false,
+        );
+  // The driver's own work on the pages (walk, DMA mapping); its UMR is charged apart.
+  charge('mlx5.pf.driver', r.npages);
+  return r;
 }
 
 /** Under umem_mutex: the MTT update, unless an invalidation moved the sequence (EAGAIN). */
@@ -283,7 +297,7 @@ export function* mlx5IbMrPfaultHandler(qp: Mlx5Qp, ch: PfChannel): Co {
  * destroyed meanwhile.
  */
 function* pageFaultResume(qp: Mlx5Qp, ch: PfChannel, error: boolean): Co {
-  yield* delay(RESUME_NS);
+  yield* spend('mlx5.pf.resume');
   if (qp.destroyed || qp.state === 'RESET' || !ch.suspended) return;
   ch.suspended = false;
   ch.pfault = null;

@@ -6,6 +6,7 @@
  * (mlx5_ib_pfault_handler in interrupt context, queueing the QP's work unless page faults are
  * disabled).
  */
+import { spend } from '../../../../cost/charge.ts';
 import { delay, join } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import { SpinLock } from '../../../../kernel/sync/spinlock.ts';
@@ -13,6 +14,7 @@ import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
 import type { Co, Task } from '../../../../kernel/task.ts';
 import { Work } from '../../../../kernel/workqueue.ts';
 import { Errno } from '../../../../lib/errors.ts';
+import { PAGE_SIZE } from '../../../../mm/constants.ts';
 import type { IbPd, IbQpAttr, IbQpInitAttr, IbRecvWr, IbSendWr } from '../../core/objects.ts';
 import {
   flushQueues,
@@ -22,7 +24,6 @@ import {
   type RecvWqe,
   type SendWqe,
 } from '../../core/rc-queues.ts';
-import { PF_EVENT_NS } from '../costs.ts';
 import { requesterEngine } from './hca-requester.ts';
 import type { Mlx5Device } from './main.ts';
 import { mlx5IbMrPfaultHandler } from './odp.ts';
@@ -205,6 +206,15 @@ export function mlx5PostRecv(qp: Mlx5Qp, wr: IbRecvWr): void {
   queueRecv(qp, wr);
 }
 
+/** The pages a fault event covers: the rest of the WQE or of the remote operation. */
+function faultPages(pfault: Mlx5Pagefault): number {
+  const bytes =
+    pfault.subtype === 'wqe'
+      ? pfault.wqe!.total - pfault.bytesCommitted
+      : pfault.opLen! - pfault.bytesCommitted || pfault.packetSize!;
+  return Math.max(1, Math.ceil(bytes / PAGE_SIZE));
+}
+
 /**
  * The hardware stops one side of the QP on a translation fault and posts a page-fault EQE;
  * the interrupt handler (mlx5_ib_pfault_handler) queues the side's work unless page faults are
@@ -223,7 +233,7 @@ export function raisePagefault(qp: Mlx5Qp, ch: PfChannel, pfault: Mlx5Pagefault)
       requester: pfault.requester,
     });
   k.spawn(`irq/${qp.dev.name}-pf`, function* () {
-    yield* delay(PF_EVENT_NS);
+    yield* spend('mlx5.pf.trigger', faultPages(pfault));
     yield* qp.disablePageFaultsLock.lock();
     if (!qp.disablePageFaults) qp.dev.pfWq.queueWork(ch.work);
     qp.disablePageFaultsLock.unlock();

@@ -4,10 +4,10 @@
  * entries change when it executes. Updates of one mkey must not overlap (the hardware needs
  * them fenced), which the serialization oracle checks.
  */
-import { delay, mightSleep } from '../../../../kernel/context.ts';
+import { spend } from '../../../../cost/charge.ts';
+import { mightSleep } from '../../../../kernel/context.ts';
 import type { Co } from '../../../../kernel/task.ts';
 import { PAGE_SIZE } from '../../../../mm/constants.ts';
-import { UMR_NS } from '../costs.ts';
 import type { Mlx5Mr } from './mr.ts';
 
 /**
@@ -25,7 +25,7 @@ export function* mlx5UpdateMtt(
   const umem = mr.odp;
   const tt = mr.tt;
   tt.beginUpdate();
-  yield* delay(UMR_NS);
+  yield* spend('mlx5.umr', npages);
   let dropped = 0;
   for (let i = startIdx; i < startIdx + npages; i++) {
     const addr = umem.start + i * PAGE_SIZE;

@@ -6,6 +6,7 @@
  * requester or responder work, which copies with the CPU while holding umem_mutex: an
  * invalidation cannot complete while it touches a page.
  */
+import { charge } from '../../../../cost/charge.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import type { Co } from '../../../../kernel/task.ts';
 import { Errno } from '../../../../lib/errors.ts';
@@ -79,7 +80,15 @@ export function* rxeOdpDoPagefaultAndLock(
   const umem = mr.odp;
   const write = umem.writable && !flags.rdonly;
   if (!flags.snapshot) odpFaultEvent(mr.tt.name, mr.mm.id, va, bcnt, write, umem.writable);
-  return yield* ibUmemOdpMapDmaAndLock(umem, va, bcnt, { read: true, write }, !flags.snapshot);
+  const npages = yield* ibUmemOdpMapDmaAndLock(
+    umem,
+    va,
+    bcnt,
+    { read: true, write },
+    !flags.snapshot,
+  );
+  if (!flags.snapshot) charge('rxe.fault', npages);
+  return npages;
 }
 
 /**

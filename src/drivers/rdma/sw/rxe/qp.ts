@@ -8,6 +8,7 @@
  * NAK (remote access error) at the responder. A missing receive is an RNR NAK, retried after
  * the responder's RNR timer.
  */
+import { spend } from '../../../../cost/charge.ts';
 import { delay, join } from '../../../../kernel/context.ts';
 import { kernel } from '../../../../kernel/kernel.ts';
 import { WaitQueue } from '../../../../kernel/sync/wait-queue.ts';
@@ -46,8 +47,6 @@ import { rxeOdpAtomicOp } from './odp.ts';
 
 /** The path MTU rxe uses here (IB_MTU_4096). */
 const MTU = 4096;
-/** Software processing of one packet at each end (build or parse, checksum, copy), ns. */
-const RXE_PACKET_NS = 2_000;
 
 /** What the responder answers a request packet with. */
 type Response =
@@ -207,7 +206,7 @@ function* step(qp: RxeQp, wqe: SendWqe): Co<'more' | 'done' | 'rnr' | IbWcStatus
   const wr = wqe.wr;
   const peer = qp.dest as RxeQp;
   const op = wr.opcode;
-  yield* delay(RXE_PACKET_NS);
+  yield* spend('rxe.packet');
   if (op === 'SEND' || op === 'RDMA_WRITE') {
     const n = Math.min(MTU, wqe.total - wqe.sent);
     const data = new Uint8Array(n);
@@ -290,7 +289,7 @@ function nak(qp: RxeQp, status: IbWcStatus): Response {
  * its pages is a remote access error.
  */
 function* rxeResponder(qp: RxeQp, pkt: Packet): Co<Response> {
-  yield* delay(RXE_PACKET_NS);
+  yield* spend('rxe.packet');
   if (qp.destroyed || (qp.state !== 'RTR' && qp.state !== 'RTS')) return { kind: 'rnr' };
   if (pkt.op === 'SEND') {
     const w = qp.rq[0];
