@@ -203,8 +203,16 @@ export class BenchWorld {
       prot: PROT_READ | PROT_WRITE,
       flags: MAP_PRIVATE | MAP_ANONYMOUS,
     });
-    if (options.touch === true) yield* populate(mm, addr, bytes, true);
+    if (options.touch === true) yield* this.cpuTouch(side, addr, bytes);
     return addr;
+  }
+
+  /**
+   * The CPU writes every page of [addr, addr + bytes) of `side` once (a write fault per page
+   * not yet writable), as an application filling its buffer.
+   */
+  *cpuTouch(side: BenchSide, addr: number, bytes: number): Co {
+    yield* populate(side.proc.mm!, addr, checkBytes('touched range', bytes), true);
   }
 
   /**
@@ -434,6 +442,16 @@ function countSwap(machine: Machine): void {
     c.ins++;
     read(slot, into);
   };
+}
+
+/**
+ * A duration for a table: µs with one decimal below 1 ms, whole µs with thousands separators
+ * above (locale-independent).
+ */
+export function formatMicros(ns: number): string {
+  const us = ns / 1000;
+  if (us < 1000) return us.toFixed(1);
+  return String(Math.round(us)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 function frames(what: string, bytes: number): number {
