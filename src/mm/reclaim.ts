@@ -4,6 +4,7 @@
  * mapping (try_to_unmap_one), writes anonymous pages to swap and dirty file pages back, and
  * frees them. Pinned, locked and shmem pages stay.
  */
+import { charge } from '../cost/charge.ts';
 import { preempt } from '../kernel/context.ts';
 import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
@@ -95,7 +96,11 @@ function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
     // try_to_unmap_flush_dirty() before pageout(): a CPU that still held a dirty entry may
     // have written since the unmap, so the page goes out only after the flush.
     tryToUnmapFlush();
-    if (slot !== null) machine.swap.write(slot, page.data);
+    if (slot !== null) {
+      // pageout(): the one write to the device (the slot's earlier copies model the swap cache).
+      machine.swap.write(slot, page.data);
+      charge('swap.out');
+    }
     if (file !== null) {
       if (page.dirty) file.writeback(page);
       file.dropPage(page);

@@ -39,7 +39,6 @@ export class SwapSpace {
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
     const copy = new PageData();
     copy.copyFrom(data);
-    charge('swap.out');
     this.slots.set(slot, { data: copy, refs: 1 });
     return slot;
   }
@@ -47,7 +46,6 @@ export class SwapSpace {
   /** swap_writepage() to a slot already taken: its contents become a copy of `data`. */
   write(slot: number, data: PageData): void {
     this.entry(slot, 'swap_writepage').data.copyFrom(data);
-    charge('swap.out');
   }
 
   /** swap_duplicate(): another PTE (a fork child) refers to the slot. */

@@ -72,7 +72,7 @@ export const dmirrorRaceScenario: Scenario = {
     {
       name: 'frames',
       description:
-        "physical frames of the machine: fewer than pages and faults reclaim too; fewer than pages − 1 and a device command over the buffer never has all its pages at once, so it retries until HMM's 1 s timeout (10,000 retries) and fails with EBUSY (the mutating thread reclaims at any value)",
+        "physical frames of the machine: fewer than pages and faults reclaim too; fewer than pages − 1 and a device command over the buffer never has all its pages at once, so it retries until HMM's 1 s timeout (thousands of retries, each pass swapping) and fails with EBUSY (the mutating thread reclaims at any value)",
       default: 8,
       min: 2,
       max: 1 << 20,

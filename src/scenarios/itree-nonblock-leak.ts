@@ -29,10 +29,10 @@ import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
 const MAX_OOM_REAP_RETRIES = 10;
 /** schedule_timeout_idle(HZ/10) between two reaping attempts, ns. */
 const REAP_RETRY_NS = 100_000_000;
-/** Virtual time between two CPU writes of the process, ns. */
-const CPU_NS = 300;
+/** Virtual time between two CPU writes of the process, ns (well above the faults' costs). */
+const CPU_NS = 600;
 /** Virtual time between two GPU accesses, ns. */
-const GPU_NS = 400;
+const GPU_NS = 800;
 
 const param = (p: ScenarioParams, name: string) => paramOf('itree-nonblock-leak', p, name);
 

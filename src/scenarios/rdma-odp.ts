@@ -152,7 +152,7 @@ export const rdmaOdpScenario: Scenario = {
     {
       name: 'pressure',
       description:
-        "sizes the server's machine: pressure% of the pages + pages/4 + 8 pages the processes map, rounded up; the run never uses all of them at once, so faults reclaim only well below 100: at the defaults below 78, at pages=64 below 94 (the kswapd thread reclaims at any value with rounds ≥ 1)",
+        "sizes the server's machine: pressure% of the pages + pages/4 + 8 pages the processes map, rounded up; the run never uses all of them at once, so faults reclaim only well below 100: at the defaults below 78, at pages=64 below 94 (at the defaults the kswapd thread also reclaims at any value with rounds ≥ 1; at pages=64 and pressure ≥ 94 its passes find every page recently used)",
       default: 75,
       min: 40,
       max: 400,

@@ -114,7 +114,8 @@ test('interim design (4.20): range_start holds umem_rwsem until range_end, so a 
       seen.push(odp.interim, odp.umemRwsem.isLockedByCurrent(), first.u.notifiersCount);
       // The registration blocks on umem_rwsem until the end.
       const late = w.k.spawn('register', () => umem(w, 2));
-      yield* sleep(1000);
+      // Long enough for its mmap and page faults (charged by the cost model) to reach the lock.
+      yield* sleep(100_000);
       seen.push(odp.odpMrsCount, late.state === BLOCKED);
       yield* invalidateRangeEnd(range);
       const { u } = yield* join(late);
