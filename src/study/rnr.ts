@@ -180,8 +180,8 @@ function notes(
       `The fault took ${formatMicros(faultNs)} µs from the HCA's page-fault event to ` +
         'PAGE_FAULT_RESUME (trigger, driver, UMR and resume; Lesokhin et al. ASPLOS 2017). ' +
         'The WRITE completes at the first retry after it: a timer t needs about ' +
-        `ceil(${formatMicros(faultNs)} µs / t) retries, and a timer longer than the fault ` +
-        'turns the fault into one full timer of latency.',
+        `${formatMicros(faultNs)} µs / (t + the round trip) retries, and a timer longer than ` +
+        'the fault turns the fault into one full timer of latency.',
     );
   if (retries.includes(0))
     out.push(
@@ -193,7 +193,7 @@ function notes(
   if (longest !== undefined && forever !== undefined)
     out.push(
       `min_rnr_timer 0 stalls the WRITE for ${formatMicros(cell(longest, forever).ns)} µs: ` +
-        'a QP left at the zero default (as by a modify_qp that never sets it) pays 655 ms per ' +
+        'an application that passes 0 (a zeroed ibv_qp_attr at RTR) pays 655 ms per ' +
         'responder fault.',
     );
   out.push(
