@@ -1,3 +1,4 @@
+import type { CostOverrides } from '../cost/model.ts';
 import type { KernelBug } from '../kernel/bug.ts';
 import type { Kernel, RunResult, StepLimitPolicy } from '../kernel/kernel.ts';
 import { DfsStrategy } from '../kernel/strategies/dfs.ts';
@@ -44,6 +45,11 @@ export interface ExploreOptions {
   readonly world?: string;
   /** Called with each fresh kernel before the world is built. */
   readonly onKernel?: (kernel: Kernel) => void;
+  /**
+   * Cost table overrides for every run (see cost/table.ts). They change virtual time, so the
+   * timed strategy's order; the other strategies choose without looking at time.
+   */
+  readonly costs?: CostOverrides;
   /** Called after each run with the number of runs done. */
   readonly onProgress?: (runsDone: number) => void;
   /** Polled between runs: true stops the exploration (`stoppedBy: 'interrupted'`). */
@@ -129,6 +135,7 @@ export class Exploration {
       onStepLimit: this.o.onStepLimit,
       mutants: this.o.mutants,
       onKernel: options.onKernel,
+      ...(options.costs === undefined ? {} : { costs: options.costs }),
     };
     this.dfs = this.o.strategy === 'dfs' ? new DfsStrategy(this.o.preemptions) : null;
     if (this.dfs !== null && this.o.startRun !== 0)

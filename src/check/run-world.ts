@@ -1,3 +1,4 @@
+import type { CostOverrides } from '../cost/model.ts';
 import { Kernel, type RunResult, type StepLimitPolicy } from '../kernel/kernel.ts';
 import { ReplayStrategy } from '../kernel/strategies/replay.ts';
 import type { Strategy } from '../kernel/strategy.ts';
@@ -18,6 +19,8 @@ export interface RunSettings {
   readonly mutants: readonly string[];
   /** Called with each fresh kernel before the world is built (to attach trace subscribers). */
   readonly onKernel?: ((kernel: Kernel) => void) | undefined;
+  /** Cost table overrides (cost/table.ts). */
+  readonly costs?: CostOverrides;
 }
 
 /** Builds the world on a fresh kernel and runs it. */
@@ -33,6 +36,7 @@ export function runWorld(
     maxSteps: s.maxSteps,
     onStepLimit: s.onStepLimit,
     mutants: s.mutants,
+    ...(s.costs === undefined ? {} : { costs: s.costs }),
   });
   s.onKernel?.(k);
   build(k);

@@ -41,6 +41,8 @@ export interface RunJson extends WorldJson {
   readonly observations: readonly string[];
   /** Each device's own counters at the end (mlx5's ODP statistics), in creation order. */
   readonly counters: readonly DeviceCounters[];
+  /** Virtual time charged by the cost model, by cost name (those charged at all), in table order. */
+  readonly costs: Readonly<Record<string, { readonly count: number; readonly ns: number }>>;
   /** The bug, with the token that replays it (`odpsim replay <token>`), or null. */
   readonly failure: (BugJson & { readonly token: string }) | null;
   /** True when the run stopped at --max-steps before the world finished (not a bug). */

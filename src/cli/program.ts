@@ -1,7 +1,9 @@
 // The commander program of `odpsim`: commands, options and exit statuses.
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_SCENARIO } from '../scenarios/index.ts';
+import { STUDIES } from '../study/index.ts';
 import { VERSION } from '../version.ts';
+import { costsCommand } from './costs.ts';
 import { type ExploreCommandOptions, exploreCommand } from './explore.ts';
 import type { Io } from './io.ts';
 import { listCommand } from './list.ts';
@@ -75,6 +77,13 @@ function buildProgram(io: Io, status: { code: number }): Command {
       '--html <file>',
       `write ${what} as a self-contained web view: task lanes and the page grid through time`,
     );
+  const costOption = () =>
+    new Option(
+      '--cost <name=value>',
+      'override a cost: NAME=128us, NAME/page=10ns, or NAME=min:..,p50:..,p95:..,p99:..,max:.. (repeatable; see odpsim costs)',
+    ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+  const costsOption = () =>
+    new Option('--costs <file>', 'override costs from a JSON object { "NAME": "128us", ... }');
   const timelineOption = () =>
     new Option('--timeline <detail>', 'timeline detail: the protocol, or every event (locks too)')
       .choices(['protocol', 'full'])
@@ -98,6 +107,8 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .addOption(traceOption('the run'))
     .addOption(logOption('the run'))
     .addOption(htmlOption('the run'))
+    .addOption(costOption())
+    .addOption(costsOption())
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RunCommandOptions>) =>
@@ -214,19 +225,48 @@ function buildProgram(io: Io, status: { code: number }): Command {
       ),
     );
 
-  program
+  const study = program
     .command('study')
     .description(
-      'compare designs on one workload: "designs" runs the ODP designs (2014, interim, today\'s, and a linear list) at several MR counts',
+      `answer a question about ODP with numbers, in virtual time under the cost model: ${STUDIES.map((x) => x.name).join(', ')} (each prints tables and writes plots)`,
     )
-    .argument('<study>', 'what to compare: designs')
-    .option('--mrs <counts>', 'MR counts, comma separated (1 to 100000 each)', '1,100,10000')
-    .option('--json', 'print the rows as JSON')
+    .argument('<study>', STUDIES.map((x) => `${x.name}: ${x.summary}`).join('; '));
+  for (const list of new Map(
+    STUDIES.flatMap((x) => x.lists.map((l) => [l.name, l] as const)),
+  ).values())
+    study.option(
+      `--${list.name} <list>`,
+      `${STUDIES.filter((x) => x.lists.some((l) => l.name === list.name))
+        .map((x) => x.name)
+        .join(', ')} only: ${list.help}`,
+    );
+  study
+    .option('--seed <n>', "seed of the worlds' PRNGs and of the costs drawn", intOption(0, U32), 1)
+    .addOption(costOption())
+    .addOption(costsOption())
+    .option('--out <dir>', 'directory for the plots (SVG files and an HTML page)', 'odpsim-plots')
+    .option('--no-plots', 'write no plots')
+    .option('--json', 'print the tables and the raw series as JSON')
     .action(
-      guard((what: string, o: { mrs: string; json?: boolean }) =>
-        studyCommand(io, what, { mrs: o.mrs, json: o.json === true }),
+      guard((what: string, o: StudyParsed) =>
+        studyCommand(io, what, {
+          lists: Object.fromEntries(
+            STUDIES.flatMap((x) => x.lists).map((l) => [l.name, o[l.name] as string | undefined]),
+          ),
+          seed: o.seed,
+          cost: o.cost ?? [],
+          costs: o.costs,
+          out: o.plots ? o.out : null,
+          json: o.json === true,
+        }),
       ),
     );
+
+  program
+    .command('costs')
+    .description('list the cost table: what each modelled operation charges, and the source')
+    .option('--json', 'print the table as JSON')
+    .action(guard((o: { json?: boolean }) => costsCommand(io, { json: o.json === true })));
 
   program
     .command('list')
@@ -246,6 +286,16 @@ function buildProgram(io: Io, status: { code: number }): Command {
 type Parsed<T> = Omit<T, 'set' | 'mutant' | 'json'> & {
   set?: Record<string, number>;
   mutant?: string[];
+  json?: boolean;
+};
+
+/** What commander hands the study action (the list options by name). */
+type StudyParsed = Record<string, unknown> & {
+  seed: number;
+  cost?: string[];
+  costs?: string;
+  out: string;
+  plots: boolean;
   json?: boolean;
 };
 

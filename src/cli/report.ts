@@ -3,6 +3,7 @@
 import { formatNs, num, plural } from '../lib/format.ts';
 
 export { formatNs, num, plural };
+
 import type { DeviceCounters } from '../check/counters.ts';
 import type { OracleVerdict, RdmaStats, RunStats } from './stats.ts';
 

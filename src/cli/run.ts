@@ -1,7 +1,11 @@
 // `odpsim run [scenario]`: one run under the timed strategy, with statistics and verdicts.
+
 import { countersOf } from '../check/counters.ts';
 import { explore } from '../check/explore.ts';
 import { observations } from '../check/observations.ts';
+import { COST_NAMES } from '../cost/table.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import { costOverrides } from './cost-options.ts';
 import type { Io } from './io.ts';
 import type { RunJson } from './json.ts';
 import { observeFirstRun } from './observe.ts';
@@ -14,7 +18,15 @@ import {
   wroteLines,
 } from './outputs.ts';
 import { runStatus } from './progress.ts';
-import { formatCounters, formatMs, formatStats, formatVerdicts, num } from './report.ts';
+import {
+  formatCounters,
+  formatMs,
+  formatNs,
+  formatStats,
+  formatVerdicts,
+  num,
+  plural,
+} from './report.ts';
 import { describeSetup, setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { writeRecording } from './web-view.ts';
@@ -27,11 +39,39 @@ export interface RunCommandOptions extends RecordingPaths {
   readonly seed: number;
   readonly maxSteps: number;
   readonly json: boolean;
+  /** `--cost NAME=VALUE` assignments, in order. */
+  readonly cost?: readonly string[];
+  /** `--costs FILE`: a JSON object of assignments, applied before the `--cost` ones. */
+  readonly costs?: string | undefined;
+}
+
+/** What the run's cost model charged, in table order. */
+function costTally(k: Kernel): RunJson['costs'] {
+  const out: Record<string, { count: number; ns: number }> = {};
+  for (const name of COST_NAMES) {
+    const t = k.costs.tally.get(name);
+    if (t !== undefined) out[name] = { count: t.count, ns: t.ns };
+  }
+  return out;
+}
+
+/** The costs charged, largest first: where the run's virtual time went. */
+function formatCosts(costs: RunJson['costs']): string[] {
+  const rows = Object.entries(costs).sort((a, b) => b[1].ns - a[1].ns);
+  if (rows.length === 0) return [];
+  return [
+    'Virtual time charged (odpsim costs)',
+    ...rows.map(
+      ([name, t]) => `  ${name.padEnd(16)} ${plural(t.count, 'time')}, ${formatNs(t.ns)}`,
+    ),
+    '',
+  ];
 }
 
 /** Runs the scenario once in virtual-time order; returns the exit status. */
 export function runCommand(io: Io, name: string, opts: RunCommandOptions): number {
   const s = setup(name, opts.set, opts.mutant);
+  const costs = costOverrides(opts.costs, opts.cost ?? []);
   checkOutputs({ trace: opts.trace, log: opts.log, html: opts.html });
   // Recording costs memory per event: only when a file asks for it.
   const watch = observeFirstRun(
@@ -50,6 +90,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       onStepLimit: 'pass',
       mutants: s.mutants,
       world: encodeWorld(s.spec),
+      costs,
       onKernel: (k) => {
         if (watch.observed() === null) k.tick = (steps) => status.tick(steps, k.now);
         watch.onKernel(k);
@@ -77,6 +118,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
     oracles: oracleVerdicts(o.kernel, bug),
     observations: [...observations(o.kernel)],
     counters: countersOf(o.kernel),
+    costs: costTally(o.kernel),
     failure:
       f === null ? null : { rule: f.rule, task: f.task, message: f.bug.message, token: f.token },
     stoppedAtLimit: r.stepLimited > 0,
@@ -92,6 +134,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       ...formatStats(report.stats),
       '',
       ...formatCounters(report.counters),
+      ...formatCosts(report.costs),
       ...(report.observations.length > 0
         ? ['Observations', ...report.observations.map((l) => `  ${l}`), '']
         : []),

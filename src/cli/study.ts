@@ -1,93 +1,101 @@
-// `odpsim study designs`: the ODP designs side by side on one workload, at several MR counts.
-import {
-  type DesignRow,
-  STUDY_DESIGNS,
-  STUDY_DISCARDS,
-  STUDY_WRITES,
-  studyDesign,
-} from '../study/designs.ts';
+// `odpsim study <name>`: runs a study in virtual time, prints its tables and writes its plots.
+import { Errno } from '../lib/errors.ts';
+import { findStudy, STUDIES } from '../study/index.ts';
+import { writeStudyPlots } from '../study/plot.ts';
+import type { StudyResult } from '../study/study.ts';
+import { costOverrides } from './cost-options.ts';
 import type { Io } from './io.ts';
 import { EXIT, UsageError } from './options.ts';
-import { formatMs, formatTable, num } from './report.ts';
+import { formatMs, formatTable } from './report.ts';
 
-/** Options of `odpsim study designs`. */
+/** Options of `odpsim study`. */
 export interface StudyCommandOptions {
-  /** MR counts, comma separated (default 1,100,10000). */
-  readonly mrs: string;
+  /** The study's list options as typed, by name (`--mrs 1,100` is { mrs: '1,100' }). */
+  readonly lists: Readonly<Record<string, string | undefined>>;
+  readonly seed: number;
+  /** `--cost NAME=VALUE` assignments, in order. */
+  readonly cost: readonly string[];
+  /** `--costs FILE`: a JSON object of assignments, applied before the `--cost` ones. */
+  readonly costs?: string | undefined;
+  /** Where the plots go; null with --no-plots. */
+  readonly out: string | null;
   readonly json: boolean;
 }
 
-/** The MR counts of `--mrs`: a UsageError for anything but positive integers up to 100,000. */
-export function parseMrCounts(list: string): number[] {
-  const counts = list.split(',').map((x) => x.trim());
-  const out: number[] = [];
-  for (const c of counts) {
-    const n = Number(c);
-    if (!/^\d+$/.test(c) || !Number.isSafeInteger(n) || n < 1 || n > 100_000)
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 * 1024 };
+
+/** A comma-separated list of positive numbers (sizes may end in K or M); a UsageError else. */
+export function parseNumberList(option: string, text: string, sizes = false): number[] {
+  return text.split(',').map((raw) => {
+    const c = raw.trim();
+    const m = (sizes ? /^(\d+(?:\.\d+)?)([KM]?)$/ : /^(\d+(?:\.\d+)?)()$/).exec(c);
+    const n = m === null ? Number.NaN : Number(m[1]) * SIZE_UNITS[m[2]!]!;
+    if (!Number.isFinite(n))
       throw new UsageError(
-        `--mrs takes MR counts from 1 to 100000, comma separated, got ${JSON.stringify(c)}`,
+        `--${option} takes numbers${sizes ? ' (with K or M for KiB, MiB)' : ''}, comma separated, got ${JSON.stringify(c)}`,
       );
-    out.push(n);
-  }
-  return out;
+    return n;
+  });
 }
 
 /** Runs the study; returns the exit status. */
-export function studyCommand(io: Io, what: string, opts: StudyCommandOptions): number {
-  if (what !== 'designs')
-    throw new UsageError(`unknown study ${JSON.stringify(what)} (known: designs)`);
-  const counts = parseMrCounts(opts.mrs);
-  const t0 = io.now();
-  const rows: DesignRow[] = [];
-  for (const mrs of counts) for (const design of STUDY_DESIGNS) rows.push(studyDesign(design, mrs));
-  const elapsedMs = io.now() - t0;
-  if (opts.json) {
-    io.out(JSON.stringify({ command: 'study', study: 'designs', rows, elapsedMs }, null, 2));
-    return EXIT.ok;
+export function studyCommand(io: Io, name: string, opts: StudyCommandOptions): number {
+  const study = findStudy(name);
+  if (study === undefined)
+    throw new UsageError(
+      `unknown study ${JSON.stringify(name)} (known: ${STUDIES.map((s) => s.name).join(', ')})`,
+    );
+  const lists: Record<string, number[]> = {};
+  for (const [option, text] of Object.entries(opts.lists)) {
+    if (text === undefined) continue;
+    const spec = study.lists.find((l) => l.name === option);
+    if (spec === undefined)
+      throw new UsageError(`--${option} is not an option of study ${name} (${takes(name)})`);
+    lists[option] = parseNumberList(option, text, spec.sizes === true);
   }
-  io.out(
-    [
-      `odpsim study designs: ${STUDY_WRITES} RDMA WRITEs to random one-page ODP MRs while the server discards ${STUDY_DISCARDS} random pages; two runs per cell`,
-      '',
-      ...formatTable(
-        [
-          'design',
-          'MRs',
-          'device faults',
-          'invalidations delivered',
-          'entries examined',
-          'retries',
-          'wasted pages',
-          'lock hold (µs)',
-          'virtual time (ms)',
-          'tracking bytes',
-        ],
-        rows.map((r) => [
-          label(r.design),
-          num(r.mrs),
-          num(r.deviceFaults),
-          num(r.invalidationsDelivered),
-          num(r.entriesExamined),
-          num(r.retries),
-          num(r.wastedPages),
-          num(Math.round(r.lockHoldNs / 1000)),
-          (r.virtualTimeNs / 1e6).toFixed(2),
-          num(r.trackingBytes),
-        ]),
-      ),
-      '',
-      'retries, wasted pages: from a second run under the random strategy (seed 1); in virtual time a fault takes no CPU time, so nothing collides.',
-      'entries examined: the matches, plus a tree descent (log2 of the MRs) per invalidation, or every MR for the list.',
-      'tracking bytes: the x86-64 sizes of the structures each design keeps per MR and per context.',
-      `elapsed ${formatMs(elapsedMs)}`,
-    ].join('\n'),
-  );
-  return EXIT.ok;
+  const costs = costOverrides(opts.costs, opts.cost);
+  const t0 = io.now();
+  let result: StudyResult;
+  try {
+    result = study.run({ costs, seed: opts.seed }, lists);
+  } catch (e) {
+    // The studies check their parameters before running anything.
+    if (e instanceof Errno && e.code === 'EINVAL') throw new UsageError(e.message);
+    throw e;
+  }
+  const elapsedMs = io.now() - t0;
+  const files: string[] = [];
+  const failed: string[] = [];
+  if (opts.out !== null) {
+    try {
+      const w = writeStudyPlots(opts.out, result);
+      files.push(w.html, ...w.svgs);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      failed.push(
+        `odpsim: could not write the plots to ${opts.out} (${code}); the report is complete`,
+      );
+    }
+  }
+  if (opts.json) {
+    const { study: _, ...rest } = result;
+    io.out(JSON.stringify({ command: 'study', study: name, ...rest, files, elapsedMs }, null, 2));
+  } else io.out(formatStudy(result, files, elapsedMs).join('\n'));
+  for (const line of failed) io.err(line);
+  return failed.length > 0 ? EXIT.output : EXIT.ok;
 }
 
-function label(design: string): string {
-  if (design === '2014') return '2014 (per-context tree)';
-  if (design === '2018') return '2018 (interim, 4.20-5.4)';
-  if (design === '2020') return '2020 (interval notifier)';
-  return '2014 with a list';
+function takes(name: string): string {
+  const lists = findStudy(name)!.lists.map((l) => `--${l.name}`);
+  return lists.length === 0 ? 'it takes no list' : `it takes ${lists.join(', ')}`;
+}
+
+/** The report: what was run, each table, the notes, the files. */
+function formatStudy(r: StudyResult, files: readonly string[], elapsedMs: number): string[] {
+  const lines = [`odpsim study ${r.study}: ${r.title}`, ''];
+  for (const t of r.tables) lines.push(t.title, ...formatTable(t.header, t.rows), '');
+  lines.push(...r.notes);
+  if (files.length > 0) lines.push('', `plots: ${files[0]} (and ${files.length - 1} SVG files)`);
+  lines.push(`elapsed ${formatMs(elapsedMs)}`);
+  return lines;
 }

@@ -6,7 +6,7 @@
  * the part that grows with the operation's size.
  */
 import { Errno } from '../lib/errors.ts';
-import { checkCostName, type CostOverrides, checkQuantiles } from './model.ts';
+import { type CostOverrides, checkCostName, checkQuantiles } from './model.ts';
 import { COSTS, type CostEntry, type CostName, type CostQuantiles } from './table.ts';
 
 const UNIT_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9 };
@@ -54,7 +54,10 @@ type Mutable = Partial<Record<CostName, { base?: number | CostQuantiles; perUnit
 export function addCostAssignment(into: CostOverrides, text: string): CostOverrides {
   const eq = text.indexOf('=');
   if (eq < 0)
-    throw new Errno('EINVAL', `--cost takes NAME=VALUE (see odpsim costs), got ${JSON.stringify(text)}`);
+    throw new Errno(
+      'EINVAL',
+      `--cost takes NAME=VALUE (see odpsim costs), got ${JSON.stringify(text)}`,
+    );
   const [rawName, unit] = text.slice(0, eq).trim().split('/');
   const name = checkCostName(rawName!);
   const value = text.slice(eq + 1).trim();
@@ -87,7 +90,10 @@ export function parseCostFile(text: string, file: string): CostOverrides {
     throw new Errno('EINVAL', `${file}: not JSON (${(e as Error).message})`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json))
-    throw new Errno('EINVAL', `${file}: expected an object of cost assignments, { "NAME": "128us" }`);
+    throw new Errno(
+      'EINVAL',
+      `${file}: expected an object of cost assignments, { "NAME": "128us" }`,
+    );
   let out: CostOverrides = {};
   for (const [key, value] of Object.entries(json)) {
     if (typeof value !== 'string' && typeof value !== 'number')
@@ -98,7 +104,8 @@ export function parseCostFile(text: string, file: string): CostOverrides {
     try {
       out = addCostAssignment(out, `${key}=${String(value)}`);
     } catch (e) {
-      if (e instanceof Errno) throw new Errno(e.code, `${file}: ${e.message.slice(e.code.length + 2)}`);
+      if (e instanceof Errno)
+        throw new Errno(e.code, `${file}: ${e.message.slice(e.code.length + 2)}`);
       throw e;
     }
   }

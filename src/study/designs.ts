@@ -42,6 +42,7 @@ import { madvise } from '../mm/madvise.ts';
 import { mmap } from '../mm/mmap.ts';
 import { createProcess, exitMm } from '../mm/process.ts';
 import { connectedPair, openEndpoint, postAndWait } from '../scenarios/rdma-kit.ts';
+import type { StudyOptions } from './study.ts';
 
 /** The designs compared: the three of Linux, and the 2014 one dispatching through a list. */
 export type StudyDesign = OdpDesign | 'list';
@@ -93,21 +94,32 @@ export interface DesignRow {
 
 /**
  * Runs the workload on `design` with `mrs` MRs, twice: in virtual-time order (every column but
- * the collisions), and under the random strategy (seed 1), where faults and invalidations
+ * the collisions), and under the random strategy (the study's seed), where faults and invalidations
  * interleave at every step — the retries and wasted pages come from that run (in virtual time
  * a fault's CPU work takes none, so nothing ever falls inside its window). EINVAL for a count
  * out of [1, 100,000].
  */
-export function studyDesign(design: StudyDesign, mrs: number): DesignRow {
+export function studyDesign(design: StudyDesign, mrs: number, opts: StudyOptions = {}): DesignRow {
   if (!Number.isSafeInteger(mrs) || mrs < 1 || mrs > 100_000)
     throw new Errno('EINVAL', `study designs: MR count ${String(mrs)} is not in [1, 100000]`);
-  const timed = runWorkload(design, mrs, new TimedStrategy());
-  const random = runWorkload(design, mrs, new RandomStrategy(1));
+  const seed = opts.seed ?? 1;
+  const timed = runWorkload(design, mrs, new TimedStrategy(), seed, opts);
+  const random = runWorkload(design, mrs, new RandomStrategy(seed), seed, opts);
   return { ...timed, retries: random.retries, wastedPages: random.wastedPages };
 }
 
-function runWorkload(design: StudyDesign, mrs: number, strategy: Strategy): DesignRow {
-  const k = new Kernel({ strategy });
+function runWorkload(
+  design: StudyDesign,
+  mrs: number,
+  strategy: Strategy,
+  seed: number,
+  opts: StudyOptions,
+): DesignRow {
+  const k = new Kernel({
+    strategy,
+    seed,
+    ...(opts.costs === undefined ? {} : { costs: opts.costs }),
+  });
   const odpDesign: OdpDesign = design === 'list' ? 2014 : design;
   const machine = new Machine(k, { frames: mrs + 96, legacyNotifierCore: odpDesign !== 2020 });
   installOracles(k, machine);

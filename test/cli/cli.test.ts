@@ -107,24 +107,25 @@ test("run reports the HCAs' ODP counters (text and --json), none for a world wit
 });
 
 test('study designs: one row per design and MR count (--json); unknown studies and bad counts are usage errors', () => {
-  const a = odpsim('study', 'designs', '--mrs', '1,20', '--json');
+  const a = odpsim('study', 'designs', '--mrs', '1,20', '--json', '--no-plots');
   assert.equal(a.status, 0, a.stderr);
-  const r = JSON.parse(a.stdout) as { rows: { design: string; mrs: number }[] };
+  const r = JSON.parse(a.stdout) as { data: { rows: { design: string; mrs: number }[] } };
   assert.deepEqual(
-    r.rows.map((x) => `${x.design}@${x.mrs}`),
+    r.data.rows.map((x) => `${x.design}@${x.mrs}`),
     ['2014@1', '2018@1', '2020@1', 'list@1', '2014@20', '2018@20', '2020@20', 'list@20'],
   );
-  const text = odpsim('study', 'designs', '--mrs', '2');
+  const text = odpsim('study', 'designs', '--mrs', '2', '--no-plots');
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /2020 \(interval notifier\) +2 /);
   for (const args of [
     ['study', 'nope'],
     ['study', 'designs', '--mrs', '0'],
+    ['study', 'designs', '--mrs', 'x'],
   ]) {
     const bad = odpsim(...args);
     assert.equal(bad.status, 2, args.join(' '));
     assert.equal(bad.stdout, '');
-    assert.match(bad.stderr, /error: (unknown study|--mrs takes)/);
+    assert.match(bad.stderr, /error: (unknown study|--mrs takes|EINVAL: study designs: MR count 0)/);
   }
 });
 

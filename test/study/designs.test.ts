@@ -1,7 +1,7 @@
 // `odpsim study designs`: the same workload on each ODP design, and what the table reports.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseMrCounts } from '../../src/cli/study.ts';
+import { parseNumberList } from '../../src/cli/study.ts';
 import { isErrno } from '../../src/index.ts';
 import { STUDY_DESIGNS, STUDY_DISCARDS, studyDesign } from '../../src/study/designs.ts';
 
@@ -33,12 +33,15 @@ test('with one MR every WRITE and discard collide: the random run shows retries,
   assert.equal(r.wastedPages, r.retries);
 });
 
-test('MR counts: 1 to 100,000; anything else is refused', () => {
-  assert.deepEqual(parseMrCounts('1,100,10000'), [1, 100, 10_000]);
-  for (const bad of ['0', '100001', '1.5', 'x', '', '3,'])
-    assert.throws(() => parseMrCounts(bad), /--mrs takes MR counts/, bad);
-  assert.throws(
-    () => studyDesign(2014, 0),
-    (e: unknown) => isErrno(e, 'EINVAL'),
-  );
+test('MR counts: numbers in a list, 1 to 100,000 each; anything else is refused', () => {
+  assert.deepEqual(parseNumberList('mrs', '1,100,10000'), [1, 100, 10_000]);
+  assert.deepEqual(parseNumberList('sizes', '4K,1M,512', true), [4096, 1 << 20, 512]);
+  for (const bad of ['x', '', '3,', '-1', '4K'])
+    assert.throws(() => parseNumberList('mrs', bad), /--mrs takes numbers/, bad);
+  for (const bad of [0, 100_001, 1.5])
+    assert.throws(
+      () => studyDesign(2014, bad),
+      (e: unknown) => isErrno(e, 'EINVAL'),
+      String(bad),
+    );
 });
