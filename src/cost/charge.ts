@@ -16,6 +16,11 @@ export function charge(name: CostName, units = 1): void {
   if (k.current !== null) k.current.time += ns;
 }
 
+/** Entries an interval-tree lookup examines: a descent (log2 of the size) plus each match. */
+export function treeWalk(size: number, matches: number): number {
+  return Math.ceil(Math.log2(size + 1)) + matches;
+}
+
 /** udelay() of `name`'s time over `units` pages (or bytes): the task spends it and yields. */
 export function* spend(name: CostName, units = 1): Co {
   yield* delay(kernel().costs.draw(name, units));

@@ -125,7 +125,7 @@ export class CostModel {
   draw(name: CostName, units = 1): number {
     const e = this.entries[name];
     const base = typeof e.base === 'number' ? e.base : quantileAt(e.base, this.prng.nextFloat());
-    const extra = e.unit === 'byte' ? units : Math.max(0, units - 1);
+    const extra = e.unit === 'page' ? Math.max(0, units - 1) : units;
     const ns = Math.round(base + (e.perUnit ?? 0) * extra);
     const t = this.tally.get(name);
     if (t === undefined) this.tally.set(name, { count: 1, ns });

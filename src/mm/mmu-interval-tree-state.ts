@@ -5,6 +5,7 @@
  * mmu-interval-notifier.ts.
  */
 
+import { charge, treeWalk } from '../cost/charge.ts';
 import { nonBlockEnd, nonBlockStart } from '../kernel/context.ts';
 import { bug, kernel } from '../kernel/kernel.ts';
 import type { SpinLock } from '../kernel/sync/spinlock.ts';
@@ -86,6 +87,9 @@ export class ItreeState {
     if (this.dispatch === 'linear') this.all.splice(this.all.indexOf(sub), 1);
   }
 
+  /** Callbacks called so far (what a walk matched, for its cost). */
+  private hits = 0;
+
   private firstHit(start: number, last: number): MmuIntervalNotifier | null {
     if (this.dispatch === 'tree') return this.tree.iterFirst(start, last)?.value ?? null;
     return this.all.find((s) => s.start <= last && s.last >= start) ?? null;
@@ -120,11 +124,17 @@ export class ItreeState {
     this.lock.unlock();
     if (first !== null) this.iterating++;
     let ok: boolean;
+    const hits = this.hits;
     try {
       ok = yield* this.callEach(first, range, last, curSeq);
     } finally {
       if (first !== null) this.iterating--;
     }
+    const matched = this.hits - hits;
+    charge(
+      'notifier.walk',
+      this.dispatch === 'tree' ? treeWalk(this.tree.size, matched) : this.all.length,
+    );
     if (!ok) yield* this.invEnd();
     return ok;
   }
@@ -154,6 +164,7 @@ export class ItreeState {
         });
       if (!range.blockable) nonBlockStart();
       sub.running++;
+      this.hits++;
       let ok: boolean;
       try {
         ok = yield* sub.ops.invalidate(sub, range, curSeq);

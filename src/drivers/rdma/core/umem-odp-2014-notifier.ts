@@ -7,6 +7,7 @@
  * the per-context count (ib_ucontext_notifier_start_account / end_account) with the deferred
  * activation it drives, and invalidate_page_trampoline.
  */
+import { charge, treeWalk } from '../../../cost/charge.ts';
 import { preempt } from '../../../kernel/context.ts';
 import { kernel } from '../../../kernel/kernel.ts';
 import type { Co } from '../../../kernel/task.ts';
@@ -57,12 +58,14 @@ function* contextEndAccount(odp: UcontextOdp2014): Co {
 /** The umems of the tree intersecting [start, end) (the tree is stable under umem_rwsem). */
 function umemsIn(odp: UcontextOdp2014, start: number, end: number): UmemOdp2014[] {
   // The study's linear-list variant examines every umem of the context instead.
-  if (odp.linearDispatch)
-    return odp.tree
-      .overlaps(0, Number.MAX_SAFE_INTEGER)
-      .map((n) => n.value)
-      .filter((u) => u.start < end && u.end > start);
-  return odp.tree.overlaps(start, end - 1).map((n) => n.value);
+  if (odp.linearDispatch) {
+    const all = odp.tree.overlaps(0, Number.MAX_SAFE_INTEGER).map((n) => n.value);
+    charge('notifier.walk', all.length);
+    return all.filter((u) => u.start < end && u.end > start);
+  }
+  const hits = odp.tree.overlaps(start, end - 1).map((n) => n.value);
+  charge('notifier.walk', treeWalk(odp.tree.size, hits.length));
+  return hits;
 }
 
 /** The driver's invalidation of [start, end) ∩ the umem. */
