@@ -3,10 +3,10 @@ import { Errno } from '../lib/errors.ts';
 import { findStudy, STUDIES } from '../study/index.ts';
 import { writeStudyPlots } from '../study/plot.ts';
 import type { StudyResult } from '../study/study.ts';
-import { costOverrides } from './cost-options.ts';
+import { costOverrides, errnoDetail } from './cost-options.ts';
 import type { Io } from './io.ts';
 import { EXIT, UsageError } from './options.ts';
-import { formatMs, formatTable } from './report.ts';
+import { formatMs, formatTable, plural } from './report.ts';
 
 /** Options of `odpsim study`. */
 export interface StudyCommandOptions {
@@ -60,7 +60,7 @@ export function studyCommand(io: Io, name: string, opts: StudyCommandOptions): n
     result = study.run({ costs, seed: opts.seed }, lists);
   } catch (e) {
     // The studies check their parameters before running anything.
-    if (e instanceof Errno && e.code === 'EINVAL') throw new UsageError(e.message);
+    if (e instanceof Errno && e.code === 'EINVAL') throw new UsageError(errnoDetail(e));
     throw e;
   }
   const elapsedMs = io.now() - t0;
@@ -95,7 +95,8 @@ function formatStudy(r: StudyResult, files: readonly string[], elapsedMs: number
   const lines = [`odpsim study ${r.study}: ${r.title}`, ''];
   for (const t of r.tables) lines.push(t.title, ...formatTable(t.header, t.rows), '');
   lines.push(...r.notes);
-  if (files.length > 0) lines.push('', `plots: ${files[0]} (and ${files.length - 1} SVG files)`);
+  if (files.length > 0)
+    lines.push('', `plots: ${files[0]} (and ${plural(files.length - 1, 'SVG file')})`);
   lines.push(`elapsed ${formatMs(elapsedMs)}`);
   return lines;
 }

@@ -37,8 +37,8 @@ export function quantileAt(q: CostQuantiles, u: number): number {
 }
 
 /** EINVAL unless `q` is a non-decreasing set of finite non-negative quantiles. */
-export function checkQuantiles(name: string, q: CostQuantiles): void {
-  let prev = 0;
+export function checkQuantiles(name: string, q: CostQuantiles, min = 0): void {
+  let prev = min;
   for (const [key] of QUANTILE_POINTS) {
     const v = q[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < prev)
@@ -68,7 +68,7 @@ export function resolveCosts(overrides: CostOverrides = {}): Record<CostName, Co
     const entry = out[name];
     if (o.base !== undefined) {
       if (typeof o.base === 'number') checkDuration(name, 'base', o.base, entry.min ?? 0);
-      else checkQuantiles(name, o.base);
+      else checkQuantiles(name, o.base, entry.min ?? 0);
     }
     if (o.perUnit !== undefined) {
       if (entry.perUnit === undefined)

@@ -58,8 +58,13 @@ export function addCostAssignment(into: CostOverrides, text: string): CostOverri
       'EINVAL',
       `--cost takes NAME=VALUE (see odpsim costs), got ${JSON.stringify(text)}`,
     );
-  const [rawName, unit] = text.slice(0, eq).trim().split('/');
+  const [rawName, unit, extra] = text.slice(0, eq).trim().split('/');
   const name = checkCostName(rawName!);
+  if (extra !== undefined)
+    throw new Errno(
+      'EINVAL',
+      `--cost takes NAME=VALUE or NAME/UNIT=VALUE, got ${JSON.stringify(text)}`,
+    );
   const value = text.slice(eq + 1).trim();
   const out: Mutable = { ...into };
   const prev = out[name] ?? {};

@@ -83,7 +83,7 @@ export const defaultScenario: Scenario = {
     {
       name: 'pressure',
       description:
-        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames, the 4×chunk keeping a device command in memory; where that is below pages or just above it, faults reclaim too (at the defaults: pressure below 55, measured; at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
+        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames, the 4×chunk keeping a device command in memory; where that is below pages (at the defaults: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
       default: 75,
       min: 10,
       max: 400,

@@ -112,8 +112,15 @@ function us(ns: number): string {
   return `${formatMicros(ns)} µs`;
 }
 
-/** The reproduction table: one row per claim. */
+/** The reproduction table: one row per claim, the label and what is measured in one cell. */
 function rows(d: NpfData, scale: number): string[][] {
+  return claims(d, scale).map(([label, what, ...rest]) => [
+    label === '' ? `    ${(what ?? '').trimStart()}` : `${label}  ${what}`,
+    ...rest,
+  ]);
+}
+
+function claims(d: NpfData, scale: number): string[][] {
   const f = d.faults;
   const inv = d.invalidations;
   const [forever, once] = d.rnr as [RnrStall, RnrStall];

@@ -214,6 +214,16 @@ test('a bad --costs file or --cost is exit 2 naming what was wrong, nothing on s
     [['--cost', 'mlx5.pf.resume=soon'], /cost mlx5\.pf\.resume: "soon" is not a duration/],
     [['--cost', 'mlx5.pf.resume'], /--cost takes NAME=VALUE/],
     [['--cost', 'cpu.fault/byte=1ns'], /cost cpu\.fault does not grow/],
+    // A value below a cost's least (checked before the run, not inside it), fixed or drawn.
+    [
+      ['--cost', 'hmm.retry=0'],
+      /^error: cost hmm\.retry: the base must be a finite duration ≥ 1 ns, got 0/m,
+    ],
+    [
+      ['--cost', 'hmm.retry=min:0,p50:1,p95:1,p99:1,max:1'],
+      /cost hmm\.retry: min must be a finite duration ≥ 1 ns/,
+    ],
+    [['--cost', 'mlx5.umr/page/junk=10ns'], /--cost takes NAME=VALUE or NAME\/UNIT=VALUE/],
   ];
   for (const [args, message] of cases)
     usageError(await odpsim('run', 'rdma-odp', '--json', ...args), message, args.join(' '));
