@@ -71,7 +71,9 @@ export function studyCommand(io: Io, name: string, opts: StudyCommandOptions): n
       const w = writeStudyPlots(opts.out, result);
       files.push(w.html, ...w.svgs);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      // A file system error is the user's path; anything else is a bug of the plot.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === undefined) throw e;
       failed.push(
         `odpsim: could not write the plots to ${opts.out} (${code}); the report is complete`,
       );

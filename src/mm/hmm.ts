@@ -6,7 +6,7 @@
 import { bug } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
-import { hex, PAGE_SIZE, pageAligned } from './constants.ts';
+import { hex, PAGE_SIZE, PMD_SIZE, pageAligned } from './constants.ts';
 import { handleMmFault } from './fault.ts';
 import type { Mm } from './mm.ts';
 import { mmuIntervalCheckRetry } from './mmu-interval-notifier.ts';
@@ -80,11 +80,27 @@ export function hmmRange(
   };
 }
 
+/** The end of the PMD that holds `addr`: where one step of the page walk stops. */
+function pmdEnd(addr: number): number {
+  return addr - (addr % PMD_SIZE) + PMD_SIZE;
+}
+
+/**
+ * hmm_vma_fault(): faults in every page from `addr` to the end of the PMD walk step (not just
+ * the one that needed it), then the walk starts again from `addr` (-EBUSY inside
+ * hmm_range_fault). So a range whose faults invalidate it (a zero page replaced on write)
+ * costs a pass per PMD, not per page.
+ */
+function* hmmVmaFault(mm: Mm, addr: number, end: number, write: boolean): Co {
+  for (; addr < end; addr += PAGE_SIZE) yield* handleMmFault(mm, addr, write);
+}
+
 /**
  * hmm_range_fault(): fills range.pfns (the caller holds mmap_lock for read). EFAULT without
  * a VMA, without read permission or on VM_IO/VM_PFNMAP when a fault is requested (else the
  * entry is ERROR); EPERM for a write request on a VMA without write permission; EBUSY as soon
- * as mmu_interval_check_retry() says the sequence moved. The zero page is reported read-only.
+ * as mmu_interval_check_retry() says the sequence moved (checked before each page, and after a
+ * fault, which covers the rest of the PMD step). The zero page is reported read-only.
  */
 export function* hmmRangeFault(mm: Mm, range: HmmRange): Co {
   if (!pageAligned(range.start) || !pageAligned(range.end) || range.end < range.start) {
@@ -116,7 +132,7 @@ export function* hmmRangeFault(mm: Mm, range: HmmRange): Co {
     const usable = ptePresent(pte) && pte.readable && (!write || pte.writable);
     if (!usable) {
       if (fault) {
-        yield* handleMmFault(mm, addr, write);
+        yield* hmmVmaFault(mm, addr, Math.min(pmdEnd(addr), range.end, vma.end), write);
         continue;
       }
       range.pfns[i] = 0;

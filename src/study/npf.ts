@@ -57,7 +57,7 @@ export function studyNpf(opts: StudyOptions & { readonly scale?: number } = {}):
     tables: [
       {
         title: 'Reproduction',
-        header: ['', 'measurement', 'paper', 'model', 'holds'],
+        header: ['claim', 'paper', 'model', 'holds'],
         rows: rows(data, scale),
       },
     ],

@@ -90,7 +90,11 @@ test('odpsim study npf: every claim holds at scale 1024, and the table says so',
     rows.map((row) => row[0]!.slice(0, 2)).filter((p) => p.startsWith('P')),
     ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'P8'],
   );
-  for (const row of rows) assert.equal(row[3], 'yes', row.join(' | '));
+  assert.deepEqual(r.tables[0]!.header, ['claim', 'paper', 'model', 'holds']);
+  for (const row of rows) {
+    assert.equal(row.length, 4, row.join(' | '));
+    assert.equal(row[3], 'yes', row.join(' | '));
+  }
   const d = r.data as NpfData;
   assert.equal(d.faults.onePage.length, r.charts[0]!.series[0]!.points.length);
 });

@@ -5,6 +5,7 @@ import {
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   PAGE_SIZE,
+  PMD_SIZE,
   PROT_NONE,
   PROT_READ,
   PROT_WRITE,
@@ -117,30 +118,41 @@ test('faulting: read faults map pages; write faults break COW; errors by VMA per
         'read faults of anon memory map the zero page',
       );
     });
-    yield* withRange(mm, a, 2, { fault: true, write: true }, function* (r) {
-      // Breaking COW of each zero page invalidates the range itself: each pass that faults a
-      // page ends in EBUSY and a driver starts over with a fresh sequence.
-      let cur = r;
+    // Breaking COW of each zero page invalidates the range itself: a pass that faults ends in
+    // EBUSY and a driver starts over with a fresh sequence. hmm_vma_fault() faults the rest of
+    // the PMD step at once, so two pages in one PMD take one retry; across a PMD boundary, two.
+    const writeFaults = function* (at: number): Co<(string | null)[]> {
       const results: (string | null)[] = [];
-      for (let i = 0; i < 5; i++) {
-        const res = yield* fault(mm, cur);
-        results.push(res);
-        if (res === null) break;
-        cur = hmmRange(
-          r.notifier,
-          yield* mmuIntervalReadBegin(r.notifier),
-          a,
-          a + 2 * PAGE_SIZE,
-          r.defaultFlags,
-        );
-      }
-      assert.deepEqual(results, ['EBUSY', 'EBUSY', null]);
-      assert.deepEqual(cur.pfns.map(hmmPfnFlags), [
-        HMM_PFN_VALID | HMM_PFN_WRITE,
-        HMM_PFN_VALID | HMM_PFN_WRITE,
-      ]);
-      assert.notEqual(hmmPfnToPfn(cur.pfns[0]!), 0);
+      yield* withRange(mm, at, 2, { fault: true, write: true }, function* (r) {
+        let cur = r;
+        for (let i = 0; i < 5; i++) {
+          const res = yield* fault(mm, cur);
+          results.push(res);
+          if (res === null) break;
+          const seq = yield* mmuIntervalReadBegin(r.notifier);
+          cur = hmmRange(r.notifier, seq, at, at + 2 * PAGE_SIZE, r.defaultFlags);
+        }
+        assert.deepEqual(cur.pfns.map(hmmPfnFlags), [
+          HMM_PFN_VALID | HMM_PFN_WRITE,
+          HMM_PFN_VALID | HMM_PFN_WRITE,
+        ]);
+        assert.notEqual(hmmPfnToPfn(cur.pfns[0]!), 0);
+      });
+      return results;
+    };
+    assert.equal(a % PMD_SIZE <= PMD_SIZE - 2 * PAGE_SIZE, true, 'both pages in one PMD');
+    assert.deepEqual(yield* writeFaults(a), ['EBUSY', null]);
+    const across = PMD_SIZE * 512 - PAGE_SIZE;
+    const b = yield* mmap(mm, {
+      addr: across,
+      len: 2 * PAGE_SIZE,
+      prot: PROT_READ | PROT_WRITE,
+      flags: ANON | 0x10,
     });
+    yield* withRange(mm, b, 2, { fault: true, write: false }, function* (r) {
+      assert.equal(yield* fault(mm, r), null);
+    });
+    assert.deepEqual(yield* writeFaults(b), ['EBUSY', 'EBUSY', null]);
     const ro = yield* mmap(mm, { len: PAGE_SIZE, prot: PROT_READ, flags: ANON });
     yield* withRange(mm, ro, 1, { fault: true, write: true }, function* (r) {
       assert.equal(yield* fault(mm, r), 'EPERM');
