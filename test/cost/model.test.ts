@@ -11,7 +11,7 @@ import {
   resolveCosts,
 } from '../../src/cost/model.ts';
 import { COSTS, type CostName, type CostQuantiles } from '../../src/cost/table.ts';
-import { Errno } from '../../src/lib/errors.ts';
+import { einval } from './einval.ts';
 
 const draws = (m: CostModel, name: CostName, n: number, units = 1): number[] =>
   Array.from({ length: n }, () => m.draw(name, units));
@@ -19,17 +19,6 @@ const draws = (m: CostModel, name: CostName, n: number, units = 1): number[] =>
 /** The empirical q-quantile of sorted values (nearest rank). */
 const empirical = (sorted: readonly number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-
-/** Asserts `f` throws an EINVAL Errno whose message contains every one of `words`. */
-function einval(f: () => unknown, ...words: string[]): void {
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof Errno, `not an Errno: ${String(e)}`);
-    assert.equal(e.code, 'EINVAL');
-    for (const w of words)
-      assert.ok(e.message.includes(w), `${JSON.stringify(w)} not in ${e.message}`);
-    return true;
-  });
-}
 
 test('a fixed cost draws exactly its base, whatever the seed', () => {
   for (const seed of [0, 1, 2, 0xffffffff]) {

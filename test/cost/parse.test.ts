@@ -6,18 +6,7 @@ import { test } from 'node:test';
 import { CostModel } from '../../src/cost/model.ts';
 import { addCostAssignment, parseCostFile, parseDuration } from '../../src/cost/parse.ts';
 import { COSTS } from '../../src/cost/table.ts';
-import { Errno } from '../../src/lib/errors.ts';
-
-/** Asserts `f` throws an EINVAL Errno whose message contains every one of `words`. */
-function einval(f: () => unknown, ...words: string[]): void {
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof Errno, `not an Errno: ${String(e)}`);
-    assert.equal(e.code, 'EINVAL');
-    for (const w of words)
-      assert.ok(e.message.includes(w), `${JSON.stringify(w)} not in ${e.message}`);
-    return true;
-  });
-}
+import { einval } from './einval.ts';
 
 test('durations take ns, us, µs, ms and s; a bare number is ns', () => {
   const cases: [string, number][] = [
