@@ -1,5 +1,6 @@
 // `odpsim costs`: the cost table, as the model charges it by default.
 import { COST_NAMES, COSTS, type CostEntry } from '../cost/table.ts';
+import { RNR_TIMER_NS } from '../drivers/rdma/core/ib-verbs.ts';
 import { formatNs } from '../lib/format.ts';
 import type { Io } from './io.ts';
 import { EXIT } from './options.ts';
@@ -18,7 +19,7 @@ export function describeCost(e: CostEntry): string {
 /** Prints the table; returns the exit status. */
 export function costsCommand(io: Io, opts: { json: boolean }): number {
   if (opts.json) {
-    io.out(JSON.stringify({ command: 'costs', costs: COSTS }, null, 2));
+    io.out(JSON.stringify({ command: 'costs', costs: COSTS, rnrTimerNs: RNR_TIMER_NS }, null, 2));
     return EXIT.ok;
   }
   const lines = [
@@ -29,6 +30,10 @@ export function costsCommand(io: Io, opts: { json: boolean }): number {
     const e: CostEntry = COSTS[name];
     lines.push(`${name}  ${describeCost(e)}`, `  ${e.what}`, `  source: ${e.source}`, '');
   }
-  io.out(lines.join('\n').trimEnd());
+  lines.push(
+    'RNR NAK timers (min_rnr_timer, IBA table 45; a QP attribute, not a cost):',
+    `  ${RNR_TIMER_NS.map((ns, i) => `${i} = ${ns / 1e6} ms`).join(', ')}`,
+  );
+  io.out(lines.join('\n'));
   return EXIT.ok;
 }

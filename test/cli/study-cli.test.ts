@@ -127,6 +127,8 @@ test('costs lists every cost with its value, what it charges and its source', as
   // The drawn cost shows its quantiles; a per-page cost its growth.
   assert.match(r.stdout, /^mlx5\.pf\.trigger {2}p50 124(\.0)? µs, p95 159(\.0)? µs/m);
   assert.match(r.stdout, /^mlx5\.umr {2}7(\.00?)? µs for one page, \+ [\d.]+ ns per page/m);
+  // The RNR timers are the verbs' encodings, listed after the costs.
+  assert.match(r.stdout, /^ {2}0 = 655\.36 ms, 1 = 0\.01 ms, 2 = 0\.02 ms,.* 31 = 491\.52 ms$/m);
 });
 
 test('costs --json is the table, every name in table order', async () => {
