@@ -131,8 +131,12 @@ export function* shrinkMemory(machine: Machine, target: number): Co<number> {
   const phys = machine.phys;
   const before = phys.freeFrames;
   const limit = 2 * phys.lru.size;
+  // One live iterator is the queue's head: everything before it was taken off by this scan,
+  // and pages added meanwhile (rotated ones too) come after. A fresh values().next() per page
+  // would skip every deleted entry from the start each time (quadratic on a large LRU).
+  const head = phys.lru.values();
   for (let scanned = 0; scanned < limit && phys.freeFrames - before < target; scanned++) {
-    const page = phys.lru.values().next().value;
+    const page = head.next().value;
     if (page === undefined) break;
     phys.lru.delete(page);
     const gen = page.gen;

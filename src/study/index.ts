@@ -3,17 +3,19 @@
  * how it is run. The CLI parses the lists; each study checks its own values (EINVAL).
  */
 import { Errno } from '../lib/errors.ts';
-import { studyDesigns } from './designs-study.ts';
-import { studyFirstTouch } from './first-touch.ts';
-import { studyNpf } from './npf.ts';
-import { studyOvercommit } from './overcommit.ts';
-import { studyRnr } from './rnr.ts';
+import { DEFAULT_MR_COUNTS, studyDesigns } from './designs-study.ts';
+import { FIRST_TOUCH_SIZES, studyFirstTouch } from './first-touch.ts';
+import { DEFAULT_NPF_SCALE, studyNpf } from './npf.ts';
+import { OVERCOMMIT_MAX_PRESSURE, OVERCOMMIT_PRESSURES, studyOvercommit } from './overcommit.ts';
+import { RNR_STUDY_RETRIES, RNR_STUDY_TIMERS, studyRnr } from './rnr.ts';
 import type { StudyOptions, StudyResult } from './study.ts';
 
 /** A list option of a study: its name (the CLI's --name) and what it holds. */
 export interface StudyListOption {
   readonly name: string;
   readonly help: string;
+  /** What the option's value is called in the help (default `list`). */
+  readonly value?: string;
   /** Sizes accept K and M suffixes (KiB, MiB). */
   readonly sizes?: boolean;
 }
@@ -34,7 +36,8 @@ export const STUDIES: readonly StudyEntry[] = [
     lists: [
       {
         name: 'scale',
-        help: "divide the P7/P8 memory sizes by this power of two (default 16; 1 is the paper's 8 GiB, a minute or more)",
+        value: 'n',
+        help: `divide the P7/P8 memory sizes by this power of two (default ${DEFAULT_NPF_SCALE}; 1 is the paper's 8 GiB: about 3 minutes and 4 GB of heap, so run node with --max-old-space-size=8192)`,
       },
     ],
     run: (opts, lists) =>
@@ -47,7 +50,7 @@ export const STUDIES: readonly StudyEntry[] = [
     lists: [
       {
         name: 'sizes',
-        help: 'message sizes (K, M suffixes; 4K to 16M; default 4K,16K,64K,256K,1M,4M)',
+        help: `message sizes (K, M suffixes; 4K to 16M; default ${FIRST_TOUCH_SIZES.map((b) => (b >= 1 << 20 ? `${b >> 20}M` : `${b >> 10}K`)).join(',')})`,
         sizes: true,
       },
     ],
@@ -58,8 +61,14 @@ export const STUDIES: readonly StudyEntry[] = [
     name: 'rnr',
     summary: 'completion latency of a responder fault against min_rnr_timer and rnr_retry',
     lists: [
-      { name: 'timers', help: 'min_rnr_timer encodings (0 to 31; 0 is 655.36 ms)' },
-      { name: 'retries', help: 'rnr_retry values (0 to 7; 7 retries for ever)' },
+      {
+        name: 'timers',
+        help: `min_rnr_timer encodings (0 to 31; 0 is 655.36 ms; default ${RNR_STUDY_TIMERS.join(',')})`,
+      },
+      {
+        name: 'retries',
+        help: `rnr_retry values (0 to 7; 7 retries for ever; default ${RNR_STUDY_RETRIES.join(',')})`,
+      },
     ],
     run: (opts, lists) =>
       studyRnr({
@@ -74,7 +83,7 @@ export const STUDIES: readonly StudyEntry[] = [
     lists: [
       {
         name: 'pressures',
-        help: 'buffer sizes as multiples of RAM (above 0, at most 8; default 0.5,0.75,1,1.5,2,3)',
+        help: `buffer sizes as multiples of RAM (above 0, at most ${OVERCOMMIT_MAX_PRESSURE}; default ${OVERCOMMIT_PRESSURES.join(',')})`,
       },
     ],
     run: (opts, lists) =>
@@ -83,7 +92,9 @@ export const STUDIES: readonly StudyEntry[] = [
   {
     name: 'designs',
     summary: 'the ODP designs (2014, interim, today, a list) on one workload at 1 to 10,000 MRs',
-    lists: [{ name: 'mrs', help: 'MR counts (1 to 100000 each; default 1,10,100,1000,10000)' }],
+    lists: [
+      { name: 'mrs', help: `MR counts (1 to 100000 each; default ${DEFAULT_MR_COUNTS.join(',')})` },
+    ],
     run: (opts, lists) => studyDesigns({ ...opts, ...(lists.mrs ? { mrs: lists.mrs } : {}) }),
   },
 ];

@@ -19,7 +19,7 @@ import { formatMicros } from './rdma-bench.ts';
 import type { StudyOptions, StudyResult } from './study.ts';
 
 /** What the P7 and P8 machines are divided by by default (1 gives the paper's 8 GiB). */
-export const DEFAULT_NPF_SCALE = 64;
+export const DEFAULT_NPF_SCALE = 16;
 
 /** The paper's figures, µs unless said otherwise. */
 export const PAPER = {
