@@ -235,7 +235,7 @@ function buildProgram(io: Io, status: { code: number }): Command {
     STUDIES.flatMap((x) => x.lists.map((l) => [l.name, l] as const)),
   ).values())
     study.option(
-      `--${list.name} <list>`,
+      `--${list.name} <${list.value ?? 'list'}>`,
       `${STUDIES.filter((x) => x.lists.some((l) => l.name === list.name))
         .map((x) => x.name)
         .join(', ')} only: ${list.help}`,
