@@ -1,23 +1,30 @@
 /**
  * mm benchmark: CPU fault throughput (anonymous first touch, COW after fork), mmap/touch/munmap
  * cycles, each against a bare JS loop doing the same data-structure work in the same process,
- * and the heap of a 1,000,000-page address space with 250,000 resident frames. Every case also
- * runs the model without CPU TLBs (`cpuTlbs: false`, every access walks the page table, the
+ * a reclaim scan over an LRU of pinned pages at two machine sizes (it must scale linearly), and
+ * the heap of a 1,000,000-page address space with 250,000 resident frames. Every case but the
+ * reclaim scan also runs the model without CPU TLBs (`cpuTlbs: false`, every access walks the page table, the
  * model before TLBs), so the tables give the cost of the TLB state as a ratio on / off.
  * `npm run bench:mm` (node --expose-gc). Options: `--reps 5`.
  *
  * One child process per timed case (`worker.ts`), so the cases never share JIT state or heap;
  * each child runs `reps` repetitions of the model with TLBs and without (alternating which goes
  * first), then the baseline, each on a fresh world after a full GC; every cell is the median.
+ * The reclaim scan runs one child per machine size, the model once per repetition (no CPU TLB
+ * is involved) then its baseline.
  * The heap is measured in two children, TLBs on and off. Tracing is off. Prints Markdown
  * tables and the targets.
  */
 
 import { CPU_TLB_ENTRIES } from '../../src/mm/tlb.ts';
 import { arg, fmt, median, printTable, progressLog, workerRunner } from '../common.ts';
-import type { HeapResult, SpeedResult } from './worker.ts';
+import type { HeapResult, ReclaimResult, SpeedResult } from './worker.ts';
 
 const GIB = 1024 ** 3;
+/** Machine sizes (frames) of the reclaim scan: the second 4× the first, to show it is linear. */
+const RECLAIM_FRAMES = [50_000, 200_000] as const;
+/** The larger machine's ns per page scanned may be at most this × the smaller one's. */
+const RECLAIM_LINEAR = 2;
 
 const reps = Number(arg('reps', '5'));
 const child = workerRunner(new URL('./worker.ts', import.meta.url));
@@ -30,6 +37,10 @@ log('COW after fork');
 const cow = child<SpeedResult>(['cow', String(reps)]);
 log('mmap/munmap cycles');
 const cyc = child<SpeedResult>(['mmap', String(reps)]);
+const scans = RECLAIM_FRAMES.map((frames) => {
+  log(`reclaim scan over an LRU of pinned pages, ${fmt(frames)} frames`);
+  return child<ReclaimResult>(['reclaim', String(frames), String(reps)]);
+});
 log('heap of a 1,000,000-page address space, TLBs on');
 const heap = child<HeapResult>(['heap', 'on']);
 log('heap of a 1,000,000-page address space, TLBs off');
@@ -161,3 +172,45 @@ for (const h of [heap, heapOff])
     console.log(
       `\nwarning: ${h.usedFrames} frames in use for ${h.resident} resident pages (TLBs ${h.tlbs ? 'on' : 'off'})`,
     );
+
+// The reclaim scan: ns per page scanned at each size, and the larger size's against the smaller.
+const [small, large] = scans as [ReclaimResult, ReclaimResult];
+const nsSmall = median(small.model);
+const nsLarge = median(large.model);
+const growth = nsLarge / nsSmall;
+const bareGrowth = median(large.bare) / median(small.bare);
+const linear = growth <= RECLAIM_LINEAR;
+console.log();
+printTable(
+  [
+    'reclaim scan (pinned LRU)',
+    'rate',
+    'ns/page',
+    'steps/page',
+    'bare baseline',
+    'bare ns/page',
+    'ratio',
+    `ns/page vs ${fmt(small.frames)} frames`,
+    'target',
+  ],
+  scans.map((r) => {
+    const ns = median(r.model);
+    const bare = median(r.bare);
+    return [
+      `one shrinkMemory(machine, 32) freeing nothing: ${fmt(r.frames)} frames, ${fmt(r.pinned)} long-term pinned anonymous pages on the LRU, ${fmt(r.n)} pages scanned (pinned in ${fmt(r.buildMs / 1000, 1)} s)`,
+      `${fmt(perSec(ns))} pages scanned/s`,
+      fmt(ns),
+      fmt(r.steps, 1),
+      `${fmt(r.n)} rotations of a Set of ${fmt(r.pinned)} objects through one live iterator: delete at the head + add at the tail`,
+      fmt(bare),
+      `${(ns / bare).toFixed(1)}x`,
+      r === small ? '1.00x' : `${growth.toFixed(2)}x (bare ${bareGrowth.toFixed(2)}x)`,
+      r === small
+        ? 'reference'
+        : `per-page rate within ${RECLAIM_LINEAR}x of ${fmt(small.frames)} frames' (linear scan): ${linear ? 'met' : 'NOT met'}`,
+    ];
+  }),
+);
+console.log(
+  `\nreclaim scan: ${fmt(large.frames)} frames ${fmt(perSec(nsLarge))} pages/s, ${fmt(small.frames)} frames ${fmt(perSec(nsSmall))} pages/s; ns/page ${growth.toFixed(2)}x for ${fmt(large.frames / small.frames)}x the pages (target ≤ ${RECLAIM_LINEAR}x, linear): ${linear ? 'met' : 'NOT met'}`,
+);

@@ -2,11 +2,13 @@
  * One mm benchmark child process: `worker.ts <case> <reps>` measures one case and prints one
  * JSON line. Cases: `anon` (first-touch faults, then the same writes without a fault, then as
  * many writes to the first 64 pages, which a TLB holds), `cow`
- * (COW faults after fork), `mmap` (mmap/touch/munmap cycles), `heap <on|off>` (bytes of a
- * 1,000,000-page address space with 250,000 resident frames, with CPU TLBs or without). Each
- * timed case runs the model with CPU TLBs (the default), the model without (`cpuTlbs: false`,
- * every access walks the page table) and its bare baseline, all in the same process. Needs
- * `node --expose-gc`. Tracing is off (no subscriber).
+ * (COW faults after fork), `mmap` (mmap/touch/munmap cycles), `reclaim <frames> <reps>` (one
+ * shrinkMemory() over an LRU of long-term pinned pages filling a machine of that many frames),
+ * `heap <on|off>` (bytes of a 1,000,000-page address space with 250,000 resident frames, with
+ * CPU TLBs or without). Each timed case runs the model with CPU TLBs (the default), the model
+ * without (`cpuTlbs: false`, every access walks the page table) and its bare baseline, all in
+ * the same process; `reclaim` runs the model only as built by default (no CPU TLB is involved).
+ * Needs `node --expose-gc`. Tracing is off (no subscriber).
  */
 
 import { Kernel } from '../../src/kernel/kernel.ts';
@@ -20,11 +22,14 @@ import {
 } from '../../src/mm/constants.ts';
 import { cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import { fork } from '../../src/mm/fork.ts';
+import { getUserPages } from '../../src/mm/gup.ts';
 import { Machine } from '../../src/mm/machine.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
+import { shrinkMemory } from '../../src/mm/reclaim.ts';
 import { CPU_TLB_ENTRIES } from '../../src/mm/tlb.ts';
+import { median } from '../common.ts';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
@@ -39,6 +44,10 @@ const HEAP_PAGES = 1_000_000;
 const HEAP_STRIDE = 4;
 /** Frames of the heap case's machine: 1 GiB of simulated RAM, more than the 250,000 touched. */
 const HEAP_FRAMES = 262_144;
+/** Frames of the reclaim case's machine left free (not pinned), as the fault cases leave 16. */
+const RECLAIM_SLACK = 16;
+/** The reclaim case's target: what direct reclaim asks for (Machine.allocPage). */
+const RECLAIM_TARGET = 32;
 
 const ANON = { prot: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS } as const;
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;
@@ -66,6 +75,28 @@ export interface SpeedResult {
   few?: number[];
   fewOff?: number[];
   fewBare?: number[];
+}
+
+/**
+ * The reclaim case, whose operation is one page scanned (taken off the LRU's head, found
+ * pinned, rotated to its tail). One model variant only: GUP faults without a CPU access and the
+ * scan never reaches a mapping, so no CPU TLB exists or is consulted either way.
+ */
+export interface ReclaimResult {
+  /** Frames of the machine. */
+  frames: number;
+  /** Pinned anonymous pages on the LRU (every page on it). */
+  pinned: number;
+  /** Pages scanned by the one shrinkMemory() (2 × the LRU's size). */
+  n: number;
+  /** ns per page scanned of the model, one per repetition. */
+  model: number[];
+  /** ns per rotation of the bare baseline, one per repetition. */
+  bare: number[];
+  /** Kernel steps per page scanned (last repetition). */
+  steps: number;
+  /** ms to map, fault in and pin the pages (median). */
+  buildMs: number;
 }
 
 export interface HeapResult {
@@ -210,6 +241,26 @@ function bareMmap(vpn0: number, n: number): number {
   return nsPer(t0, n);
 }
 
+/**
+ * Reclaim scan, bare: a Set of `n` objects (as the LRU holds `n` pages), then `scans` rotations
+ * through one live iterator: take the head, see it is pinned, delete it and add it at the tail.
+ */
+function bareReclaim(n: number, scans: number): number {
+  const lru = new Set<{ pins: number }>();
+  for (let i = 0; i < n; i++) lru.add({ pins: 1 });
+  const t0 = performance.now();
+  const head = lru.values();
+  for (let s = 0; s < scans; s++) {
+    const o = head.next().value;
+    if (o === undefined) throw new Error('bare LRU ran dry');
+    lru.delete(o);
+    if (o.pins > 0) lru.add(o);
+  }
+  const ns = nsPer(t0, scans);
+  if (lru.size !== n) throw new Error(`bare LRU lost entries: ${lru.size} of ${n}`);
+  return ns;
+}
+
 // ---- Model cases. ----
 
 function anonOnce(tlbs: boolean): {
@@ -294,6 +345,56 @@ function mmapOnce(tlbs: boolean): { cycle: number; steps: number; vpn0: number }
 }
 
 /**
+ * A machine of `frames` frames, all but RECLAIM_SLACK held by anonymous pages faulted in and
+ * long-term pinned by getUserPages (FOLL_LONGTERM|FOLL_WRITE, as ib_umem_get pins an MR), then
+ * one timed shrinkMemory(machine, 32): every page is pinned, so it frees nothing and looks at
+ * every page of the LRU twice (2 × its size, the scan's limit), rotating each to the tail.
+ */
+function reclaimOnce(frames: number): {
+  scan: number;
+  scanned: number;
+  pinned: number;
+  steps: number;
+  buildMs: number;
+} {
+  const n = frames - RECLAIM_SLACK;
+  let scan = 0;
+  let scanned = 0;
+  let steps = 0;
+  let buildMs = 0;
+  runWorld(frames, true, function* (m) {
+    const mm = m.createMm();
+    const t0 = performance.now();
+    const a = yield* mapAnon(mm, n);
+    yield* mm.mmapLock.downRead();
+    try {
+      yield* getUserPages(mm, a, n, { write: true, longterm: true });
+    } finally {
+      mm.mmapLock.upRead();
+    }
+    buildMs = performance.now() - t0;
+    const lru = m.phys.lru;
+    if (lru.size !== n || m.phys.usedFrames !== n)
+      throw new Error(`expected ${n} pages on the LRU, ${lru.size} (${m.phys.usedFrames} used)`);
+    for (const p of lru) if (p.pins !== 1) throw new Error(`pfn ${p.pfn} has ${p.pins} pins`);
+    const first = lru.values().next().value;
+    scanned = 2 * lru.size;
+    collect();
+    const s0 = m.kernel.steps;
+    const t1 = performance.now();
+    const freed = yield* shrinkMemory(m, RECLAIM_TARGET);
+    scan = nsPer(t1, scanned);
+    steps = (m.kernel.steps - s0) / scanned;
+    // Two full rotations leave the LRU as it was: every page was taken off and put back twice.
+    if (freed !== 0 || lru.size !== n || m.phys.usedFrames !== n)
+      throw new Error(`the scan freed ${freed} frames, LRU ${lru.size} of ${n}`);
+    if (lru.values().next().value !== first)
+      throw new Error('the scan did not rotate the LRU twice');
+  });
+  return { scan, scanned, pinned: n, steps, buildMs };
+}
+
+/**
  * One repetition of the model, TLBs on then off or off then on (`offFirst`), so that neither
  * variant always runs on the colder JIT; a full GC before each.
  */
@@ -360,6 +461,24 @@ function speed(kind: 'anon' | 'cow' | 'mmap', reps: number): SpeedResult {
   return out;
 }
 
+function reclaim(frames: number, reps: number): ReclaimResult {
+  const out: ReclaimResult = { frames, pinned: 0, n: 0, model: [], bare: [], steps: 0, buildMs: 0 };
+  const builds: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    collect();
+    const x = reclaimOnce(frames);
+    out.model.push(x.scan);
+    out.steps = x.steps;
+    out.n = x.scanned;
+    out.pinned = x.pinned;
+    builds.push(x.buildMs);
+    collect();
+    out.bare.push(bareReclaim(x.pinned, x.scanned));
+  }
+  out.buildMs = median(builds);
+  return out;
+}
+
 function heap(tlbs: boolean): HeapResult {
   const used = () => {
     collect();
@@ -405,6 +524,11 @@ if (kind === 'heap') {
   const mode = process.argv[3] ?? 'on';
   if (mode !== 'on' && mode !== 'off') throw new Error(`heap ${mode}: expected on or off`);
   console.log(JSON.stringify(heap(mode === 'on')));
+} else if (kind === 'reclaim') {
+  const frames = Number(process.argv[3]);
+  if (!Number.isSafeInteger(frames) || frames <= RECLAIM_SLACK)
+    throw new Error(`reclaim ${process.argv[3]}: expected a frame count above ${RECLAIM_SLACK}`);
+  console.log(JSON.stringify(reclaim(frames, Number(process.argv[4] ?? '5'))));
 } else if (kind === 'anon' || kind === 'cow' || kind === 'mmap')
   console.log(JSON.stringify(speed(kind, Number(process.argv[3] ?? '5'))));
-else throw new Error(`unknown case ${kind}: expected anon, cow, mmap or heap`);
+else throw new Error(`unknown case ${kind}: expected anon, cow, mmap, reclaim or heap`);
