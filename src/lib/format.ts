@@ -18,3 +18,10 @@ export function formatNs(ns: number): string {
   if (ns < 1_000_000) return `${(ns / 1000).toPrecision(3)} µs`;
   return `${(ns / 1_000_000).toPrecision(3)} ms`;
 }
+
+/** `n` with `digits` decimals and thousands separators (`1,170.7`). */
+export function fixed(n: number, digits: number): string {
+  const [whole, frac] = Math.abs(n).toFixed(digits).split('.');
+  const sign = n < 0 && Number(n.toFixed(digits)) !== 0 ? '-' : '';
+  return `${sign}${num(Number(whole))}${frac === undefined ? '' : `.${frac}`}`;
+}

@@ -294,6 +294,7 @@ function notes(
       '(fault_contentions, hmm.retry), so the first WRITE is slower than with no prefetch.',
     'The fault trigger is drawn from the spread of Lesokhin et al. (ASPLOS 2017, Table 4) with ' +
       "the run's seed; every cell is a world of its own and draws at the same quantile, so cells " +
-      'compare; another seed moves every faulting cell by the same draw.',
+      'compare. Another seed draws another trigger for every cell alike, but a responder fault ' +
+      'completes at the next RNR retry after it (every 10 µs), so cells can shift by one retry.',
   ];
 }

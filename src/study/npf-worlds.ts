@@ -99,7 +99,7 @@ function* faultTime(
 }
 
 /** The nearest-rank quantile of a sorted sample. */
-function quantile(sorted: readonly number[], q: number): number {
+export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 

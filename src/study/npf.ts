@@ -4,7 +4,7 @@
  * follow from the calibration of the cost table; P3, P6, P7 and P8 emerge from the model's
  * mechanics (per-fault paths, the RNR timer, pinning against RAM). npf-worlds.ts runs them.
  */
-import { num } from '../lib/format.ts';
+import { fixed, num } from '../lib/format.ts';
 import {
   type Invalidations,
   measureFaults,
@@ -13,6 +13,7 @@ import {
   measureRnrStall,
   type NpfFaults,
   type NpfMemory,
+  quantile,
   type RnrStall,
 } from './npf-worlds.ts';
 import { formatMicros } from './rdma-bench.ts';
@@ -32,6 +33,9 @@ export const PAPER = {
   p5: { p50: 215, p95: 250, p99: 261, max: 464 },
   p6Ms: 655.36,
 } as const;
+
+/** The percentiles the fault-latency chart draws: 1 to 100. */
+const PERCENTILES = Array.from({ length: 100 }, (_, i) => i + 1);
 
 /** Everything the study measured. */
 export interface NpfData {
@@ -65,7 +69,9 @@ export function studyNpf(opts: StudyOptions & { readonly scale?: number } = {}):
       "calibrated (P1, P2, P4, P5): the cost table holds the paper's breakdown (odpsim costs); the model adds up its parts along the fault and invalidation paths.",
       'emergent (P3, P6, P7, P8): nothing in the cost table states them; they come from one fault per request, the RNR timer and pinning against RAM.',
       'faults: RDMA WRITEs from an ODP buffer the CPU has written (minor device faults, requester side), each time minus a second WRITE of the same pages.',
-      `memory (P7, P8): a machine of ${gib(data.memory.ramBytes)} (the paper's 8 GiB divided by ${scale}; --scale 1 for full size), processes and buffers divided alike; CAP_IPC_LOCK, so only RAM limits pinning.`,
+      scale === 1
+        ? "memory (P7, P8): the paper's 8 GiB machine, 3 GiB processes and 1 GiB buffers; CAP_IPC_LOCK, so only RAM limits pinning."
+        : `memory (P7, P8): a machine of ${gib(data.memory.ramBytes)} (the paper's 8 GiB divided by ${scale}; --scale 1 for full size), processes and buffers divided alike; CAP_IPC_LOCK, so only RAM limits pinning.`,
     ],
     charts: [
       {
@@ -76,8 +82,9 @@ export function studyNpf(opts: StudyOptions & { readonly scale?: number } = {}):
         series: [
           {
             name: 'model',
-            points: data.faults.onePage.map(
-              (ns, i, all) => [(100 * (i + 1)) / all.length, ns / 1000] as const,
+            // Every percentile of the faults measured (not every fault: a light picture).
+            points: PERCENTILES.map(
+              (p) => [p, quantile(data.faults.onePage, p / 100) / 1000] as const,
             ),
           },
           {
@@ -145,7 +152,7 @@ function claims(d: NpfData, scale: number): string[][] {
       'P3',
       '1024 pages, one page per fault',
       `> ${PAPER.p3Ms} ms, ≥ ${PAPER.p3Ratio}× P2`,
-      `${(f.manyOneByOne / 1e6).toFixed(1)} ms, ${Math.round(f.manyOneByOne / f.manyOnce)}× P2`,
+      `${fixed(f.manyOneByOne / 1e6, 1)} ms, ${num(Math.round(f.manyOneByOne / f.manyOnce))}× P2`,
       yes(f.manyOneByOne > PAPER.p3Ms * 1e6 && f.manyOneByOne >= PAPER.p3Ratio * f.manyOnce),
     ],
     [
@@ -174,7 +181,7 @@ function claims(d: NpfData, scale: number): string[][] {
       'P6',
       'responder fault, min_rnr_timer 0, rnr_retry 7',
       `≥ 1 stall of ${PAPER.p6Ms} ms, no error`,
-      `${forever.rnrNaks} RNR NAK(s), ${(forever.ns / 1e6).toFixed(2)} ms, ${forever.status}`,
+      `${forever.rnrNaks} RNR NAK(s), ${fixed(forever.ns / 1e6, 2)} ms, ${forever.status}`,
       yes(forever.rnrNaks >= 1 && forever.ns >= PAPER.p6Ms * 1e6 && forever.status === 'SUCCESS'),
     ],
     [

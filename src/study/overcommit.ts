@@ -10,8 +10,10 @@
  * an invalidation of the HCA's mapping (page_invalidations), and the next WRITE there faults
  * them back in (page_faults, swap-ins), with RNR NAKs to the client meanwhile.
  */
+
 import type { Co } from '../kernel/task.ts';
 import { Errno, isErrno } from '../lib/errors.ts';
+import { num } from '../lib/format.ts';
 import { PAGE_SIZE } from '../mm/constants.ts';
 import type { ChartSpec } from './chart.ts';
 import {
@@ -155,7 +157,7 @@ function mib(bytes: number): string {
 function rate(n: number | null): string {
   if (n === null) return '-';
   if (n === 0) return '0';
-  return n >= 100 ? String(Math.round(n)) : n.toFixed(1);
+  return n >= 100 ? num(Math.round(n)) : n.toFixed(1);
 }
 
 /**

@@ -55,6 +55,19 @@ export interface StudyTable {
   readonly rows: readonly (readonly string[])[];
 }
 
+/** Point shapes by series (the filled ones first). */
+const SYMBOLS = [
+  'circle',
+  'rect',
+  'triangle',
+  'diamond',
+  'emptyCircle',
+  'emptyRect',
+  'emptyTriangle',
+];
+/** Line dashes by series, cycling apart from the shapes. */
+const DASHES = ['solid', 'dashed', 'dotted'] as const;
+
 /**
  * The chart as a standalone SVG document: a line with point symbols per series, a legend, the
  * axis names. A null y leaves a gap. Throws on an id that is not a file stem, on no series,
@@ -76,13 +89,17 @@ export function renderChartSvg(spec: ChartSpec): string {
     // ECharts 6 shrinks the grid so tick labels and axis names stay inside the picture.
     xAxis: { ...axis(spec.x), nameGap: 28, ...(spec.x.log ? {} : { scale: true }) },
     yAxis: { ...axis(spec.y), nameGap: 44 },
-    series: spec.series.map((s) => ({
+    // Each series its own symbol and dash: series with equal values draw one over the other,
+    // and only the shapes tell the reader both are there.
+    series: spec.series.map((s, i) => ({
       type: 'line',
       name: s.name,
       data: s.points.map(([x, y]) => [x, y]),
       connectNulls: false,
       showSymbol: true,
-      symbolSize: 6,
+      symbol: SYMBOLS[i % SYMBOLS.length]!,
+      symbolSize: 7,
+      lineStyle: { type: DASHES[i % DASHES.length]!, width: 2 },
     })),
   };
   const size = { width: CHART_WIDTH, height: CHART_HEIGHT };

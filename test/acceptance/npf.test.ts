@@ -103,5 +103,6 @@ test('odpsim study npf: every claim holds at scale 1024, and the table says so',
     assert.equal(row[3], 'yes', row.join(' | '));
   }
   const d = r.data as NpfData;
-  assert.equal(d.faults.onePage.length, r.charts[0]!.series[0]!.points.length);
+  assert.equal(d.faults.onePage.length, 1000);
+  assert.equal(r.charts[0]!.series[0]!.points.length, 100, 'a symbol per percentile');
 });

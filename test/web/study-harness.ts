@@ -55,7 +55,11 @@ export async function chartMarks(page: Page, chartId: string): Promise<ChartMark
       // The renderer writes a polyline as M x y L x y …, a gap as a new M: count the L's.
       segments: lines.reduce((n, l) => n + (l.getAttribute('d')?.match(/L/g)?.length ?? 0), 0),
       symbols: symbols.length,
-      symbolsPerSeries: Array.from(perSeries, (n) => n ?? 0),
+      // Every series, those without a symbol too (the sparse array stops at the last one drawn).
+      symbolsPerSeries: Array.from(
+        { length: Number(figure.getAttribute('data-series')) },
+        (_, i) => perSeries[i] ?? 0,
+      ),
       texts,
       width: box.width,
       height: box.height,
