@@ -5,26 +5,14 @@
 // that has a value, a line broken at the gap, the legend, axis names and title as visible text.
 // The marks are read from the DOM through study-harness.ts, not matched in the SVG source.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import { test } from 'node:test';
 import type { ChartSpec } from '../../src/study/chart.ts';
 import { writeStudyPlots } from '../../src/study/plot.ts';
+import { useChromium } from './chromium.ts';
 import { chartMarks, openStudyPage } from './study-harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tmp = mkdtempSync(join(tmpdir(), 'odpsim-study-page-'));
-let browser: Browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-});
-after(async () => {
-  await browser?.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const web = useChromium('study-page');
+const tmp = web.tmp;
 
 const PAGES = [4, 16, 64, 256, 1024];
 const scaling: ChartSpec = {
@@ -64,7 +52,7 @@ test('a study page in chromium: every chart draws its lines, points, gap, legend
     tables: [{ title: 'Runs', header: ['pages', 'faults'], rows: [['4', '<script>x</script>']] }],
     charts: [scaling, withGap],
   });
-  const { page, errors } = await openStudyPage(browser, html);
+  const { page, errors } = await openStudyPage(web.browser(), html);
 
   assert.equal(await page.locator('h1').textContent(), 'Sample study');
   assert.equal(await page.locator('td').nth(1).textContent(), '<script>x</script>', 'as text');

@@ -15,11 +15,9 @@
 //   designs      1 and 10 MRs
 // The five studies take about 2.5 s together, the browser about as much again.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import type { ChartSpec } from '../../src/study/chart.ts';
 import type { DesignRow } from '../../src/study/designs.ts';
 import { studyDesigns } from '../../src/study/designs-study.ts';
@@ -30,19 +28,11 @@ import { studyOvercommit } from '../../src/study/overcommit.ts';
 import { writeStudyPlots } from '../../src/study/plot.ts';
 import { type RnrCell, studyRnr } from '../../src/study/rnr.ts';
 import type { StudyResult } from '../../src/study/study.ts';
+import { useChromium } from './chromium.ts';
 import { chartMarks, openStudyPage } from './study-harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tmp = mkdtempSync(join(tmpdir(), 'odpsim-study-pages-'));
-let browser: Browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-});
-after(async () => {
-  await browser?.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const web = useChromium('study-pages');
+const tmp = web.tmp;
 
 /** A point symbol as laid out: its series and data index, and its centre in CSS pixels. */
 interface PointMark {
@@ -104,7 +94,7 @@ function assertMonotone(
 async function checkStudyPage(result: StudyResult): Promise<Page> {
   const { html, svgs } = writeStudyPlots(join(tmp, result.study), result);
   assert.equal(svgs.length, result.charts.length, 'one SVG file per chart');
-  const { page, errors } = await openStudyPage(browser, html);
+  const { page, errors } = await openStudyPage(web.browser(), html);
   assert.equal(await page.locator('h1').textContent(), result.title);
   assert.deepEqual(
     await page.locator('h2').allTextContents(),

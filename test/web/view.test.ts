@@ -6,27 +6,18 @@
 // test-artifacts/ (ODPSIM_UPDATE_SCREENSHOT=1 also refreshes the README's docs/img/web-view.png).
 // The TLB rows are checked on a stale-tlb counterexample: mm.mremap-flush-after-unlock on sva.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import type { ExploreJson, ReplayJson } from '../../src/cli/json.ts';
 import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
 import { explore, replay, TraceRecorder } from '../../src/index.ts';
 import { json, odpsimAsyncWith, SRC } from '../cli/harness.ts';
+import { useChromium } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const tmp = mkdtempSync(join(tmpdir(), 'odpsim-web-'));
-let browser: Browser;
-
-before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-});
-after(async () => {
-  await browser?.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const web = useChromium('web');
+const tmp = web.tmp;
 
 /** The counterexample's token, found by the library as `odpsim explore` would. */
 function counterexample(mutants: string[]): string {
@@ -44,7 +35,7 @@ function counterexample(mutants: string[]): string {
 
 /** Opens `file`, failing on any page error or console error; waits until it has drawn. */
 async function open(file: string): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const page = await web.browser().newPage({ viewport: { width: 1400, height: 900 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => {
