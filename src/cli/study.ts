@@ -1,4 +1,6 @@
 // `odpsim study <name>`: runs a study in virtual time, prints its tables and writes its plots.
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Errno } from '../lib/errors.ts';
 import { findStudy, STUDIES } from '../study/index.ts';
 import { writeStudyPlots } from '../study/plot.ts';
@@ -54,6 +56,7 @@ export function studyCommand(io: Io, name: string, opts: StudyCommandOptions): n
     lists[option] = parseNumberList(option, text, spec.sizes === true);
   }
   const costs = costOverrides(opts.costs, opts.cost);
+  if (opts.out !== null) prepareOutDir(opts.out);
   const t0 = io.now();
   let result: StudyResult;
   try {
@@ -85,6 +88,39 @@ export function studyCommand(io: Io, name: string, opts: StudyCommandOptions): n
   } else io.out(formatStudy(result, files, elapsedMs).join('\n'));
   for (const line of failed) io.err(line);
   return failed.length > 0 ? EXIT.output : EXIT.ok;
+}
+
+/**
+ * Makes sure the plots can go to `dir` before the study runs, as every output path is checked
+ * first: an existing directory that can be written, or one created level by level under an
+ * existing one (a recursive mkdir can spin for ever on a file system like /proc).
+ */
+export function prepareOutDir(dir: string): void {
+  if (dir === '') throw new UsageError('--out: empty directory name');
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(at);
+    } catch {
+      st = undefined;
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory()) throw new UsageError(`--out ${dir}: ${at} is not a directory`);
+      break;
+    }
+    missing.unshift(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  try {
+    for (const d of missing) mkdirSync(d);
+    accessSync(resolve(dir), constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`--out ${dir}: cannot write (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
 }
 
 function takes(name: string): string {

@@ -1,6 +1,6 @@
 // `odpsim costs`, the cost options of `odpsim run` (--cost, --costs and the costs of its --json
 // report) and `odpsim study` as a user runs them: list options checked per study, --no-plots,
-// --json, the plots written to --out (exit 4 when they cannot be), the same seed giving the
+// --json, the plots written to --out (exit 2 for a bad --out, 4 when a write fails after the run), the same seed giving the
 // same report.
 //
 // Each odpsim process under tsx spends ~3 s of CPU starting (the TypeScript transform and the
@@ -10,7 +10,15 @@
 // real process (the source entry under tsx), started first and running while the rest do, to
 // check the exit status and the streams as a shell sees them.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -341,17 +349,29 @@ test('study designs --mrs 1 --out DIR writes designs.html and the SVG files it l
   assert.ok(text.stdout.includes(line), `${line} not in\n${text.stdout}`);
 });
 
-test('study designs --out under a regular file: exit 4, the report still printed', async () => {
+test('study --out under a regular file, or on /proc: exit 2 before anything runs', async () => {
   for (const r of [
     await odpsim('study', 'designs', '--mrs', '1', '--out', join(REGULAR, 'plots')),
     await spawned.outUnderFile,
   ]) {
-    assert.equal(r.status, 4, r.stderr);
-    assert.match(r.stdout, /^odpsim study designs: /);
-    assert.match(r.stdout, /elapsed /);
-    assert.doesNotMatch(r.stdout, /plots: /, 'no plots are claimed');
-    assert.match(r.stderr, /could not write the plots to .*a-file\/plots \((ENOTDIR|EEXIST)\)/);
-    assert.match(r.stderr, /the report is complete/);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /error: --out .*a-file\/plots: .*a-file is not a directory/);
   }
   assert.equal(readFileSync(REGULAR, 'utf8'), 'not a directory\n', 'the file is left alone');
+  // A recursive mkdir under /proc never returns: the directory is made level by level.
+  const proc = await odpsim('study', 'rnr', '--timers', '1', '--out', '/proc/odpsim-plots');
+  assert.equal(proc.status, 2);
+  assert.match(proc.stderr, /error: --out \/proc\/odpsim-plots: cannot write \(ENOENT\)/);
+});
+
+test('study plots that cannot be written after the run: exit 4, the report still printed', async () => {
+  const dir = join(tmp, 'taken');
+  mkdirSync(join(dir, 'designs.html'), { recursive: true });
+  const r = await odpsim('study', 'designs', '--mrs', '1', '--out', dir);
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stdout, /^odpsim study designs: /);
+  assert.match(r.stdout, /elapsed /);
+  assert.doesNotMatch(r.stdout, /plots: /, 'no plots are claimed');
+  assert.match(r.stderr, /could not write the plots to .*taken \(EISDIR\); the report is complete/);
 });
