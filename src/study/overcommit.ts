@@ -264,12 +264,12 @@ export function studyOvercommit(
           return [
             String(p),
             mib(odp.bytes),
-            perPass(odp, (x) => String(x.pageFaults)),
+            perPass(odp, (x) => num(x.pageFaults)),
             perPass(odp, (x) => rate(faultsPerSec(x))),
-            perPass(odp, (x) => String(x.pageInvalidations)),
-            perPass(odp, (x) => String(x.faultContentions)),
-            perPass(odp, (x) => String(x.swapOuts)),
-            perPass(odp, (x) => String(x.swapIns)),
+            perPass(odp, (x) => num(x.pageInvalidations)),
+            perPass(odp, (x) => num(x.faultContentions)),
+            perPass(odp, (x) => num(x.swapOuts)),
+            perPass(odp, (x) => num(x.swapIns)),
           ];
         }),
       },

@@ -1,7 +1,7 @@
 // `odpsim costs`, the cost options of `odpsim run` (--cost, --costs and the costs of its --json
 // report) and `odpsim study` as a user runs them: list options checked per study, --no-plots,
-// --json, the plots written to --out (exit 2 for a bad --out, 4 when a write fails after the run), the same seed giving the
-// same report.
+// --json, the plots written to --out (exit 2 for a bad --out, 4 when a write fails after the
+// run), the same seed giving the same report.
 //
 // Each odpsim process under tsx spends ~3 s of CPU starting (the TypeScript transform and the
 // module graph, echarts included) before doing anything, and this file checks ~25 commands:
