@@ -57,7 +57,9 @@ export const COSTS = {
   },
   'page.copy': {
     base: 500,
-    what: 'copying a 4 KiB page (copy on write, migration)',
+    perUnit: 500,
+    unit: 'page',
+    what: "copying 4 KiB pages (copy on write, migration, the HMM test device's bounce buffer)",
     source: 'estimate: copy_page at ~10 GB/s',
   },
   'swap.in': {

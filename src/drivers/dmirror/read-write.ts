@@ -4,6 +4,7 @@
  * (or, for WRITE, read-only) entry. `faults` counts fault passes, `cpages` pages copied.
  */
 
+import { charge } from '../../cost/charge.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno } from '../../lib/errors.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
@@ -56,6 +57,8 @@ function* walk(
   } finally {
     d.mutex.unlock();
   }
+  // The device's copy through the kernel bounce buffer (a memcpy per page).
+  if (n > 0) charge('page.copy', n);
   return n;
 }
 
