@@ -283,12 +283,13 @@ export interface ReplayResult {
 
 /**
  * Reruns the schedule a token records, exactly: same world seed, same decisions, same mutants.
- * A run that does not follow the recording throws a ReplayDivergence.
+ * A run that does not follow the recording throws a ReplayDivergence. `costs`: the recorded
+ * run's cost overrides (the CLI keeps them in the token's world), for the same virtual times.
  */
 export function replay(
   build: WorldBuilder,
   token: string,
-  options: { onKernel?: (kernel: Kernel) => void } = {},
+  options: { onKernel?: (kernel: Kernel) => void; costs?: CostOverrides } = {},
 ): ReplayResult {
   const record = decodeToken(token);
   const settings: RunSettings = {
@@ -296,6 +297,7 @@ export function replay(
     onStepLimit: 'fail',
     mutants: record.mutants,
     onKernel: options.onKernel,
+    ...(options.costs === undefined ? {} : { costs: options.costs }),
   };
   const result = runWorld(build, new ReplayStrategy(record.decisions, true), record.seed, settings);
   return { record, result };

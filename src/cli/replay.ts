@@ -64,7 +64,11 @@ export async function replayCommand(
   const t0 = io.now();
   let result: ReturnType<typeof replay>['result'];
   try {
-    result = replay(build, token, { onKernel: watch.onKernel }).result;
+    const costs = s.spec.costs;
+    result = replay(build, token, {
+      onKernel: watch.onKernel,
+      ...(costs === undefined ? {} : { costs }),
+    }).result;
   } catch (e) {
     if (e instanceof ReplayDivergence)
       throw new UsageError(`the token does not replay on odpsim's current model: ${e.message}`);

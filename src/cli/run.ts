@@ -89,7 +89,7 @@ export function runCommand(io: Io, name: string, opts: RunCommandOptions): numbe
       // Cut short is reported as such, not as a bug (the world may only need more steps).
       onStepLimit: 'pass',
       mutants: s.mutants,
-      world: encodeWorld(s.spec),
+      world: encodeWorld({ ...s.spec, costs }),
       costs,
       onKernel: (k) => {
         if (watch.observed() === null) k.tick = (steps) => status.tick(steps, k.now);

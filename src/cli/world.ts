@@ -1,13 +1,16 @@
 // The world a CLI command runs: a scenario and its parameters, stored in replay tokens as JSON.
 import type { WorldBuilder } from '../check/run-world.ts';
+import { type CostOverrides, resolveCosts } from '../cost/model.ts';
 import { Errno } from '../lib/errors.ts';
 import { findScenario, resolveParams } from '../scenarios/index.ts';
 import type { Scenario, ScenarioParams } from '../scenarios/scenario.ts';
 
-/** A scenario with its resolved parameters. */
+/** A scenario with its resolved parameters, and the cost overrides its run used. */
 export interface WorldSpec {
   readonly scenario: Scenario;
   readonly params: ScenarioParams;
+  /** `--cost`/`--costs` of `odpsim run`: a replay must spend the same virtual time. */
+  readonly costs?: CostOverrides;
 }
 
 /** Resolves a scenario name and `--set` overrides; EINVAL on an unknown name or a bad value. */
@@ -16,9 +19,14 @@ export function worldSpec(name: string, overrides: Readonly<Record<string, numbe
   return { scenario, params: resolveParams(scenario, overrides) };
 }
 
-/** The `world` field of a replay token: `{"scenario":name,"params":{...}}`. */
+/** The `world` field of a replay token: `{"scenario":name,"params":{...}}`, plus `costs` if any. */
 export function encodeWorld(spec: WorldSpec): string {
-  return JSON.stringify({ scenario: spec.scenario.name, params: spec.params });
+  const costs = spec.costs !== undefined && Object.keys(spec.costs).length > 0 ? spec.costs : null;
+  return JSON.stringify({
+    scenario: spec.scenario.name,
+    params: spec.params,
+    ...(costs === null ? {} : { costs }),
+  });
 }
 
 /** The world a token's `world` field names; EINVAL when it names none or a bad one. */
@@ -29,7 +37,7 @@ export function decodeWorld(world: string): WorldSpec {
   } catch {
     v = null;
   }
-  const o = v as { scenario?: unknown; params?: unknown } | null;
+  const o = v as { scenario?: unknown; params?: unknown; costs?: unknown } | null;
   if (
     o === null ||
     typeof o !== 'object' ||
@@ -42,7 +50,13 @@ export function decodeWorld(world: string): WorldSpec {
       'the replay token names no odpsim scenario (it was not made by the odpsim command)',
     );
   }
-  return worldSpec(o.scenario, o.params as Record<string, number>);
+  const spec = worldSpec(o.scenario, o.params as Record<string, number>);
+  if (o.costs === undefined) return spec;
+  if (o.costs === null || typeof o.costs !== 'object')
+    throw new Errno('EINVAL', 'the replay token has a malformed cost table');
+  const costs = o.costs as CostOverrides;
+  resolveCosts(costs);
+  return { ...spec, costs };
 }
 
 /** Builds the world on each fresh kernel. */

@@ -22,10 +22,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { replay } from '../../src/check/explore.ts';
+import { decodeToken } from '../../src/check/replay-token.ts';
 import type { Io } from '../../src/cli/io.ts';
-import type { RunJson } from '../../src/cli/json.ts';
+import type { ReplayJson, RunJson } from '../../src/cli/json.ts';
 import { main } from '../../src/cli/program.ts';
+import { decodeWorld, worldBuilder, worldSpec } from '../../src/cli/world.ts';
 import { COST_NAMES, COSTS } from '../../src/cost/table.ts';
+import type { Kernel } from '../../src/kernel/kernel.ts';
 import { json, odpsimAsyncWith, type Ran, SRC } from './harness.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'odpsim-study-cli-'));
@@ -374,4 +378,29 @@ test('study plots that cannot be written after the run: exit 4, the report still
   assert.match(r.stdout, /elapsed /);
   assert.doesNotMatch(r.stdout, /plots: /, 'no plots are claimed');
   assert.match(r.stderr, /could not write the plots to .*taken \(EISDIR\); the report is complete/);
+});
+
+test("a run's --cost travels in its replay token: the replay spends the same virtual time as the library's replay with those costs", async () => {
+  const costs = ['--cost', 'cpu.fault=50us', '--cost', 'tlb.flush=20us'];
+  const run = json<RunJson>(await odpsim('run', 'itree-nonblock-leak', '--json', ...costs));
+  const token = run.failure!.token;
+  const replayed = json<ReplayJson>(await odpsim('replay', token, '--json'));
+  assert.equal(replayed.ok, false, 'the hang reproduces');
+  const build = worldBuilder(worldSpec('itree-nonblock-leak', {}));
+  const timeOf = (o: Parameters<typeof replay>[2]) => {
+    let k: Kernel | null = null;
+    replay(build, token, { ...o, onKernel: (x) => (k = x) });
+    return (k as Kernel | null)!.now;
+  };
+  const withCosts = timeOf({
+    costs: { 'cpu.fault': { base: 50_000 }, 'tlb.flush': { base: 20_000 } },
+  });
+  assert.equal(replayed.stats.virtualTimeNs, withCosts);
+  assert.notEqual(timeOf({}), withCosts, 'the default table would spend another time');
+  assert.deepEqual(decodeWorld(decodeToken(token).world).costs, {
+    'cpu.fault': { base: 50_000 },
+    'tlb.flush': { base: 20_000 },
+  }); // A token from another odpsim, whose table had other costs, is refused by name.
+  const world = JSON.stringify({ scenario: 'default', params: {}, costs: { nope: { base: 1 } } });
+  assert.throws(() => decodeWorld(world), /EINVAL: unknown cost "nope"/);
 });
