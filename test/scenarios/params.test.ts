@@ -169,7 +169,12 @@ test('default pressure: faults reclaim where the frames fall below pages (pressu
   for (const m of [below, at, high]) assert.equal(m.bug, null, m.bug ?? '');
   assert.ok(below.directReclaims > 0, 'pressure=45 reclaims in faults');
   assert.equal(at.directReclaims, 0);
-  assert.ok(below.swapOuts > at.swapOuts, `${below.swapOuts} swap-outs vs ${at.swapOuts}`);
+  // Well below pages, faults reclaim far more than kswapd does alone.
+  const squeezed = measure('default', { pressure: 30 });
+  assert.ok(
+    squeezed.swapOuts > 2 * at.swapOuts,
+    `${squeezed.swapOuts} swap-outs vs ${at.swapOuts}`,
+  );
   // Past the point where frames cover the run, more frames change nothing; kswapd still reclaims.
   assert.deepEqual(high.stats, at.stats);
   assert.ok(high.swapOuts > 0);
@@ -182,10 +187,11 @@ test('default pressure: faults reclaim where the frames fall below pages (pressu
 
 test('default chunk and rounds: chunk adds 4×chunk frames (so pressure bites only when 4×chunk < pages); rounds repeats the passes', () => {
   assert.equal(defaultFrames(512, 16, 10) - defaultFrames(512, 8, 10), 32);
-  const one = measure('default', { pages: 64, rounds: 1 });
-  const three = measure('default', { pages: 64, rounds: 3 });
-  // The later passes find the munmapped eighth gone, so not quite three times the accesses.
-  assert.ok(three.stats.devAccesses > 2 * one.stats.devAccesses);
+  const [one, two, three] = [1, 2, 3].map((rounds) => measure('default', { pages: 64, rounds }));
+  // Each round adds accesses; the later ones find the munmapped eighth gone (and, as virtual
+  // time goes, more chunks reaching into it), so fewer than the first.
+  assert.ok(one.stats.devAccesses < two.stats.devAccesses);
+  assert.ok(two.stats.devAccesses < three.stats.devAccesses);
 });
 
 test('kvm-mirror and dmirror-race frames: fewer than pages and faults reclaim; the mutating thread reclaims at any value', () => {
