@@ -3,9 +3,11 @@
 // was wrong (and, for a file, which file).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CostModel } from '../../src/cost/model.ts';
+import fc from 'fast-check';
+import { CostModel, type CostOverrides } from '../../src/cost/model.ts';
 import { addCostAssignment, parseCostFile, parseDuration } from '../../src/cost/parse.ts';
-import { COSTS } from '../../src/cost/table.ts';
+import { COST_NAMES, COSTS } from '../../src/cost/table.ts';
+import { Errno } from '../../src/lib/errors.ts';
 import { einval } from './einval.ts';
 
 test('durations take ns, us, µs, ms and s; a bare number is ns', () => {
@@ -185,5 +187,52 @@ test('a bad cost file is EINVAL naming the file and what was wrong', () => {
   assert.throws(
     () => parseCostFile('{"nope": "1us"}', file),
     (e: Error) => e.message.startsWith(`EINVAL: ${file}: unknown cost`),
+  );
+});
+
+test('any assignment or cost file either parses into a table the model accepts or is an EINVAL (fast-check, seed 15, 2,000 runs each)', () => {
+  const names = fc.constantFrom(...COST_NAMES, 'nope', '', 'cpu.fault/page', 'wire.byte/byte');
+  const values = fc.oneof(
+    fc.string(),
+    fc.constantFrom(
+      '128us',
+      '1e3ns',
+      '0.5ms',
+      '-1',
+      'NaN',
+      'Infinity',
+      '1e999',
+      'min:1,p50:2,p95:3,p99:4,max:5',
+    ),
+    fc.double().map(String),
+  );
+  const accepts = (o: CostOverrides) => {
+    new CostModel(1, o).draw('cpu.fault');
+  };
+  const einvalOnly = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof Errno && e.code === 'EINVAL', String(e));
+    }
+  };
+  fc.assert(
+    fc.property(names, values, fc.string(), (name, value, junk) => {
+      einvalOnly(() => accepts(addCostAssignment({}, `${name}=${value}`)));
+      einvalOnly(() => accepts(addCostAssignment({}, junk)));
+    }),
+    { seed: 15, numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.json(),
+        fc.dictionary(names, values).map((d) => JSON.stringify(d)),
+      ),
+      (text) => {
+        einvalOnly(() => accepts(parseCostFile(text, 'costs.json')));
+      },
+    ),
+    { seed: 15, numRuns: 2000 },
   );
 });

@@ -31,6 +31,8 @@ after(() => {
 });
 
 /** One timed run of `name` with `set`: its statistics, reclaim counts, verdict and observations. */
+type Measured = ReturnType<typeof measure>;
+
 function measure(name: string, set: Record<string, number> = {}) {
   const s = findScenario(name);
   const k = new Kernel({ strategy: new TimedStrategy(), maxSteps: 10_000_000 });
@@ -187,7 +189,9 @@ test('default pressure: faults reclaim where the frames fall below pages (pressu
 
 test('default chunk and rounds: chunk adds 4×chunk frames (so pressure bites only when 4×chunk < pages); rounds repeats the passes', () => {
   assert.equal(defaultFrames(512, 16, 10) - defaultFrames(512, 8, 10), 32);
-  const [one, two, three] = [1, 2, 3].map((rounds) => measure('default', { pages: 64, rounds }));
+  const [one, two, three] = [1, 2, 3].map((rounds) =>
+    measure('default', { pages: 64, rounds }),
+  ) as [Measured, Measured, Measured];
   // Each round adds accesses; the later ones find the munmapped eighth gone (and, as virtual
   // time goes, more chunks reaching into it), so fewer than the first.
   assert.ok(one.stats.devAccesses < two.stats.devAccesses);
