@@ -19,6 +19,18 @@ export {
 } from './check/explore.ts';
 export { decodeToken, encodeToken, type ReplayRecord } from './check/replay-token.ts';
 export type { WorldBuilder } from './check/run-world.ts';
+// The cost model: the virtual time each modelled operation spends (cost/table.ts).
+export { charge, spend } from './cost/charge.ts';
+export { CostModel, type CostOverrides, type CostTally, resolveCosts } from './cost/model.ts';
+export { addCostAssignment, parseCostFile, parseDuration } from './cost/parse.ts';
+export {
+  COST_NAMES,
+  COSTS,
+  type CostEntry,
+  type CostName,
+  type CostQuantiles,
+  type CostUnit,
+} from './cost/table.ts';
 // The simulated-kernel runtime.
 export { type BugSite, isKernelBug, KernelBug, type KernelRule } from './kernel/bug.ts';
 export {
@@ -93,4 +105,14 @@ export {
   type ScenarioParam,
   type ScenarioParams,
 } from './scenarios/index.ts';
+// The studies of `odpsim study`, and their plots.
+export type { ChartAxis, ChartSeries, ChartSpec } from './study/chart.ts';
+export { studyDesigns } from './study/designs-study.ts';
+export { studyFirstTouch } from './study/first-touch.ts';
+export { STUDIES, type StudyEntry } from './study/index.ts';
+export { studyNpf } from './study/npf.ts';
+export { studyOvercommit } from './study/overcommit.ts';
+export { renderChartSvg, type StudyPage, studyPageHtml, writeStudyPlots } from './study/plot.ts';
+export { studyRnr } from './study/rnr.ts';
+export type { StudyOptions, StudyResult, StudyTable } from './study/study.ts';
 export { VERSION } from './version.ts';

@@ -18,6 +18,7 @@ import {
 import { type ComposeOption, init, use } from 'echarts/core';
 import { SVGRenderer } from 'echarts/renderers';
 import type { ChartAxis, ChartSpec } from './chart.ts';
+import type { StudyTable } from './study.ts';
 
 use([LineChart, GridComponent, LegendComponent, TitleComponent, SVGRenderer]);
 
@@ -46,13 +47,6 @@ export interface StudyPage {
   readonly notes?: readonly string[];
   readonly tables?: readonly StudyTable[];
   readonly charts: readonly ChartSpec[];
-}
-
-/** A table of the page; every cell is text, escaped when written. */
-export interface StudyTable {
-  readonly title: string;
-  readonly header: readonly string[];
-  readonly rows: readonly (readonly string[])[];
 }
 
 /** Point shapes by series (the filled ones first). */
