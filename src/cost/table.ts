@@ -44,6 +44,7 @@ const FIG3 = 'Lesokhin et al. ASPLOS 2017, Figure 3';
  */
 const perExtraPage = (one: number, many: number) => ((many - one) * 1000) / 1023;
 
+/** The cost table: every modelled operation's virtual time, by name, with its source. */
 export const COSTS = {
   'cpu.fault': {
     base: 700,

@@ -28,6 +28,7 @@ export interface StudyEntry {
   run(opts: StudyOptions, lists: Readonly<Record<string, readonly number[]>>): StudyResult;
 }
 
+/** The studies of `odpsim study`, in the order its help lists them. */
 export const STUDIES: readonly StudyEntry[] = [
   {
     name: 'npf',
