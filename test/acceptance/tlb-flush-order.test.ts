@@ -144,6 +144,36 @@ function assertAllCached(mm: Mm, frames: readonly Frame[]): void {
   for (const f of frames) assert.ok(cached(mm, f), `a CPU TLB caches 0x${f.addr.toString(16)}`);
 }
 
+/**
+ * The usual world: one CPU thread hooks the secondary-TLB flush, populates `pages` pages,
+ * checks what its TLB holds (`cachedCheck`), runs `call` between the 'call' and 'return'
+ * marks, then `after` (what the CPU sees once it returned), and exits. Returns the run with
+ * the populated pages' frames.
+ */
+function aroundCall(
+  pages: number,
+  call: (mm: Mm, base: number) => Co,
+  after: (mm: Mm, base: number, frames: readonly Frame[]) => Co = function* () {},
+  cachedCheck: (mm: Mm, frames: readonly Frame[]) => void = assertAllCached,
+) {
+  let frames: Frame[] = [];
+  const r = runWorld(pages + 16, ({ k, mm, log }) => {
+    k.spawn('cpu', function* () {
+      const sub = yield* hooked(mm, log);
+      const p = yield* populate(mm, pages);
+      frames = p.frames;
+      cachedCheck(mm, frames);
+      log.push({ type: 'call' });
+      yield* call(mm, p.base);
+      log.push({ type: 'return' });
+      yield* after(mm, p.base, frames);
+      yield* exitAndUnregister(mm, sub);
+    });
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+  return { ...r, frames };
+}
+
 const covers = (e: { start: number; end: number }, addr: number) => e.start <= addr && addr < e.end;
 
 /** Positions in the ordered log of the events the rows talk about. */
@@ -261,23 +291,15 @@ function gatherOrder(t: Timeline, mm: Mm, f: Frame, event: string, from: number)
 }
 
 test('munmap (unmap_vmas, UNMAP): each page is freed by the gather after the CPU flush and the hook; the last batch at tlb_finish_mmu, after the end', () => {
-  let frames: Frame[] = [];
-  const r = runWorld(16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, 3);
-      frames = p.frames;
-      assertAllCached(mm, frames);
-      log.push({ type: 'call' });
-      yield* munmap(mm, p.base, 3 * P);
-      log.push({ type: 'return' });
+  const r = aroundCall(
+    3,
+    (mm, base) => munmap(mm, base, 3 * P),
+    function* (mm, _base, frames) {
       for (const f of frames) assert.ok(!cached(mm, f), 'no TLB reaches an unmapped page');
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
+    },
+  );
   const t = r.timeline;
-  for (const f of frames) {
+  for (const f of r.frames) {
     const o = gatherOrder(t, r.mm, f, 'UNMAP', t.mark('call'));
     inOrder('munmap', [
       ['mmu-end', o.end],
@@ -289,23 +311,15 @@ test('munmap (unmap_vmas, UNMAP): each page is freed by the gather after the CPU
 
 test(`munmap with more than ${GATHER_BATCH} pages: a full gather flushes and frees mid-walk, between start and end, still after the flush and the hook`, () => {
   const n = GATHER_BATCH + 2;
-  let frames: Frame[] = [];
-  const r = runWorld(n + 16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, n);
-      frames = p.frames;
-      // The TLB holds the last CPU_TLB_ENTRIES pages written.
-      assert.equal(frames.filter((f) => cached(mm, f)).length, CPU_TLB_ENTRIES);
-      log.push({ type: 'call' });
-      yield* munmap(mm, p.base, n * P);
-      log.push({ type: 'return' });
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
+  const r = aroundCall(
+    n,
+    (mm, base) => munmap(mm, base, n * P),
+    undefined,
+    // The TLB holds the last CPU_TLB_ENTRIES pages written.
+    (mm, frames) => assert.equal(frames.filter((f) => cached(mm, f)).length, CPU_TLB_ENTRIES),
+  );
   const t = r.timeline;
-  frames.forEach((f, i) => {
+  r.frames.forEach((f, i) => {
     const o = gatherOrder(t, r.mm, f, 'UNMAP', t.mark('call'));
     if (i < GATHER_BATCH)
       inOrder(`mid-walk page ${i}`, [
@@ -407,33 +421,28 @@ test('OOM reaper: a non-blockable UNMAP, pages freed by the gather after the CPU
 });
 
 test('mremap move (move_page_tables, UNMAP): no page freed; the old range is flushed and hooked before the PT unlock, the end and the return', () => {
-  let frames: Frame[] = [];
   let target = 0;
-  const r = runWorld(16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, 3);
-      frames = p.frames;
-      assertAllCached(mm, frames);
-      target = p.base + 64 * P;
-      log.push({ type: 'call' });
-      const moved = yield* mremap(mm, p.base, 3 * P, 3 * P, MREMAP_MAYMOVE | MREMAP_FIXED, target);
-      log.push({ type: 'return' });
+  const r = aroundCall(
+    3,
+    function* (mm, base) {
+      target = base + 64 * P;
+      const moved = yield* mremap(mm, base, 3 * P, 3 * P, MREMAP_MAYMOVE | MREMAP_FIXED, target);
       assert.equal(moved, target);
+    },
+    function* (mm, base, frames) {
       for (const f of frames) assert.ok(!cached(mm, f), 'no TLB keeps the old address');
       for (let i = 0; i < 3; i++) assert.equal(yield* cpuReadU32(mm, target + i * P), i + 1);
       // The old address is gone for the CPU too: a load faults (no VMA), not a stale hit.
       let faulted = false;
       try {
-        yield* cpuReadU32(mm, p.base);
+        yield* cpuReadU32(mm, base);
       } catch (e) {
         faulted = isErrno(e);
       }
       assert.ok(faulted, 'a load at the old address faults');
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
+    },
+  );
+  const frames = r.frames;
   const t = r.timeline;
   const call = t.mark('call');
   const ret = t.mark('return');
@@ -464,24 +473,16 @@ test('mremap move (move_page_tables, UNMAP): no page freed; the old range is flu
 });
 
 test('madvise(MADV_DONTNEED) (zap_page_range_single, CLEAR): the gather flush at tlb_finish_mmu, after the end, then the free', () => {
-  let frames: Frame[] = [];
-  const r = runWorld(16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, 3);
-      frames = p.frames;
-      assertAllCached(mm, frames);
-      log.push({ type: 'call' });
-      yield* madvise(mm, p.base, 3 * P, MADV_DONTNEED);
-      log.push({ type: 'return' });
+  const r = aroundCall(
+    3,
+    (mm, base) => madvise(mm, base, 3 * P, MADV_DONTNEED),
+    function* (mm, base) {
       // The old contents are gone for the CPU: a stale TLB hit would still read them.
-      for (let i = 0; i < 3; i++) assert.equal(yield* cpuReadU32(mm, p.base + i * P), 0);
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
+      for (let i = 0; i < 3; i++) assert.equal(yield* cpuReadU32(mm, base + i * P), 0);
+    },
+  );
   const t = r.timeline;
-  for (const f of frames) {
+  for (const f of r.frames) {
     const o = gatherOrder(t, r.mm, f, 'CLEAR', t.mark('call'));
     inOrder('madvise', [
       ['mmu-end', o.end],
@@ -527,58 +528,47 @@ function writeProtectedInOrder(
 }
 
 test('mprotect (change_protection, PROTECTION_VMA): no page freed; the write-protected entries are flushed and hooked before the end and the return', () => {
-  let frames: Frame[] = [];
-  const r = runWorld(16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, 3);
-      frames = p.frames;
-      for (const f of frames)
-        assert.ok(mm.cpuTlbs.values().next().value?.lookup(f.addr)?.writable, 'cached writable');
-      log.push({ type: 'call' });
-      yield* mprotect(mm, p.base, 3 * P, PROT_READ);
-      log.push({ type: 'return' });
+  const r = aroundCall(
+    3,
+    (mm, base) => mprotect(mm, base, 3 * P, PROT_READ),
+    function* (mm, base) {
       // A store must fault now (SEGV): a stale writable translation would let it through.
       let faulted = false;
       try {
-        yield* cpuWriteU32(mm, p.base, 99);
+        yield* cpuWriteU32(mm, base, 99);
       } catch (e) {
         faulted = isErrno(e);
       }
       assert.ok(faulted, 'the store after mprotect(PROT_READ) faults');
-      assert.equal(yield* cpuReadU32(mm, p.base), 1, 'and changed nothing');
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
-  writeProtectedInOrder(r, frames, 'PROTECTION_VMA', 'mprotect');
+      assert.equal(yield* cpuReadU32(mm, base), 1, 'and changed nothing');
+    },
+    (mm, frames) => {
+      for (const f of frames)
+        assert.ok(mm.cpuTlbs.values().next().value?.lookup(f.addr)?.writable, 'cached writable');
+    },
+  );
+  writeProtectedInOrder(r, r.frames, 'PROTECTION_VMA', 'mprotect');
 });
 
 test("fork (copy_page_range, PROTECTION_PAGE on the parent): no page freed; the parent's write-protected entries are flushed and hooked before the end and the return", () => {
-  let frames: Frame[] = [];
   let child: Mm | null = null;
-  const r = runWorld(16, ({ k, mm, log }) => {
-    k.spawn('cpu', function* () {
-      const sub = yield* hooked(mm, log);
-      const p = yield* populate(mm, 3);
-      frames = p.frames;
-      assertAllCached(mm, frames);
-      log.push({ type: 'call' });
-      const c = yield* fork(mm);
-      log.push({ type: 'return' });
-      child = c;
+  const r = aroundCall(
+    3,
+    function* (mm) {
+      child = yield* fork(mm);
+    },
+    function* (mm, base) {
+      const c = child!;
       // The parent's store must take the COW fault: through a stale writable translation it
       // would change the page the child shares.
-      yield* cpuWriteU32(mm, p.base, 99);
-      assert.equal(yield* cpuReadU32(c, p.base), 1, "the child's copy is untouched");
-      assert.equal(yield* cpuReadU32(mm, p.base), 99);
+      yield* cpuWriteU32(mm, base, 99);
+      assert.equal(yield* cpuReadU32(c, base), 1, "the child's copy is untouched");
+      assert.equal(yield* cpuReadU32(mm, base), 99);
       yield* mmput(c);
-      yield* exitAndUnregister(mm, sub);
-    });
-  });
-  assert.equal(r.ok, true, r.bug?.message);
+    },
+  );
   assert.ok(child !== null);
-  const ret = writeProtectedInOrder(r, frames, 'PROTECTION_PAGE', 'fork');
+  const ret = writeProtectedInOrder(r, r.frames, 'PROTECTION_PAGE', 'fork');
   const t = r.timeline;
   const cowFault = t.find((e) => e.type === 'cpu-fault' && e.mm === r.mm.id && e.write, ret);
   assert.ok(cowFault > ret, "the parent's store after fork faulted");
