@@ -47,6 +47,9 @@ function run(body: (mm: Mm) => Co) {
   };
 }
 
+/** What measureLeaks() reports once every reference was dropped. */
+const NO_LEAKS = { frames: 0, swapSlots: 0, mms: 0, subscriptions: 0, pins: 0 };
+
 test('DMA sees what the CPU wrote and the CPU sees what the DMA wrote; a not-present page is faulted in by a page request; unbind leaves nothing behind', () => {
   const seen: (number | null)[] = [];
   const { r, machine, count, events } = run(function* (mm) {
@@ -74,13 +77,7 @@ test('DMA sees what the CPU wrote and the CPU sees what the DMA wrote; a not-pre
   assert.equal(count('dev-dma'), 3);
   const iotlbFills = events.filter((e) => e.type === 'tlb-fill' && e.kind === 'iotlb');
   assert.equal(iotlbFills.length, 2, 'one IOTLB fill per page: the third DMA hits');
-  assert.deepEqual(measureLeaks(machine), {
-    frames: 0,
-    swapSlots: 0,
-    mms: 0,
-    subscriptions: 0,
-    pins: 0,
-  });
+  assert.deepEqual(measureLeaks(machine), NO_LEAKS);
 });
 
 test('the secondary-TLB hook empties the IOTLB at each CPU flush: after munmap the DMA fails, after mprotect(READ) a write fails and a read works', () => {
@@ -130,13 +127,7 @@ test('the process exiting while bound: ->release stops the PASID, later DMAs and
   });
   assert.equal(r.ok, true, r.bug?.message);
   assert.deepEqual(out, [true, true, 0, null]);
-  assert.deepEqual(measureLeaks(machine), {
-    frames: 0,
-    swapSlots: 0,
-    mms: 0,
-    subscriptions: 0,
-    pins: 0,
-  });
+  assert.deepEqual(measureLeaks(machine), NO_LEAKS);
 });
 
 test('bad inputs: binding an exited mm and unbinding twice are EINVAL; a DMA after unbind fails', () => {
