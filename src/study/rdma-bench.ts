@@ -116,7 +116,7 @@ export interface Measurement {
   readonly end: number;
 }
 
-/** Swap traffic of a machine so far: pages written out and read back (pswpout, pswpin). */
+/** Swap traffic so far: pages written out and read back (pswpout, pswpin). */
 export interface SwapTraffic {
   readonly outs: number;
   readonly ins: number;
@@ -348,10 +348,13 @@ export class BenchWorld {
     return { ...side.dev.stats };
   }
 
-  /** Pages `side`'s machine (the server's by default) wrote to swap and read back so far. */
-  swapTraffic(side: BenchSide = this.server): SwapTraffic {
-    const c = swapCounts.get(side.machine);
-    return { outs: c?.outs ?? 0, ins: c?.ins ?? 0 };
+  /**
+   * Pages written to swap and read back so far: the server's machine, the only one with swap.
+   * The cost model charges `swap.out` once per pageout and `swap.in` once per swap-in.
+   */
+  swapTraffic(): SwapTraffic {
+    const tally = this.k.costs.tally;
+    return { outs: tally.get('swap.out')?.count ?? 0, ins: tally.get('swap.in')?.count ?? 0 };
   }
 
   /**
@@ -419,31 +422,6 @@ export function statsDelta(before: OdpStats, after: OdpStats): OdpStats {
   return out;
 }
 
-/** Pages each machine's swap device wrote out (get_swap_page()) and read back. */
-const swapCounts = new WeakMap<Machine, { outs: number; ins: number }>();
-
-/**
- * Counts the page-outs and swap-ins of `machine`'s swap device. The cost tally cannot: its
- * `swap.out` is charged on every write of a slot, and reclaim writes a slot more than once
- * per page out. A page-out takes a slot (store), a swap-in reads one (read).
- */
-function countSwap(machine: Machine): void {
-  const c = { outs: 0, ins: 0 };
-  swapCounts.set(machine, c);
-  const swap = machine.swap;
-  const store = swap.store.bind(swap);
-  const read = swap.read.bind(swap);
-  swap.store = (data) => {
-    const slot = store(data);
-    if (slot !== null) c.outs++;
-    return slot;
-  };
-  swap.read = (slot, into) => {
-    c.ins++;
-    read(slot, into);
-  };
-}
-
 /**
  * A duration for a table: µs with one decimal below 1 ms, whole µs with thousands separators
  * above (locale-independent).
@@ -488,8 +466,6 @@ export function runBench<T>(options: BenchOptions, body: (w: BenchWorld) => Co<T
     legacyNotifierCore,
   });
   const cm = new Machine(k, { frames: clientRam, swapSlots: 0, legacyNotifierCore });
-  countSwap(sm);
-  countSwap(cm);
   // Neither process is held back by RLIMIT_MEMLOCK: a pinned registration fails only for want
   // of memory, which is what the studies compare.
   const sproc = createProcess(sm, { capIpcLock: true });
