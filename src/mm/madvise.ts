@@ -11,7 +11,7 @@ import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from '
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { checkUserRange } from './munmap.ts';
-import { flushTlbRange, tlbRevoked } from './tlb.ts';
+import { flushTlbRange, MmuGather, tlbRevoked } from './tlb.ts';
 import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -39,6 +39,9 @@ function refusal(vma: Vma, advice: number): string | null {
  */
 function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
   const mm = vma.mm;
+  // tlb_gather_mmu(): the entries are flushed under the PTL below, but the gather still tells
+  // tlb_finish_mmu() about a racing zap whose cleared entries this walk finds empty.
+  const tlb = new MmuGather(mm);
   const range = rangeInit(mm, 'CLEAR', start, end);
   yield* invalidateRangeStart(range);
   const addrs = mm.addressesIn(start, end);
@@ -70,6 +73,7 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
     mm.ptl.unlock();
   }
   yield* invalidateRangeEnd(range);
+  tlb.finish();
 }
 
 /**

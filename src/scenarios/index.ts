@@ -10,6 +10,7 @@ import { rdmaOdpScenario } from './rdma-odp.ts';
 import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 import { svaScenario } from './sva.ts';
+import { swarmScenario } from './swarm/index.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
 export const DEFAULT_SCENARIO = 'default';
@@ -26,6 +27,7 @@ export const SCENARIOS: readonly Scenario[] = [
   itreeNonblockLeakScenario,
   intervalMirrorScenario,
   nouveauExitScenario,
+  swarmScenario,
 ];
 
 /** The scenario named `name`; an unknown name is an EINVAL listing the known ones. */

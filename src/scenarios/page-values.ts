@@ -35,6 +35,16 @@ export class PageValues {
     this.gone.add(page);
   }
 
+  /**
+   * Declares `page` mapped again, with fresh zero-filled memory (MAP_FIXED over a hole): it is
+   * checked again, and may hold 0. Its old values stay allowed, as a racing reader may still
+   * see the old frame.
+   */
+  revive(page: number): void {
+    this.gone.delete(page);
+    this.allowed[page]?.add(0);
+  }
+
   isUnmapped(page: number): boolean {
     return this.gone.has(page);
   }

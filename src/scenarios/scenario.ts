@@ -53,6 +53,15 @@ export interface Scenario {
    * them. Called once the values are resolved, before any world is built.
    */
   check?(params: ScenarioParams): void;
-  /** Builds the world on `kernel` (called once per run). */
-  build(kernel: Kernel, params: ScenarioParams): void;
+  /**
+   * Set when the world is generated from the run's seed: how many operations the world of
+   * `seed` has (ids 0 to n − 1), which {@link build} can leave out (minimisation shrinks a
+   * failing world by leaving out the operations its failure does not need).
+   */
+  operations?(params: ScenarioParams, seed: number): number;
+  /**
+   * Builds the world on `kernel` (called once per run); `omit`: ids of operations to leave out
+   * (a generated world only, see {@link operations}).
+   */
+  build(kernel: Kernel, params: ScenarioParams, omit?: ReadonlySet<number>): void;
 }

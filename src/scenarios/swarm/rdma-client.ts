@@ -1,0 +1,135 @@
+// The RDMA client of a `swarm` world: an ODP MR over a process's region (or an implicit MR
+// over its whole address space), used through RDMA READ and WRITE by a peer process connected
+// over RC, and prefetched with ibv_advise_mr.
+import type { IbDevice } from '../../drivers/rdma/core/device.ts';
+import {
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_ON_DEMAND,
+  IB_ACCESS_REMOTE_READ,
+  IB_ACCESS_REMOTE_WRITE,
+  IB_ODP_SUPPORT_IMPLICIT,
+  IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+  IB_UVERBS_ADVISE_MR_FLAG_FLUSH,
+  SIZE_MAX,
+} from '../../drivers/rdma/core/ib-verbs.ts';
+import type { IbMr, IbSendWr } from '../../drivers/rdma/core/objects.ts';
+import { ibUverbsClose } from '../../drivers/rdma/core/uverbs.ts';
+import {
+  ibAdviseMr,
+  ibDeregMr,
+  ibPostSend,
+  ibQueryDeviceEx,
+  ibRegMr,
+  ibWaitCq,
+} from '../../drivers/rdma/core/verbs.ts';
+import { Mlx5Device } from '../../drivers/rdma/hw/mlx5/main.ts';
+import { RxeDevice } from '../../drivers/rdma/sw/rxe/main.ts';
+import type { Co } from '../../kernel/task.ts';
+import {
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../mm/constants.ts';
+import { cpuRead, cpuWrite } from '../../mm/cpu-access.ts';
+import type { Machine } from '../../mm/machine.ts';
+import { mmap } from '../../mm/mmap.ts';
+import { createProcess, exitMm } from '../../mm/process.ts';
+import { connectedPair, type Endpoint, openEndpoint, type QpEnd } from '../rdma-kit.ts';
+import type { RdmaKind } from './plan.ts';
+import { isProcessGone, pageAddr, type SwarmProc } from './world.ts';
+
+/** Every right the peer uses, on demand. */
+const ODP_RW =
+  IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_ON_DEMAND;
+
+/** The world's RDMA device of kind `kind`, with the fixes of the known findings or without. */
+export function rdmaDevice(machine: Machine, kind: RdmaKind, fixed: boolean): IbDevice {
+  if (kind === 'rxe') return new RxeDevice(machine, { name: 'rxe0' });
+  const odpDesign = kind === 'mlx5-2014' ? 2014 : kind === 'mlx5-2018' ? 2018 : 2020;
+  return new Mlx5Device(machine, { name: 'mlx5_0', odpDesign, fixRevokedInvalidate: fixed });
+}
+
+/** An open RDMA client: its MR, and the peer that reads and writes through it. */
+export interface RdmaMirror {
+  read(page: number): Co<Uint8Array | null>;
+  write(page: number, bytes: Uint8Array): Co<boolean>;
+  prefetch(page: number, count: number): Co;
+  close(): Co;
+}
+
+/**
+ * Registers the region (implicitly where the device can and `implicit` says so), and connects
+ * a peer process with a one-page buffer of its own to the process.
+ */
+export function* openRdma(dev: IbDevice, proc: SwarmProc, implicit: boolean): Co<RdmaMirror> {
+  const ep = yield* openEndpoint(dev, proc.process);
+  const canImplicit = (ibQueryDeviceEx(dev).odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) !== 0;
+  let mr: IbMr;
+  try {
+    mr =
+      implicit && canImplicit
+        ? yield* ibRegMr(proc.process, ep.pd, 0, SIZE_MAX, ODP_RW)
+        : yield* ibRegMr(proc.process, ep.pd, proc.base, proc.pages * PAGE_SIZE, ODP_RW);
+  } catch (e) {
+    yield* ibUverbsClose(ep.file);
+    throw e;
+  }
+  const peer = createProcess(proc.process.machine);
+  const peerMm = peer.mm!;
+  const buf = yield* mmap(peerMm, {
+    len: PAGE_SIZE,
+    prot: PROT_READ | PROT_WRITE,
+    flags: MAP_PRIVATE | MAP_ANONYMOUS,
+  });
+  const peerEp: Endpoint = yield* openEndpoint(dev, peer);
+  const peerMr = yield* ibRegMr(peer, peerEp.pd, buf, PAGE_SIZE, IB_ACCESS_LOCAL_WRITE);
+  let qp: QpEnd | null = null;
+  // A failed work request leaves the QP in error: the next one connects a new pair.
+  const post = function* (wr: IbSendWr): Co<boolean> {
+    qp ??= (yield* connectedPair(peerEp, ep, { minRnrTimer: 1 }))[0];
+    const end: QpEnd = qp;
+    ibPostSend(end.qp, wr);
+    const [wc] = yield* ibWaitCq(end.cq, 1);
+    if (wc?.status === 'SUCCESS') return true;
+    qp = null;
+    return false;
+  };
+  const wr = (opcode: 'RDMA_READ' | 'RDMA_WRITE', page: number): IbSendWr => ({
+    wrId: 0,
+    opcode,
+    sgList: [{ addr: buf, length: PAGE_SIZE, lkey: peerMr.lkey }],
+    remoteAddr: pageAddr(proc, page),
+    rkey: mr.rkey,
+  });
+  return {
+    *read(page) {
+      return (yield* post(wr('RDMA_READ', page))) ? yield* cpuRead(peerMm, buf, PAGE_SIZE) : null;
+    },
+    *write(page, bytes) {
+      yield* cpuWrite(peerMm, buf, bytes);
+      return yield* post(wr('RDMA_WRITE', page));
+    },
+    *prefetch(page, count) {
+      if (dev.ops.adviseMr === undefined) return;
+      const sge = { addr: pageAddr(proc, page), length: count * PAGE_SIZE, lkey: mr.lkey };
+      try {
+        yield* ibAdviseMr(
+          ep.pd,
+          IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+          page % 2 === 0 ? IB_UVERBS_ADVISE_MR_FLAG_FLUSH : 0,
+          [sge],
+        );
+      } catch (e) {
+        if (!isProcessGone(proc, e)) throw e;
+      }
+    },
+    *close() {
+      yield* ibDeregMr(mr);
+      yield* ibUverbsClose(ep.file);
+      yield* ibUverbsClose(peerEp.file);
+      yield* exitMm(peer);
+    },
+  };
+}
