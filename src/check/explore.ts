@@ -9,7 +9,7 @@ import { TimedStrategy } from '../kernel/strategies/timed.ts';
 import type { Strategy, StrategyKind } from '../kernel/strategy.ts';
 import { Errno } from '../lib/errors.ts';
 import { type CheckedExploreOptions, checkExploreOptions } from './explore-options.ts';
-import { minimise } from './minimise.ts';
+import { minimise, reduceWorld } from './minimise.ts';
 import { decodeToken, encodeToken, type ReplayRecord } from './replay-token.ts';
 import { type RunSettings, runWorld, type WorldBuilder } from './run-world.ts';
 
@@ -77,6 +77,11 @@ export interface ExploreFailure {
   readonly original: { readonly steps: number; readonly preemptions: number };
   /** Decisions of the minimised schedule. */
   readonly decisions: readonly number[];
+  /**
+   * A generated world's operations, and how many the minimised failure kept (the others are
+   * left out of its replay token's world); null for a world that cannot be reduced.
+   */
+  readonly world: { readonly operations: number; readonly kept: number } | null;
   /** Reproduces the minimised failure with {@link replay}. */
   readonly token: string;
 }
@@ -179,7 +184,12 @@ export class Exploration {
     const o = this.o;
     const seed = this.seedOf(i);
     const original = { decisions: result.decisions, result };
-    const best = minimised ? minimise(this.build, original, seed, this.settings) : original;
+    // A generated world first loses the operations the failure does not need, then its
+    // schedule the preemptions.
+    const reduced = minimised ? reduceWorld(this.build, original, seed, this.settings) : null;
+    const best = reduced
+      ? minimise(reduced.build, reduced.schedule, seed, this.settings)
+      : original;
     const bug = best.result.bug!;
     const record: ReplayRecord = {
       strategy: o.strategy,
@@ -187,7 +197,7 @@ export class Exploration {
       maxSteps: o.maxSteps,
       decisions: best.decisions,
       mutants: o.mutants,
-      world: o.world,
+      world: reduced?.world ?? o.world,
     };
     return {
       bug,
@@ -198,6 +208,10 @@ export class Exploration {
       preemptions: best.result.preemptions,
       original: { steps: result.steps, preemptions: result.preemptions },
       decisions: best.decisions,
+      world:
+        reduced === null || reduced.operations === 0
+          ? null
+          : { operations: reduced.operations, kept: reduced.kept },
       token: encodeToken(record),
     };
   }

@@ -76,3 +76,67 @@ export function minimise(
   }
   return best;
 }
+
+/** A failure in a world with fewer operations: its builder, its description and its schedule. */
+export interface ReducedWorld {
+  readonly build: WorldBuilder;
+  /** The description for replay tokens; null when the world was not reduced. */
+  readonly world: string | null;
+  /** Operations of the world, and how many the failure still needs. */
+  readonly operations: number;
+  readonly kept: number;
+  readonly schedule: Schedule;
+}
+
+/**
+ * Leaves out the operations of a generated world that its failure does not need (delta
+ * debugging, Zeller and Hildebrandt, TSE 2002: drop halves, then quarters, down to single
+ * operations). Each candidate replays the current decisions leniently, so the threads that
+ * remain keep their interleaving as far as it still applies; it is kept when it fails with the
+ * same rule. `budget` caps the replays.
+ */
+export function reduceWorld(
+  build: WorldBuilder,
+  failing: Schedule,
+  seed: number,
+  s: RunSettings,
+  budget = 300,
+): ReducedWorld {
+  const r = build.reducible;
+  const rule = failing.result.bug?.rule;
+  if (r === undefined || rule === undefined)
+    return { build, world: null, operations: 0, kept: 0, schedule: failing };
+  const operations = r.operations(seed);
+  const omitted = new Set(r.omitted);
+  let live = Array.from({ length: operations }, (_, i) => i).filter((i) => !omitted.has(i));
+  const cap = Math.max(CANDIDATE_STEPS_MIN, CANDIDATE_STEPS_FACTOR * failing.result.steps);
+  const settings: RunSettings =
+    rule === 'step-limit' ? s : { ...s, maxSteps: Math.min(s.maxSteps, cap) };
+  let best: ReducedWorld = { build, world: null, operations, kept: live.length, schedule: failing };
+  let spent = 0;
+  for (let chunk = Math.ceil(live.length / 2); chunk >= 1 && spent < budget; ) {
+    let removed = false;
+    for (let i = 0; i < live.length && spent < budget; ) {
+      const candidate = [...live.slice(0, i), ...live.slice(i + chunk)];
+      const keep = new Set(candidate);
+      const variant = r.without(
+        Array.from({ length: operations }, (_, id) => id).filter((id) => !keep.has(id)),
+      );
+      spent++;
+      const { result } = replayLenient(variant.build, best.schedule.decisions, seed, settings);
+      if (result.bug?.rule === rule) {
+        live = candidate;
+        best = {
+          build: variant.build,
+          world: variant.world,
+          operations,
+          kept: live.length,
+          schedule: { decisions: result.decisions, result },
+        };
+        removed = true;
+      } else i += chunk;
+    }
+    if (!removed) chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2);
+  }
+  return best;
+}

@@ -8,9 +8,26 @@ import type { Task } from '../kernel/task.ts';
  * Builds a world on a fresh kernel: creates its state (a Machine, its address spaces, drivers
  * and oracles) and spawns its tasks. It must build the same world every time: exploration and
  * replay call it once per run. A module given to `odpsim replay --world` exports one as its
- * `default` (or as `world`).
+ * `default` (or as `world`). A generated world may carry {@link ReducibleWorld}, so that
+ * minimisation can leave out the operations a failure does not need.
  */
-export type WorldBuilder = (kernel: Kernel) => void;
+export interface WorldBuilder {
+  (kernel: Kernel): void;
+  readonly reducible?: ReducibleWorld;
+}
+
+/**
+ * A world made of numbered operations that can each be left out (a generated scenario's
+ * steps): what lets minimisation shrink the world, not only the schedule.
+ */
+export interface ReducibleWorld {
+  /** How many operations the world run with `seed` has (ids 0 to n − 1). */
+  operations(seed: number): number;
+  /** The operations this builder already leaves out. */
+  readonly omitted: readonly number[];
+  /** The same world without the operations `omit`, and its description for replay tokens. */
+  without(omit: readonly number[]): { readonly build: WorldBuilder; readonly world: string };
+}
 
 /** What every run of one exploration shares. */
 export interface RunSettings {

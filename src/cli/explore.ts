@@ -3,6 +3,7 @@
 // explored and where to resume.
 import { availableParallelism } from 'node:os';
 import { Exploration, type ExploreFailure, type ExploreOptions, replay } from '../check/explore.ts';
+import { decodeToken } from '../check/replay-token.ts';
 import { TraceRecorder } from '../kernel/trace-export.ts';
 import {
   type Chunk,
@@ -27,7 +28,7 @@ import {
   type TimelineMode,
 } from './timeline.ts';
 import { writeRecording } from './web-view.ts';
-import { encodeWorld, worldBuilder } from './world.ts';
+import { decodeWorld, encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim explore`. */
 export interface ExploreCommandOptions {
@@ -172,7 +173,9 @@ function failureJson(
 /** The minimised schedule replayed with a recorder, for the timeline and the files. */
 function record(s: Setup, token: string): TraceRecorder | null {
   let rec: TraceRecorder | null = null;
-  replay(worldBuilder(s.spec), token, {
+  // The token's world: minimisation may have left operations of a generated world out.
+  const omit = decodeWorld(decodeToken(token).world).omit;
+  replay(worldBuilder(omit === undefined ? s.spec : { ...s.spec, omit }), token, {
     onKernel: (k) => {
       rec = new TraceRecorder(k.trace);
     },
