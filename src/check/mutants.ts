@@ -318,6 +318,15 @@ export const MUTANTS: readonly MutantInfo[] = [
     },
   },
   {
+    name: 'odp.map-mmput-sync',
+    description:
+      "ib_umem_odp_map_dma_and_lock() drops its mm reference with mmput() while holding umem_mutex: when it is the last one, exit_mmap()'s release invalidates the umem and takes umem_mutex again in the same task",
+    history:
+      '36f30e486dce (v5.10) to 85eaeb5058f0 (v6.0, "IB/core: Fix a nested dead lock as part of ODP flow", which moved to mmput_async()); found again by the swarm scenario',
+    rule: 'recursive-lock',
+    reach: { scenario: 'swarm', set: {}, strategy: 'random', seed: 1, runs: 200 },
+  },
+  {
     name: 'odp.implicit-child-reclaim-race',
     description:
       "the work freeing an implicit ODP child that an invalidation emptied does not wait for the child's usecount, so a fault still using the child runs on a freed MR",

@@ -1,4 +1,4 @@
-import { bug } from '../kernel/kernel.ts';
+import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
@@ -27,6 +27,20 @@ export function* exitMmap(mm: Mm): Co {
   } finally {
     mm.mmapLock.upWrite();
   }
+}
+
+/**
+ * mmput_async(): drops a user reference without sleeping; the last one's teardown runs in a
+ * worker (schedule_work() of mm->async_put_work), so a caller holding a lock exit_mmap()'s
+ * notifier callbacks take cannot deadlock on itself.
+ */
+export function mmputAsync(mm: Mm): void {
+  if (mm.users <= 0) bug('use-after-free', `mmput_async on mm${mm.id} with no users`);
+  if (--mm.users > 0) return;
+  kernel().spawn(`kworker/mm${mm.id}_async_put`, function* () {
+    yield* exitMmap(mm);
+    mmdrop(mm);
+  });
 }
 
 /** mmput(): drops a user reference; the last one tears the address space down. */

@@ -12,7 +12,7 @@ import type { Co } from '../../../kernel/task.ts';
 import { BlockMap } from '../../../lib/block-map.ts';
 import { Errno, isErrno } from '../../../lib/errors.ts';
 import { hex, PAGE_SIZE } from '../../../mm/constants.ts';
-import { mmput } from '../../../mm/exit.ts';
+import { mmput, mmputAsync } from '../../../mm/exit.ts';
 import {
   HMM_PFN_ERROR,
   HMM_PFN_VALID,
@@ -225,7 +225,11 @@ export function* ibUmemOdpMapDmaAndLock(
   try {
     return yield* faultAndLock(umem, mm, va, bcnt, access, fault);
   } finally {
-    yield* mmput(mm);
+    // On success umem_mutex is held: a last mmput() here would run exit_mmap(), whose release
+    // invalidates this umem under the same mutex. Mutant: the synchronous put before
+    // 85eaeb5058f0 (v6.0, "IB/core: Fix a nested dead lock as part of ODP flow").
+    if (kernel().mutant('odp.map-mmput-sync')) yield* mmput(mm);
+    else mmputAsync(mm);
   }
 }
 
