@@ -119,16 +119,28 @@ export class Mlx5Device extends IbDevice {
   clockPfn: number | null = null;
   /** A reset is revoking the mappings: mmap answers EIO (mlx5ResetRevoke). */
   mmapRevoked = false;
+  /**
+   * Applies the fix docs/findings/odp-revoked-mr-stale-dma.md proposes: an invalidation of a
+   * revoked ODP MR still unmaps the range's DMA pages (Linux skips them; default false).
+   */
+  readonly fixRevokedInvalidate: boolean;
   private nextMkey = 1;
   private nextQpn = 0x100;
 
   constructor(
     machine: Machine,
-    options: { name?: string; odpCaps?: IbOdpCaps; era?: number; odpDesign?: OdpDesign } = {},
+    options: {
+      name?: string;
+      odpCaps?: IbOdpCaps;
+      era?: number;
+      odpDesign?: OdpDesign;
+      fixRevokedInvalidate?: boolean;
+    } = {},
   ) {
     const design = options.odpDesign ?? 2014;
     const caps = design === 2020 ? MLX5_ODP_CAPS_IMPLICIT : MLX5_ODP_CAPS;
     super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? caps, options.era ?? 612, design);
+    this.fixRevokedInvalidate = options.fixRevokedInvalidate ?? false;
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);

@@ -61,9 +61,16 @@ export function* mlx5IbInvalidateRange(
   try {
     if (!late) mmuIntervalSetSeq(notifier, curSeq);
     const mr = umem.privateMr as Mlx5Mr | null;
-    if (umem.npages === 0 || mr === null) return true;
     const lo = Math.max(umem.start, range.start);
     const hi = Math.min(umem.end, range.end);
+    if (umem.npages === 0) return true;
+    if (mr === null) {
+      // Revoked by a deregistration: the device no longer reaches the pages, but Linux also
+      // skips unmapping them, so ib_umem_odp_release() later dirties pages the CPU freed
+      // (docs/findings/odp-revoked-mr-stale-dma.md). The fix unmaps them here.
+      if (dev.fixRevokedInvalidate && lo < hi) ibUmemOdpUnmapDmaPages(umem, lo, hi);
+      return true;
+    }
     if (lo < hi) {
       const zapped = yield* mlx5ZapMapped(mr, lo, hi);
       dev.stats.page_invalidations += zapped;
