@@ -11,6 +11,7 @@ import { Errno } from '../lib/errors.ts';
 import { type CheckedExploreOptions, checkExploreOptions } from './explore-options.ts';
 import { minimise, reduceWorld } from './minimise.ts';
 import { decodeToken, encodeToken, type ReplayRecord } from './replay-token.ts';
+import { runSeed } from './run-seed.ts';
 import { type RunSettings, runWorld, type WorldBuilder } from './run-world.ts';
 
 /** Options of {@link explore}. */
@@ -107,13 +108,7 @@ export interface ExploreResult {
   readonly failure: ExploreFailure | null;
 }
 
-/** The seed of run `i` of an exploration seeded `seed` (a 32-bit mix). */
-export function runSeed(seed: number, i: number): number {
-  let x = (seed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0;
-  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0;
-  return (x ^ (x >>> 16)) >>> 0 || 1;
-}
+export { runSeed } from './run-seed.ts';
 
 const noClock = (): number => 0;
 

@@ -1,5 +1,7 @@
 import type { RunResult } from '../kernel/kernel.ts';
-import { type RunSettings, replayLenient, type WorldBuilder } from './run-world.ts';
+import { RandomStrategy } from '../kernel/strategies/random.ts';
+import { runSeed } from './run-seed.ts';
+import { type RunSettings, replayLenient, runWorld, type WorldBuilder } from './run-world.ts';
 
 /** A failing schedule before or after minimisation. */
 export interface Schedule {
@@ -77,6 +79,34 @@ export function minimise(
   return best;
 }
 
+/**
+ * Fresh random schedules a world candidate gets when the current decisions no longer fail in
+ * it (they were made for a larger world): with fewer operations the failure is often easier
+ * to hit, and the decisions of a schedule that hits it replay exactly.
+ */
+const FRESH_SCHEDULES = 3;
+
+/** Salt of the fresh schedules' seeds (apart from the exploration's own). */
+const FRESH_SALT = 0x6d696e69;
+
+/**
+ * The first of: the lenient replay of `decisions`, then fresh random schedules, that fails with
+ * `rule` in the world `build` (or the last tried), and how many runs it took.
+ */
+function failingRun(
+  build: WorldBuilder,
+  decisions: readonly number[],
+  seed: number,
+  s: RunSettings,
+  rule: string,
+): RunResult & { tries: number } {
+  let result = replayLenient(build, decisions, seed, s).result;
+  let tries = 1;
+  for (let j = 0; j < FRESH_SCHEDULES && result.bug?.rule !== rule; j++, tries++)
+    result = runWorld(build, new RandomStrategy(runSeed(seed ^ FRESH_SALT, j)), seed, s);
+  return { ...result, tries };
+}
+
 /** A failure in a world with fewer operations: its builder, its description and its schedule. */
 export interface ReducedWorld {
   readonly build: WorldBuilder;
@@ -91,9 +121,9 @@ export interface ReducedWorld {
 /**
  * Leaves out the operations of a generated world that its failure does not need (delta
  * debugging, Zeller and Hildebrandt, TSE 2002: drop halves, then quarters, down to single
- * operations). Each candidate replays the current decisions leniently, so the threads that
- * remain keep their interleaving as far as it still applies; it is kept when it fails with the
- * same rule. `budget` caps the replays.
+ * operations). Each candidate first replays the current decisions leniently, so the threads
+ * that remain keep their interleaving as far as it still applies, then tries a few fresh
+ * random schedules; it is kept when one fails with the same rule. `budget` caps the runs.
  */
 export function reduceWorld(
   build: WorldBuilder,
@@ -122,8 +152,8 @@ export function reduceWorld(
       const variant = r.without(
         Array.from({ length: operations }, (_, id) => id).filter((id) => !keep.has(id)),
       );
-      spent++;
-      const { result } = replayLenient(variant.build, best.schedule.decisions, seed, settings);
+      const result = failingRun(variant.build, best.schedule.decisions, seed, settings, rule);
+      spent += result.tries;
       if (result.bug?.rule === rule) {
         live = candidate;
         best = {
