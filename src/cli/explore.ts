@@ -17,7 +17,13 @@ import type { Io } from './io.ts';
 import type { ExploreJson } from './json.ts';
 import { EXIT, UsageError } from './options.ts';
 import { checkOutputs, reportWrites, writtenFiles, wroteLines } from './outputs.ts';
-import { PROBE_MAX_STEPS, probeWorld, stepBudget } from './probe.ts';
+import {
+  GENERATED_PROBE_RUNS,
+  PROBE_MAX_STEPS,
+  PROBE_RANDOM_RUNS,
+  probeWorld,
+  stepBudget,
+} from './probe.ts';
 import { progressBar } from './progress.ts';
 import { formatMs, num, plural } from './report.ts';
 import { describeSetup, refuseUnreached, type Setup, setup, worldJson } from './setup.ts';
@@ -28,7 +34,7 @@ import {
   type TimelineMode,
 } from './timeline.ts';
 import { writeRecording } from './web-view.ts';
-import { decodeWorld, encodeWorld, worldBuilder } from './world.ts';
+import { decodeWorld, describeTokenWorld, encodeWorld, worldBuilder } from './world.ts';
 
 /** Options of `odpsim explore`. */
 export interface ExploreCommandOptions {
@@ -132,8 +138,8 @@ export async function exploreCommand(
       stoppedBy: r.pool.stoppedBy,
       dfs: r.dfs,
     },
-    failure: f === null ? null : failureJson(f, true, timeline),
-    unconfirmedFailure: r.laterFailure === null ? null : failureJson(r.laterFailure, false, []),
+    failure: f === null ? null : failureJson(s, f, true, timeline),
+    unconfirmedFailure: r.laterFailure === null ? null : failureJson(s, r.laterFailure, false, []),
     files: writtenFiles(written, opts),
     elapsedMs: r.elapsedMs,
   };
@@ -152,10 +158,13 @@ export async function exploreCommand(
 }
 
 function failureJson(
+  s: Setup,
   f: ExploreFailure,
   minimised: boolean,
   timeline: TimelineEntry[],
 ): NonNullable<ExploreJson['failure']> {
+  const record = decodeToken(f.token);
+  const world = describeTokenWorld({ ...s.spec, ...decodeWorld(record.world) }, record.seed);
   return {
     rule: f.rule,
     task: f.task,
@@ -166,6 +175,7 @@ function failureJson(
     steps: f.steps,
     preemptions: f.preemptions,
     original: f.original,
+    world,
     timeline,
   };
 }
@@ -203,7 +213,14 @@ export async function exploreWorld(
 ): Promise<Explored> {
   const build = worldBuilder(s.spec);
   const t0 = io.now();
-  const probe = probeWorld(build, s.mutants, opts.seed, opts.maxSteps ?? PROBE_MAX_STEPS);
+  const generated = s.spec.scenario.operations !== undefined;
+  const probe = probeWorld(
+    build,
+    s.mutants,
+    opts.seed,
+    opts.maxSteps ?? PROBE_MAX_STEPS,
+    generated ? GENERATED_PROBE_RUNS : PROBE_RANDOM_RUNS,
+  );
   refuseUnreached(s, probe.sites);
   const maxSteps = opts.maxSteps ?? stepBudget(probe);
   const options: ExploreOptions = {
@@ -353,6 +370,9 @@ function formatExplore(r: ExploreJson, s: Setup, filesAsked: boolean): string[] 
     `Violation found in run ${num(f.run)} (the ${ordinal(f.run - res.firstRun + 1)} run explored):`,
     `  ${f.message}`,
     `  minimised schedule: ${plural(f.steps, 'step')}, ${plural(f.preemptions, 'preemption')} (found with ${num(f.original.steps)} steps, ${num(f.original.preemptions)} preemptions)`,
+    ...(f.world.length > 0
+      ? ['', 'World of the run (generated from its seed):', ...f.world.map((l) => `  ${l}`)]
+      : []),
     '',
     `Timeline of the minimised schedule (step, task, event; ${r.options.timeline === 'full' ? 'every event' : 'protocol events, --timeline full adds locks'}):`,
     ...renderTimeline(f.timeline),

@@ -101,6 +101,11 @@ export interface ExploreJson extends WorldJson {
         readonly steps: number;
         readonly preemptions: number;
         readonly original: { readonly steps: number; readonly preemptions: number };
+        /**
+         * A generated scenario's world (what the failing run drew, less the operations
+         * minimisation left out), a line per part; empty for a fixed scenario.
+         */
+        readonly world: readonly string[];
         readonly timeline: readonly TimelineEntry[];
       })
     | null;

@@ -81,6 +81,12 @@ export function probeWorld(
   return { steps: first.steps, stoppedAtLimit: first.stoppedAtLimit, sites };
 }
 
+/**
+ * Random runs for a generated scenario: each draws another world, and a mutant's site may be
+ * in few of them (a client or an operation that swarm testing leaves out half the time).
+ */
+export const GENERATED_PROBE_RUNS = 64;
+
 /** Keeps the probe's random schedules apart from the exploration's own. */
 const PROBE_SEED = 0x70726f62;
 

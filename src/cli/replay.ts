@@ -22,7 +22,7 @@ import { asUsage, describeSetup, type Setup, worldJson } from './setup.ts';
 import { oracleVerdicts } from './stats.ts';
 import { buildTimeline, renderTimeline, type TimelineMode } from './timeline.ts';
 import { writeRecording } from './web-view.ts';
-import { decodeWorld, worldBuilder } from './world.ts';
+import { decodeWorld, describeTokenWorld, worldBuilder } from './world.ts';
 import { loadWorld } from './world-ref.ts';
 
 /** Options of `odpsim replay`. */
@@ -106,6 +106,7 @@ export async function replayCommand(
     const lines = [
       `odpsim replay: a schedule found by ${record.strategy} (run seed ${record.seed})`,
       ...describeSetup(s),
+      ...worldLines(s, record.seed),
       '',
       `Timeline (step, task, event; ${opts.timeline === 'full' ? 'every event' : 'protocol events, --timeline full adds locks'}):`,
       ...renderTimeline(report.timeline),
@@ -124,4 +125,12 @@ export async function replayCommand(
     io.out(lines.join('\n'));
   }
   return reportWrites(io, w, bug === null ? EXIT.ok : EXIT.bug);
+}
+
+/** A generated scenario's world, as the token names it (none for a fixed one). */
+function worldLines(s: Setup, seed: number): string[] {
+  const lines = describeTokenWorld(s.spec, seed);
+  return lines.length === 0
+    ? []
+    : ['  world     generated from the run seed:', ...lines.map((l) => `    ${l}`)];
 }

@@ -96,3 +96,13 @@ export function worldBuilder(spec: WorldSpec): WorldBuilder {
   };
   return Object.assign(build, { reducible });
 }
+
+/**
+ * The lines describing the world a replay token names, for a generated scenario (its drawn
+ * shape, less what minimisation left out); none for a fixed one.
+ */
+export function describeTokenWorld(spec: WorldSpec, seed: number): string[] {
+  const describe = spec.scenario.describe;
+  if (describe === undefined) return [];
+  return describe(spec.params, seed, new Set(spec.omit ?? []));
+}

@@ -60,6 +60,11 @@ export interface Scenario {
    */
   operations?(params: ScenarioParams, seed: number): number;
   /**
+   * A generated world's shape for reports, a line per part: what the world of `seed` has
+   * without the operations in `omit`.
+   */
+  describe?(params: ScenarioParams, seed: number, omit: ReadonlySet<number>): string[];
+  /**
    * Builds the world on `kernel` (called once per run); `omit`: ids of operations to leave out
    * (a generated world only, see {@link operations}).
    */

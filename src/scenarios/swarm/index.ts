@@ -22,7 +22,13 @@ import { PageValues, pageOf } from '../page-values.ts';
 import { paramOf, type Scenario, type ScenarioParams } from '../scenario.ts';
 import { clientLife } from './clients.ts';
 import { mmStep, readPages } from './mm-ops.ts';
-import { generatePlan, type PlannedThread, type SwarmBounds, type SwarmPlan } from './plan.ts';
+import {
+  describePlan,
+  generatePlan,
+  type PlannedThread,
+  type SwarmBounds,
+  type SwarmPlan,
+} from './plan.ts';
 import { rdmaDevice } from './rdma-client.ts';
 import type { SwarmProc, SwarmWorld } from './world.ts';
 
@@ -91,6 +97,9 @@ export const swarmScenario: Scenario = {
   ],
   operations(p: ScenarioParams, seed: number): number {
     return generatePlan(seed, bounds(p)).operations;
+  },
+  describe(p: ScenarioParams, seed: number, omit: ReadonlySet<number>): string[] {
+    return describePlan(generatePlan(seed, bounds(p)), omit);
   },
   build(k: Kernel, p: ScenarioParams, omit: ReadonlySet<number> = new Set()): void {
     buildSwarm(k, generatePlan(k.seed, bounds(p)), omit);

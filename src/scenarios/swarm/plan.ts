@@ -170,3 +170,32 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
     operations: id,
   };
 }
+
+/**
+ * The plan as report lines: the machine, the enabled feature set, each process with its
+ * clients, and each thread's steps (`kind@page+count`) that `omit` leaves in.
+ */
+export function describePlan(plan: SwarmPlan, omit: ReadonlySet<number>): string[] {
+  const kept = plan.threads.reduce((n, t) => n + t.ops.filter((o) => !omit.has(o.id)).length, 0);
+  const lines = [
+    `${plan.frames} frames; enabled: ${plan.mmOps.join(', ')}${plan.clients.length > 0 ? `; clients ${plan.clients.join(', ')}` : ''}${plan.clients.includes('rdma') ? ` on ${plan.rdma}${plan.implicit ? ' (implicit MRs)' : ''}` : ''}`,
+    `${kept} of ${plan.operations} operations${omit.size > 0 ? ' (minimisation left the others out)' : ''}`,
+  ];
+  for (const [i, p] of plan.procs.entries())
+    lines.push(
+      `p${i}: ${p.pages} pages${p.clients.length > 0 ? `, mirrored by ${p.clients.join(', ')}` : ''}`,
+    );
+  let idle = 0;
+  for (const t of plan.threads) {
+    const steps = t.ops.filter((o) => !omit.has(o.id));
+    if (steps.length === 0) idle++;
+    else {
+      const shown = steps.map((o) =>
+        o.kind === 'open' ? `#${o.id} open` : `#${o.id} ${o.kind} pages ${o.page}+${o.count}`,
+      );
+      lines.push(`  ${t.name}: ${shown.join(', ')}`);
+    }
+  }
+  if (idle > 0) lines.push(`  (${idle} more thread(s) with every step left out)`);
+  return lines;
+}
