@@ -37,10 +37,16 @@ function hunt(
     plan,
     JSON.stringify(set),
   ];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, out) => {
-      if (err) reject(err);
-      else resolve(JSON.parse(out.trim().split('\n').pop()!) as Hunt[]);
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, out, errOut) => {
+      // A worker that crashed is a row that says so, not the end of the benchmark.
+      if (err === null) resolve(JSON.parse(out.trim().split('\n').pop()!) as Hunt[]);
+      else {
+        log(
+          `${scenario} ${mutant}: worker failed: ${errOut.trim().split('\n').slice(-4).join(' ')}`,
+        );
+        resolve([]);
+      }
     });
   });
 }
@@ -108,7 +114,7 @@ for (const [i, m] of mutants.entries()) {
   const r = reach[0];
   rows.push([
     m.name,
-    `${found.length}/${sw.length}`,
+    sw.length === 0 ? 'worker failed' : `${found.length}/${sw.length}`,
     Number.isFinite(runsMed) ? fmt(runsMed) : `> ${fmt(budget)}`,
     Number.isFinite(cpuMed) ? fmt(cpuMed, 2) : '—',
     first === undefined
