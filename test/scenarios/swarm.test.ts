@@ -16,7 +16,15 @@ import {
   type SwarmBounds,
 } from '../../src/scenarios/swarm/plan.ts';
 
-const BOUNDS: SwarmBounds = { procs: 2, threads: 3, ops: 4, pages: 6, clients: 5, findings: false };
+const BOUNDS: SwarmBounds = {
+  procs: 2,
+  threads: 3,
+  ops: 4,
+  pages: 6,
+  clients: 5,
+  findings: false,
+  rdma: null,
+};
 
 test('a plan is a pure function of the seed and the bounds, and seeds vary every feature', () => {
   assert.deepEqual(generatePlan(7, BOUNDS), generatePlan(7, BOUNDS));
@@ -124,6 +132,12 @@ test('a token that leaves operations out of a fixed scenario, or a malformed lis
       (e) => isErrno(e, 'EINVAL') && /omitted operations/.test((e as Error).message),
     );
   }
-  assert.throws(() => worldSpec('swarm', { procs: 0 }), (e) => isErrno(e, 'EINVAL'));
-  assert.throws(() => worldSpec('swarm', { findings: 2 }), (e) => isErrno(e, 'EINVAL'));
+  assert.throws(
+    () => worldSpec('swarm', { procs: 0 }),
+    (e) => isErrno(e, 'EINVAL'),
+  );
+  assert.throws(
+    () => worldSpec('swarm', { findings: 2 }),
+    (e) => isErrno(e, 'EINVAL'),
+  );
 });

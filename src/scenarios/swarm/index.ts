@@ -26,6 +26,7 @@ import {
   describePlan,
   generatePlan,
   type PlannedThread,
+  RDMA_KINDS,
   type SwarmBounds,
   type SwarmPlan,
 } from './plan.ts';
@@ -44,6 +45,7 @@ function bounds(p: ScenarioParams): SwarmBounds {
     pages: v('pages'),
     clients: v('clients'),
     findings: v('findings') === 1,
+    rdma: v('rdma') === 0 ? null : (RDMA_KINDS[v('rdma') - 1] ?? null),
   };
 }
 
@@ -85,6 +87,13 @@ export const swarmScenario: Scenario = {
       default: 5,
       min: 0,
       max: 5,
+    },
+    {
+      name: 'rdma',
+      description: `the RDMA device of every world: 0 drawn per world, ${RDMA_KINDS.map((r, i) => `${i + 1} ${r}`).join(', ')}`,
+      default: 0,
+      min: 0,
+      max: RDMA_KINDS.length,
     },
     {
       name: 'findings',

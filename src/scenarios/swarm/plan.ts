@@ -99,6 +99,8 @@ export interface SwarmBounds {
   readonly clients: number;
   /** Known kernel bugs (docs/findings/) stay reachable instead of being fixed or avoided. */
   readonly findings: boolean;
+  /** The RDMA device every world uses, or null: drawn per world. */
+  readonly rdma: RdmaKind | null;
 }
 
 /** Seed of the plan's own PRNG (the kernel's PRNG serves the world's data, not its shape). */
@@ -118,7 +120,7 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
   let mmOps = subset(MM_OPS);
   if (mmOps.length === 0) mmOps = [pick(MM_OPS)];
   let clients = b.clients === 0 ? [] : subset(CLIENTS);
-  const rdma = pick(RDMA_KINDS);
+  const rdma = b.rdma ?? pick(RDMA_KINDS);
   const implicit = rng.below(2) === 1;
   if (clients.includes('rdma') && rdma === 'mlx5-2014') {
     // The per-context ODP design runs the notifier core of its time (before 5.5), which had no

@@ -25,6 +25,7 @@ import {
 import { Mlx5Device } from '../../drivers/rdma/hw/mlx5/main.ts';
 import { RxeDevice } from '../../drivers/rdma/sw/rxe/main.ts';
 import type { Co } from '../../kernel/task.ts';
+import { isErrno } from '../../lib/errors.ts';
 import {
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -122,7 +123,8 @@ export function* openRdma(dev: IbDevice, proc: SwarmProc, implicit: boolean): Co
           [sge],
         );
       } catch (e) {
-        if (!isProcessGone(proc, e)) throw e;
+        // EPERM: a write prefetch of a range mprotect made read-only (hmm_range_fault's answer).
+        if (!isProcessGone(proc, e) && !isErrno(e, 'EPERM')) throw e;
       }
     },
     *close() {
