@@ -48,6 +48,7 @@ export { Machine, type MachineOptions } from './mm/machine.ts';
 export { madvise } from './mm/madvise.ts';
 export { migratePage } from './mm/migrate.ts';
 export { Mm } from './mm/mm.ts';
+export { MM_PATHS, type MmPathName } from './mm/mm-path.ts';
 export { mmdrop, mmget, mmgetNotZero, mmgrab } from './mm/mm-refs.ts';
 export { type MmapArgs, mmap } from './mm/mmap.ts';
 export {
@@ -72,6 +73,14 @@ export {
   rangeInit,
   testYoung,
 } from './mm/mmu-notifier.ts';
+export {
+  MN_CALLBACK_ITEMS,
+  MN_CLIENTS,
+  type MnCallback,
+  type MnClient,
+  type MnClientInfo,
+  RAISED_EVENTS,
+} from './mm/mmu-notifier-clients.ts';
 export {
   mmuNotifierGet,
   mmuNotifierPut,

@@ -7,7 +7,16 @@
 
 // The memory manager, notifiers, drivers and oracles.
 export * from './api-mm.ts';
-// Exploration.
+// Exploration, and what the runs of an exploration covered.
+export {
+  Coverage,
+  type CoverageData,
+  type CoverageReport,
+  type CoverageSection,
+  type CoverageUniverse,
+  pairItem,
+  pairUniverse,
+} from './check/coverage.ts';
 export {
   type ExploreFailure,
   type ExploreOptions,

@@ -2,8 +2,9 @@
 // is a pure function of its index (check/explore.ts, Exploration), so any split of the range
 // gives the runs one job would; the first violation by run index wins, as it does for one job.
 import { Worker } from 'node:worker_threads';
+import { Coverage, type CoverageData } from '../check/coverage.ts';
 import type { Exploration, ExploreOptions, ExploreResult } from '../check/explore.ts';
-import type { RunResult } from '../kernel/kernel.ts';
+import type { Kernel, RunResult } from '../kernel/kernel.ts';
 import type { WorldRef } from './world-ref.ts';
 
 /** A slice of the run range, [from, to). */
@@ -26,6 +27,8 @@ export interface ChunkDone {
   readonly exhausted: boolean;
   /** The failing run's result, when the chunk ran on this thread (dfs cannot rerun it). */
   readonly result?: RunResult | undefined;
+  /** With --coverage: what runs [from, to) reached. */
+  readonly coverage?: CoverageData | undefined;
 }
 
 /** Everything a worker needs to rebuild the exploration. */
@@ -33,6 +36,8 @@ export interface WorkerInit {
   readonly world: WorldRef;
   readonly options: ExploreOptions;
   readonly stepsEstimate: number;
+  /** Collect coverage (check/coverage.ts) of each chunk and send it back with the chunk. */
+  readonly coverage: boolean;
 }
 
 /** The main thread yields to the event loop this often, so Ctrl-C is seen. */
@@ -74,6 +79,32 @@ export async function runChunk(
     }
   }
   return { ...d, to: i, exhausted, result: failing };
+}
+
+/**
+ * Collects the coverage of each chunk apart: its {@link onKernel} (the exploration's hook)
+ * attaches the chunk being run's collector to each run's kernel, and nothing outside a chunk
+ * (the probe, minimisation and replays are not explored runs).
+ */
+export class ChunkCoverage {
+  private current: Coverage | null = null;
+
+  /** For ExploreOptions.onKernel. */
+  readonly onKernel = (kernel: Kernel): void => {
+    this.current?.attach(kernel);
+  };
+
+  /** Runs a chunk with `run`, adding what its runs reached to its ChunkDone. */
+  async around(run: () => Promise<ChunkDone>): Promise<ChunkDone> {
+    const coverage = new Coverage();
+    this.current = coverage;
+    try {
+      const d = await run();
+      return { ...d, coverage: coverage.data() };
+    } finally {
+      this.current = null;
+    }
+  }
 }
 
 /** A worker thread running chunks for {@link runChunk}'s protocol. */
@@ -153,6 +184,8 @@ export interface PoolResult {
   readonly stoppedBy: ExploreResult['stoppedBy'];
   /** Runs done in all, prefix or not (for the rate). */
   readonly done: number;
+  /** The coverage of each chunk of the prefix that carried some, in run order. */
+  readonly coverage: readonly CoverageData[];
 }
 
 /**
@@ -188,6 +221,7 @@ export async function runLanes(
   let failedRun: number | null = null;
   let failedResult: RunResult | undefined;
   let last: ChunkDone | null = null;
+  const coverage: CoverageData[] = [];
   for (const d of chunks) r.done += d.to - d.from;
   for (const d of chunks) {
     if (d.from !== r.next || failedRun !== null) break;
@@ -196,6 +230,7 @@ export async function runLanes(
     r.switches += d.switches;
     r.preemptions += d.preemptions;
     r.stepLimited += d.stepLimited;
+    if (d.coverage !== undefined) coverage.push(d.coverage);
     last = d;
     if (d.failed) {
       failedRun = d.to - 1;
@@ -207,5 +242,5 @@ export async function runLanes(
   if (failedRun !== null) stoppedBy = 'failure';
   else if (last?.exhausted === true) stoppedBy = 'exhausted';
   else if (r.next < end) stoppedBy = 'interrupted';
-  return { ...r, failedRun, failedResult, laterFailure, stoppedBy };
+  return { ...r, failedRun, failedResult, laterFailure, stoppedBy, coverage };
 }

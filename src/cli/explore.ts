@@ -2,11 +2,14 @@
 // on a violation, the minimised schedule as a timeline and the replay token; on Ctrl-C, what was
 // explored and where to resume.
 import { availableParallelism } from 'node:os';
+import { Coverage } from '../check/coverage.ts';
 import { Exploration, type ExploreFailure, type ExploreOptions, replay } from '../check/explore.ts';
 import { decodeToken } from '../check/replay-token.ts';
 import { TraceRecorder } from '../kernel/trace-export.ts';
+import { COVERAGE_UNIVERSE, formatCoverage } from './coverage-report.ts';
 import {
   type Chunk,
+  ChunkCoverage,
   type ChunkDone,
   ChunkWorker,
   type PoolResult,
@@ -57,6 +60,8 @@ export interface ExploreCommandOptions {
   readonly trace: string | undefined;
   readonly log: string | undefined;
   readonly html: string | undefined;
+  /** Collect and print what the runs reached (check/coverage.ts). */
+  readonly coverage?: boolean;
 }
 
 /**
@@ -141,17 +146,19 @@ export async function exploreCommand(
     failure: f === null ? null : failureJson(s, f, true, timeline),
     unconfirmedFailure: r.laterFailure === null ? null : failureJson(s, r.laterFailure, false, []),
     files: writtenFiles(written, opts),
+    coverage: r.coverage?.report(COVERAGE_UNIVERSE) ?? null,
     elapsedMs: r.elapsedMs,
   };
   if (opts.json) io.out(JSON.stringify(report, null, 2));
-  else
-    io.out(
-      formatExplore(
-        report,
-        s,
-        opts.trace !== undefined || opts.log !== undefined || opts.html !== undefined,
-      ).join('\n'),
+  else {
+    const lines = formatExplore(
+      report,
+      s,
+      opts.trace !== undefined || opts.log !== undefined || opts.html !== undefined,
     );
+    if (report.coverage !== null) lines.push('', ...formatCoverage(report.coverage));
+    io.out(lines.join('\n'));
+  }
   let status: number = report.ok ? EXIT.ok : EXIT.bug;
   if (r.pool.stoppedBy === 'interrupted' && report.ok) status = EXIT.interrupted;
   return reportWrites(io, written, status);
@@ -202,6 +209,8 @@ export interface Explored {
   readonly maxSteps: number;
   readonly jobs: number;
   readonly elapsedMs: number;
+  /** With --coverage: what the runs of [first, pool.next) reached; else null. */
+  readonly coverage: Coverage | null;
 }
 
 /** Probes the world, runs the range on one or more lanes, and reports the first failure (minimised). */
@@ -235,7 +244,13 @@ export async function exploreWorld(
     world: encodeWorld(s.spec),
     startRun: range.first,
   };
-  const x = new Exploration(build, options, probe.steps);
+  // The hook collects each chunk's coverage apart, and nothing of minimisation and replays.
+  const chunkCoverage = opts.coverage === true ? new ChunkCoverage() : null;
+  const x = new Exploration(
+    build,
+    chunkCoverage === null ? options : { ...options, onKernel: chunkCoverage.onKernel },
+    probe.steps,
+  );
   const jobs = jobsFor(opts, range.runs * Math.max(1, probe.steps));
   let stop = false;
   const workers: ChunkWorker[] = [];
@@ -254,12 +269,15 @@ export async function exploreWorld(
   let pool: PoolResult;
   try {
     let lanes: ((c: Chunk) => Promise<ChunkDone>)[];
-    if (jobs === 1) lanes = [(c) => runChunk(x, c, stopped, io.now, () => tick(1))];
-    else {
+    if (jobs === 1) {
+      const run = (c: Chunk) => () => runChunk(x, c, stopped, io.now, () => tick(1));
+      lanes = [(c) => (chunkCoverage === null ? run(c)() : chunkCoverage.around(run(c)))];
+    } else {
       const init = {
         world: { kind: 'scenario' as const, scenario: s.spec.scenario.name, params: s.spec.params },
         options,
         stepsEstimate: x.stepsEstimate,
+        coverage: chunkCoverage !== null,
       };
       for (let i = 0; i < jobs; i++) workers.push(new ChunkWorker(init));
       lanes = workers.map((w) => async (c: Chunk) => {
@@ -288,6 +306,11 @@ export async function exploreWorld(
     pool.laterFailure === null
       ? null
       : x.report(x.run(pool.laterFailure), pool.laterFailure, false);
+  let coverage: Coverage | null = null;
+  if (chunkCoverage !== null) {
+    coverage = new Coverage();
+    for (const d of pool.coverage) coverage.merge(d);
+  }
   return {
     pool,
     failure,
@@ -296,6 +319,7 @@ export async function exploreWorld(
     maxSteps,
     jobs,
     elapsedMs: io.now() - t0,
+    coverage,
   };
 }
 

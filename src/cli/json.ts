@@ -4,6 +4,7 @@
  * @module
  */
 import type { DeviceCounters } from '../check/counters.ts';
+import type { CoverageReport } from '../check/coverage.ts';
 import type { ExploreResult } from '../check/explore.ts';
 import type { MutantInfo } from '../check/mutants.ts';
 import type { ScenarioFinding, ScenarioParam } from '../scenarios/scenario.ts';
@@ -116,6 +117,14 @@ export interface ExploreJson extends WorldJson {
   readonly unconfirmedFailure: ExploreJson['failure'];
   /** Files written (`--trace`, `--log`, `--html`; only when there is a violation), or null. */
   readonly files: FilesJson;
+  /**
+   * `--coverage`: over the runs explored ([firstRun, nextRun)), each section's items reached
+   * (with the runs that reached each) and missing; null without the option. Sections:
+   * `callbacks`, notifier callbacks as `client callback` or `client callback EVENT`; `paths`,
+   * mm paths by kernel function name; `races`, pairs `a b` of paths one of which began while
+   * the other ran in another task of the same machine.
+   */
+  readonly coverage: CoverageReport | null;
   readonly elapsedMs: number;
 }
 

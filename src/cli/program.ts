@@ -156,6 +156,10 @@ function buildProgram(io: Io, status: { code: number }): Command {
     .addOption(traceOption('the minimised violation'))
     .addOption(logOption('the minimised violation'))
     .addOption(htmlOption('the minimised violation'))
+    .option(
+      '--coverage',
+      'after the result, list which notifier callbacks (by client kind and event), mm paths and racing pairs of mm paths the explored runs reached, and which they did not',
+    )
     .option('--json', 'print the report as JSON')
     .action(
       guard((scenario: string, o: Parsed<RawExploreOptions>) =>

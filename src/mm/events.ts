@@ -118,6 +118,20 @@ declare module '../kernel/trace.ts' {
     /** mmu_notifier_release() at exit. */
     'mmu-release': { mm: number };
     /**
+     * An mm path (an operation of the mm, `fn` its Linux function name, one of MM_PATHS in
+     * mm/mm-path.ts) began or ended in the acting task, on address space `mm` (null for a path
+     * over the whole machine: reclaim, migration) of machine `machine` (its index).
+     */
+    'mm-path': { fn: string; phase: 'begin' | 'end'; mm: number | null; machine: number };
+    /**
+     * The notifier core is about to call `callback` (invalidate_range_start / _end, an interval
+     * subscription's invalidate, release, arch_invalidate_secondary_tlbs, the aging ones) of a
+     * subscriber of `client` kind (the driver, see mm/mmu-notifier-clients.ts; `unnamed` when
+     * its ops name none), for a range invalidated because of `event` (null for a callback
+     * without a range).
+     */
+    'mn-callback': { client: string; callback: string; event: string | null; mm: number };
+    /**
      * A device established a translation from a snapshot of (pfn, gen). `regionWritable` says
      * whether the device region it belongs to (an MR's access rights) allows writes at all.
      */

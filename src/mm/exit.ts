@@ -2,6 +2,7 @@ import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { mmdrop } from './mm-refs.ts';
 import { mmuNotifierRelease } from './mmu-notifier-register.ts';
 import { removeVma } from './vma-split.ts';
@@ -13,6 +14,10 @@ import { zapRange } from './zap.ts';
  * mmap_lock for read, then every VMA is removed (->close) under mmap_lock for write.
  */
 export function* exitMmap(mm: Mm): Co {
+  return yield* mmPath('exit_mmap', mm, exitMmapBody(mm));
+}
+
+function* exitMmapBody(mm: Mm): Co {
   yield* mmuNotifierRelease(mm);
   yield* mm.mmapLock.downRead();
   try {

@@ -11,6 +11,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
@@ -43,6 +44,10 @@ export function pageEntry(page: Page, writable: boolean, dirty: boolean): Pte {
 
 /** handle_mm_fault(): resolves a fault at `addr` (mmap_lock held for read by the caller). */
 export function* handleMmFault(mm: Mm, addr: number, write: boolean): Co {
+  return yield* mmPath('handle_mm_fault', mm, handleMmFaultBody(mm, addr, write));
+}
+
+function* handleMmFaultBody(mm: Mm, addr: number, write: boolean): Co {
   const page = addr - (addr % PAGE_SIZE);
   const k = kernel();
   if (k.trace.on) k.trace.emit('cpu-fault', { mm: mm.id, addr: page, write });

@@ -14,6 +14,7 @@ import { mmput } from './exit.ts';
 import type { Machine } from './machine.ts';
 import { noteMigrationEntryCopy } from './migrate.ts';
 import { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
@@ -32,6 +33,11 @@ export function* fork(mm: Mm): Co<Mm> {
   if (!(mm instanceof Mm)) throw new Errno('EINVAL', 'fork: expected an address space (Mm)');
   if (mm.exited || mm.users <= 0)
     throw new Errno('EINVAL', `fork: mm${mm.id} has exited (mm_users ${mm.users})`);
+  return yield* mmPath('dup_mmap', mm, dupMmap(mm));
+}
+
+/** dup_mmap() proper, once the arguments are checked. */
+function* dupMmap(mm: Mm): Co<Mm> {
   yield* mm.mmapLock.downWrite();
   const child = mm.machine.createMm();
   let parentLocked = true;

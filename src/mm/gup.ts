@@ -10,6 +10,7 @@ import { hex, PAGE_SIZE, pageAligned, TASK_SIZE } from './constants.ts';
 import { handleMmFault, segv } from './fault.ts';
 import type { Machine } from './machine.ts';
 import { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { Page } from './page.ts';
 import type { Vma } from './vma.ts';
 
@@ -69,6 +70,19 @@ export function* getUserPages(
   if (end > TASK_SIZE)
     throw new Errno('EFAULT', `getUserPages: [${hex(start)}, ${hex(end)}) goes past TASK_SIZE`);
   if (mm.exited) throw new Errno('EFAULT', `getUserPages: mm${mm.id} has exited`);
+  const fn = pin ? 'pin_user_pages' : 'get_user_pages';
+  return yield* mmPath(fn, mm, gupRange(mm, start, end, write, longterm, pin));
+}
+
+/** __get_user_pages() over [start, end) once the arguments are checked; all or nothing. */
+function* gupRange(
+  mm: Mm,
+  start: number,
+  end: number,
+  write: boolean,
+  longterm: boolean,
+  pin: boolean,
+): Co<Page[]> {
   const machine = mm.machine;
   const pages: Page[] = [];
   try {

@@ -9,6 +9,7 @@ import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE, PMD_SIZE, pageAligned } from './constants.ts';
 import { handleMmFault } from './fault.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { mmuIntervalCheckRetry } from './mmu-interval-notifier.ts';
 import type { MmuIntervalNotifier } from './mmu-interval-notifier-types.ts';
 import { ptePresent } from './pte.ts';
@@ -103,6 +104,10 @@ function* hmmVmaFault(mm: Mm, addr: number, end: number, write: boolean): Co {
  * fault, which covers the rest of the PMD step). The zero page is reported read-only.
  */
 export function* hmmRangeFault(mm: Mm, range: HmmRange): Co {
+  return yield* mmPath('hmm_range_fault', mm, hmmRangeFaultBody(mm, range));
+}
+
+function* hmmRangeFaultBody(mm: Mm, range: HmmRange): Co {
   if (!pageAligned(range.start) || !pageAligned(range.end) || range.end < range.start) {
     throw new Errno(
       'EINVAL',

@@ -9,6 +9,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { checkUserRange } from './munmap.ts';
 import { flushTlbRange, MmuGather, tlbRevoked } from './tlb.ts';
@@ -104,8 +105,9 @@ export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co 
     for (const vma of vmas) {
       const s = Math.max(addr, vma.start);
       const e = Math.min(end, vma.end);
-      if (advice === MADV_DONTNEED) yield* zapRange(mm, [vma], s, e, 'CLEAR');
-      else yield* madviseFreeRange(vma, s, e);
+      if (advice === MADV_DONTNEED)
+        yield* mmPath('madvise_dontneed_single_vma', mm, zapRange(mm, [vma], s, e, 'CLEAR'));
+      else yield* mmPath('madvise_free_single_vma', mm, madviseFreeRange(vma, s, e));
     }
     tlbRevoked(mm, addr, end, 'madvise');
     if (!mm.covered(addr, end))

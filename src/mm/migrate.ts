@@ -12,6 +12,7 @@ import { PAGE_SIZE } from './constants.ts';
 import { File } from './file.ts';
 import type { Machine } from './machine.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { Page } from './page.ts';
 import type { Pte } from './pte.ts';
@@ -61,6 +62,10 @@ function migrationEntry(page: Page, from: Pte): Pte {
  * is mapped back. True when the page moved (or was freed under us: nothing was left to move).
  */
 export function* migratePage(machine: Machine, page: Page): Co<boolean> {
+  return yield* mmPath('migrate_pages', machine, migratePageBody(machine, page));
+}
+
+function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
   if (!(page instanceof Page) || machine.phys.page(page.pfn) !== page)
     throw new Errno('EINVAL', 'migratePage: not a frame of this machine');
   if (page.kind === 'free' || page.kind === 'zero' || page.kind === 'kernel') return false;

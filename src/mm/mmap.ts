@@ -31,6 +31,7 @@ import {
 import { handleMmFault } from './fault.ts';
 import type { File } from './file.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { doMunmap } from './munmap.ts';
 import { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -118,6 +119,10 @@ export function unmappedArea(mm: Mm, hint: number, len: number): number {
  * memory) and calls the file's ->mmap. Returns the address.
  */
 export function* doMmap(mm: Mm, a: MmapArgs): Co<number> {
+  return yield* mmPath('do_mmap', mm, doMmapBody(mm, a));
+}
+
+function* doMmapBody(mm: Mm, a: MmapArgs): Co<number> {
   const { addr: hint, len, offset } = checkArgs(a);
   const shared = (a.flags & MAP_SHARED) !== 0;
   let file = a.flags & MAP_ANONYMOUS ? null : (a.file ?? null);

@@ -1,10 +1,13 @@
 import type { Co } from '../kernel/task.ts';
 import { IntervalTreeNode } from '../lib/interval-tree.ts';
 import type { Mm } from './mm.ts';
+import type { MnClient } from './mmu-notifier-clients.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
 
 /** struct mmu_interval_notifier_ops: the one callback. */
 export interface MmuIntervalNotifierOps {
+  /** The driver these ops belong to, named in traces (`mn-callback`) and coverage reports. */
+  readonly client?: MnClient;
   /**
    * ->invalidate(): called for an invalidation intersecting the subscription, without the
    * subscriptions lock. Take the driver lock (trylock when `range.blockable` is false and

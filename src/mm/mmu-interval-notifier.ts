@@ -11,6 +11,7 @@ import { Errno } from '../lib/errors.ts';
 import { IntervalTreeNode } from '../lib/interval-tree.ts';
 import { hex } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { mmdrop, mmgrab } from './mm-refs.ts';
 import type { MmuIntervalNotifier, MmuIntervalNotifierOps } from './mmu-interval-notifier-types.ts';
 import type { ItreeState } from './mmu-interval-tree-state.ts';
@@ -87,6 +88,20 @@ export function* mmuIntervalNotifierInsert(
   length: number,
   ops: MmuIntervalNotifierOps,
 ): Co {
+  return yield* mmPath(
+    'mmu_interval_notifier_insert',
+    mm,
+    mmuIntervalNotifierInsertBody(sub, mm, start, length, ops),
+  );
+}
+
+function* mmuIntervalNotifierInsertBody(
+  sub: MmuIntervalNotifier,
+  mm: Mm,
+  start: number,
+  length: number,
+  ops: MmuIntervalNotifierOps,
+): Co {
   const last = checkInterval(start, length);
   if (mm.users <= 0) throw new Errno('EINVAL', `mm${mm.id} has no users`);
   if (!mm.notifiers?.hasItree) {
@@ -102,6 +117,20 @@ export function* mmuIntervalNotifierInsert(
 
 /** mmu_interval_notifier_insert_locked(): the same with mmap_lock already held for write. */
 export function* mmuIntervalNotifierInsertLocked(
+  sub: MmuIntervalNotifier,
+  mm: Mm,
+  start: number,
+  length: number,
+  ops: MmuIntervalNotifierOps,
+): Co {
+  return yield* mmPath(
+    'mmu_interval_notifier_insert_locked',
+    mm,
+    mmuIntervalNotifierInsertLockedBody(sub, mm, start, length, ops),
+  );
+}
+
+function* mmuIntervalNotifierInsertLockedBody(
   sub: MmuIntervalNotifier,
   mm: Mm,
   start: number,
@@ -125,6 +154,10 @@ export function* mmuIntervalNotifierRemove(sub: MmuIntervalNotifier): Co {
   mightSleep('mmu_interval_notifier_remove');
   const mm = sub.mm;
   if (mm === null) throw new Errno('EINVAL', 'interval notifier is not inserted');
+  yield* mmPath('mmu_interval_notifier_remove', mm, remove(sub, mm));
+}
+
+function* remove(sub: MmuIntervalNotifier, mm: Mm): Co {
   const t = itreeOf(sub);
   let wait = -1;
   yield* t.lock.lock();

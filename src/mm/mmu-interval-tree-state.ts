@@ -14,6 +14,7 @@ import type { Co } from '../kernel/task.ts';
 import { IntervalTree } from '../lib/interval-tree.ts';
 import type { Mm } from './mm.ts';
 import type { MmuIntervalNotifier } from './mmu-interval-notifier-types.ts';
+import { traceCallback } from './mmu-notifier-clients.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
 
 /** The end of the whole address space for RELEASE (ULONG_MAX). */
@@ -162,6 +163,7 @@ export class ItreeState {
           seq: curSeq,
           sub: sub.start,
         });
+      traceCallback(range.mm, sub.ops.client, 'invalidate', range.event);
       if (!range.blockable) nonBlockStart();
       sub.running++;
       this.hits++;

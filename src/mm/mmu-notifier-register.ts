@@ -9,7 +9,9 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import type { File } from './file.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { mmdrop, mmgrab } from './mm-refs.ts';
+import { traceCallback } from './mmu-notifier-clients.ts';
 import { markFreed, markUnregistered, runSubscriberCallback } from './mmu-notifier-lifetime.ts';
 import { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { MmuNotifier, MmuNotifierOps } from './mmu-notifier-types.ts';
@@ -68,6 +70,10 @@ export function* registerLocked(sub: MmuNotifier | null, mm: Mm): Co {
 
 /** mmu_notifier_register(): takes the mmap lock for write. */
 export function* mmuNotifierRegister(sub: MmuNotifier, mm: Mm): Co {
+  return yield* mmPath('mmu_notifier_register', mm, mmuNotifierRegisterBody(sub, mm));
+}
+
+function* mmuNotifierRegisterBody(sub: MmuNotifier, mm: Mm): Co {
   yield* mm.mmapLock.downWrite();
   try {
     yield* registerLocked(sub, mm);
@@ -81,6 +87,10 @@ export function* mmuNotifierRegister(sub: MmuNotifier, mm: Mm): Co {
  * new one from ops.allocNotifier(). The mmap lock is held for write.
  */
 export function* mmuNotifierGetLocked(ops: MmuNotifierOps, mm: Mm): Co<MmuNotifier> {
+  return yield* mmPath('mmu_notifier_get_locked', mm, mmuNotifierGetLockedBody(ops, mm));
+}
+
+function* mmuNotifierGetLockedBody(ops: MmuNotifierOps, mm: Mm): Co<MmuNotifier> {
   if (!mm.mmapLock.isWriteLockedByCurrent())
     bug('warn', 'mmu_notifier_get_locked without mmap_lock held for write');
   const subs = mm.notifiers;
@@ -112,6 +122,10 @@ export function* mmuNotifierGetLocked(ops: MmuNotifierOps, mm: Mm): Co<MmuNotifi
 
 /** mmu_notifier_get(): takes the mmap lock for write. */
 export function* mmuNotifierGet(ops: MmuNotifierOps, mm: Mm): Co<MmuNotifier> {
+  return yield* mmPath('mmu_notifier_get', mm, mmuNotifierGetBody(ops, mm));
+}
+
+function* mmuNotifierGetBody(ops: MmuNotifierOps, mm: Mm): Co<MmuNotifier> {
   yield* mm.mmapLock.downWrite();
   try {
     return yield* mmuNotifierGetLocked(ops, mm);
@@ -128,6 +142,10 @@ export function* mmuNotifierPut(sub: MmuNotifier): Co {
   const mm = sub.mm;
   if (mm === null || sub.users <= 0)
     bug('warn', 'mmu_notifier_put on a notifier that is not registered');
+  yield* mmPath('mmu_notifier_put', mm, put(sub, mm));
+}
+
+function* put(sub: MmuNotifier, mm: Mm): Co {
   const subs = mm.notifiers!;
   yield* subs.lock.lock();
   const last = --sub.users === 0;
@@ -147,6 +165,10 @@ export function* mmuNotifierPut(sub: MmuNotifier): Co {
  * callback runs or will run.
  */
 export function* mmuNotifierUnregister(sub: MmuNotifier, mm: Mm): Co {
+  return yield* mmPath('mmu_notifier_unregister', mm, mmuNotifierUnregisterBody(sub, mm));
+}
+
+function* mmuNotifierUnregisterBody(sub: MmuNotifier, mm: Mm): Co {
   mightSleep('mmu_notifier_unregister');
   const subs = mm.notifiers;
   if (subs === null || sub.mm !== mm)
@@ -154,8 +176,10 @@ export function* mmuNotifierUnregister(sub: MmuNotifier, mm: Mm): Co {
   const srcu = mm.machine.notifierSrcu;
   if (sub.hashed) {
     const idx = srcu.readLock();
-    if (sub.ops.release !== undefined)
+    if (sub.ops.release !== undefined) {
+      traceCallback(mm, sub.ops.client, 'release', null);
       yield* runSubscriberCallback(sub, 'release', sub.ops.release.call(sub.ops, sub, mm));
+    }
     srcu.readUnlock(idx);
     yield* subs.lock.lock();
     unlink(sub);
@@ -178,6 +202,14 @@ export function* mmuNotifierUnregisterNoRelease(
   mm: Mm,
   free: () => void = () => {},
 ): Co {
+  return yield* mmPath(
+    'mmu_notifier_unregister_no_release',
+    mm,
+    mmuNotifierUnregisterNoReleaseBody(sub, mm, free),
+  );
+}
+
+function* mmuNotifierUnregisterNoReleaseBody(sub: MmuNotifier, mm: Mm, free: () => void): Co {
   const subs = mm.notifiers;
   if (subs === null || sub.mm !== mm)
     bug('warn', 'mmu_notifier_unregister_no_release of a notifier not registered on this mm');
@@ -204,6 +236,10 @@ export function* mmuNotifierSynchronize(mm: Mm): Co {
  * linked, then all are unlinked and a grace period passes.
  */
 export function* mmuNotifierRelease(mm: Mm): Co {
+  return yield* mmPath('mmu_notifier_release', mm, mmuNotifierReleaseBody(mm));
+}
+
+function* mmuNotifierReleaseBody(mm: Mm): Co {
   const subs = mm.notifiers;
   const k = kernel();
   if (k.trace.on) k.trace.emit('mmu-release', { mm: mm.id });
@@ -213,8 +249,9 @@ export function* mmuNotifierRelease(mm: Mm): Co {
   const srcu = mm.machine.notifierSrcu;
   const idx = srcu.readLock();
   for (const sub of [...subs.list]) {
-    if (sub.ops.release !== undefined)
-      yield* runSubscriberCallback(sub, 'release', sub.ops.release.call(sub.ops, sub, mm));
+    if (sub.ops.release === undefined) continue;
+    traceCallback(mm, sub.ops.client, 'release', null);
+    yield* runSubscriberCallback(sub, 'release', sub.ops.release.call(sub.ops, sub, mm));
   }
   yield* subs.lock.lock();
   for (const sub of [...subs.list]) unlink(sub);

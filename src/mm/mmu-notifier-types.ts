@@ -1,5 +1,6 @@
 import type { Co } from '../kernel/task.ts';
 import type { Mm } from './mm.ts';
+import type { MnClient } from './mmu-notifier-clients.ts';
 
 /** enum mmu_notifier_event: why a range is invalidated. */
 export type MmuNotifyEvent =
@@ -34,6 +35,8 @@ export const EAGAIN = -11;
  * a plain function because it runs under the page-table lock and must not sleep.
  */
 export interface MmuNotifierOps {
+  /** The driver these ops belong to, named in traces (`mn-callback`) and coverage reports. */
+  readonly client?: MnClient;
   /** ->release(): the address space is going away; tear down every secondary mapping. */
   release?(sub: MmuNotifier, mm: Mm): Co;
   /** ->clear_flush_young(): test-and-clear accessed bits in [start, end), flushing. */

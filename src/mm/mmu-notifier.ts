@@ -9,6 +9,7 @@ import { bug, kernel } from '../kernel/kernel.ts';
 import { LockdepMap } from '../kernel/sync/lockdep-map.ts';
 import type { Co } from '../kernel/task.ts';
 import type { Mm } from './mm.ts';
+import { type MnCallback, traceCallback } from './mmu-notifier-clients.ts';
 import { checkSubscriberAlive, runSubscriberCallback } from './mmu-notifier-lifetime.ts';
 import {
   EAGAIN,
@@ -103,6 +104,7 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   for (const sub of [...subs.list]) {
     const start = sub.ops.invalidateRangeStart;
     if (start === undefined) continue;
+    traceCallback(range.mm, sub.ops.client, 'invalidate_range_start', range.event);
     if (!range.blockable) nonBlockStart();
     const r = yield* runSubscriberCallback(
       sub,
@@ -123,8 +125,9 @@ function* hlistStart(range: MmuNotifierRange): Co<number> {
   if (ret !== 0 && unwind && !leaveUnpaired) {
     for (const sub of [...subs.list]) {
       const end = sub.ops.invalidateRangeEnd;
-      if (end !== undefined)
-        yield* runSubscriberCallback(sub, 'invalidate_range_end', end.call(sub.ops, sub, range));
+      if (end === undefined) continue;
+      traceCallback(range.mm, sub.ops.client, 'invalidate_range_end', range.event);
+      yield* runSubscriberCallback(sub, 'invalidate_range_end', end.call(sub.ops, sub, range));
     }
   }
   srcu.readUnlock(idx);
@@ -150,6 +153,7 @@ export function* invalidateRangeEnd(range: MmuNotifierRange): Co {
       for (const sub of [...subs.list]) {
         const end = sub.ops.invalidateRangeEnd;
         if (end === undefined) continue;
+        traceCallback(mm, sub.ops.client, 'invalidate_range_end', range.event);
         if (nonblock) nonBlockStart();
         yield* runSubscriberCallback(sub, 'invalidate_range_end', end.call(sub.ops, sub, range));
         if (nonblock) nonBlockEnd();
@@ -181,6 +185,7 @@ export function archInvalidateSecondaryTlbs(mm: Mm, start: number, end: number):
     const hook = sub.ops.archInvalidateSecondaryTlbs;
     if (hook === undefined) continue;
     checkSubscriberAlive(sub, 'arch_invalidate_secondary_tlbs');
+    traceCallback(mm, sub.ops.client, 'arch_invalidate_secondary_tlbs', null);
     hook.call(sub.ops, sub, mm, start, end);
   }
   srcu.readUnlock(idx);
@@ -189,6 +194,7 @@ export function archInvalidateSecondaryTlbs(mm: Mm, start: number, end: number):
 /** Shared walk of the aging notifiers: ORs the results, stopping early when asked. */
 function* ageWalk(
   mm: Mm,
+  callback: MnCallback,
   call: (sub: MmuNotifier) => Co<boolean> | undefined,
   stopAtFirst: boolean,
 ): Co<boolean> {
@@ -200,6 +206,7 @@ function* ageWalk(
   for (const sub of [...subs.list]) {
     const co = call(sub);
     if (co === undefined) continue;
+    traceCallback(mm, sub.ops.client, callback, null);
     young = (yield* runSubscriberCallback(sub, 'aging', co)) || young;
     if (young && stopAtFirst) break;
   }
@@ -209,15 +216,25 @@ function* ageWalk(
 
 /** mmu_notifier_clear_flush_young(). */
 export function* clearFlushYoung(mm: Mm, start: number, end: number): Co<boolean> {
-  return yield* ageWalk(mm, (s) => s.ops.clearFlushYoung?.call(s.ops, s, mm, start, end), false);
+  return yield* ageWalk(
+    mm,
+    'clear_flush_young',
+    (s) => s.ops.clearFlushYoung?.call(s.ops, s, mm, start, end),
+    false,
+  );
 }
 
 /** mmu_notifier_clear_young(). */
 export function* clearYoung(mm: Mm, start: number, end: number): Co<boolean> {
-  return yield* ageWalk(mm, (s) => s.ops.clearYoung?.call(s.ops, s, mm, start, end), false);
+  return yield* ageWalk(
+    mm,
+    'clear_young',
+    (s) => s.ops.clearYoung?.call(s.ops, s, mm, start, end),
+    false,
+  );
 }
 
 /** mmu_notifier_test_young(): stops at the first young answer. */
 export function* testYoung(mm: Mm, addr: number): Co<boolean> {
-  return yield* ageWalk(mm, (s) => s.ops.testYoung?.call(s.ops, s, mm, addr), true);
+  return yield* ageWalk(mm, 'test_young', (s) => s.ops.testYoung?.call(s.ops, s, mm, addr), true);
 }

@@ -19,6 +19,7 @@ import {
   VM_WRITE,
 } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { protToVm } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
@@ -107,6 +108,10 @@ function* changeProtection(vma: Vma, start: number, end: number): Co {
  * split (->open on the new parts); adjacent VMAs are not merged back.
  */
 export function* mprotect(mm: Mm, addr: number, len: number, prot: number): Co {
+  return yield* mmPath('do_mprotect_pkey', mm, mprotectBody(mm, addr, len, prot));
+}
+
+function* mprotectBody(mm: Mm, addr: number, len: number, prot: number): Co {
   const end = checkArgs(addr, len, prot);
   if (end === null) return;
   const newAccess = protToVm(prot);

@@ -23,6 +23,7 @@ import {
 } from './constants.ts';
 import type { File } from './file.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { unmappedArea } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { doMunmap } from './munmap.ts';
@@ -156,6 +157,22 @@ function* moveVma(
   newLen: number,
   dontUnmap: boolean,
 ): Co<number> {
+  return yield* mmPath(
+    'move_vma',
+    mm,
+    moveVmaBody(mm, vma, oldAddr, oldLen, newAddr, newLen, dontUnmap),
+  );
+}
+
+function* moveVmaBody(
+  mm: Mm,
+  vma: Vma,
+  oldAddr: number,
+  oldLen: number,
+  newAddr: number,
+  newLen: number,
+  dontUnmap: boolean,
+): Co<number> {
   const moved = new Vma(
     mm,
     newAddr,
@@ -203,6 +220,17 @@ export function* mremap(
   newLen: number,
   flags: number,
   newAddr = 0,
+): Co<number> {
+  return yield* mmPath('do_mremap', mm, mremapBody(mm, oldAddr, oldLen, newLen, flags, newAddr));
+}
+
+function* mremapBody(
+  mm: Mm,
+  oldAddr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr: number,
 ): Co<number> {
   const r = checkArgs(oldAddr, oldLen, newLen, flags, newAddr);
   yield* mm.mmapLock.downWrite();

@@ -2,6 +2,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, pageAlign, pageAligned, TASK_SIZE } from './constants.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { tlbRevoked } from './tlb.ts';
 import { removeVma, splitToRange } from './vma-split.ts';
 import { zapRange } from './zap.ts';
@@ -36,6 +37,10 @@ export function checkUserRange(
  */
 export function* doMunmap(mm: Mm, start: number, end: number): Co {
   if (mm.vmasIn(start, end).length === 0) return;
+  yield* mmPath('do_vmi_munmap', mm, doMunmapBody(mm, start, end));
+}
+
+function* doMunmapBody(mm: Mm, start: number, end: number): Co {
   const vmas = yield* splitToRange(mm, start, end);
   for (const v of vmas) mm.removeVma(v);
   yield* zapRange(mm, vmas, start, end, 'UNMAP');

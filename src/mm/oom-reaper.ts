@@ -8,6 +8,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { VM_LOCKED, VM_PFNMAP } from './constants.ts';
 import { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStartNonblock, rangeInit } from './mmu-notifier.ts';
 import { MmuGather } from './tlb.ts';
 import { zapVmaRange } from './zap.ts';
@@ -33,6 +34,11 @@ export interface OomReapResult {
 export function* oomReap(mm: Mm): Co<OomReapResult> {
   if (!(mm instanceof Mm)) throw new Errno('EINVAL', 'oomReap: expected an address space (Mm)');
   if (mm.count <= 0) bug('use-after-free', `oomReap on mm${mm.id} whose mm_count is ${mm.count}`);
+  return yield* mmPath('oom_reap_task_mm', mm, reap(mm));
+}
+
+/** oom_reap_task_mm() proper, once the arguments are checked. */
+function* reap(mm: Mm): Co<OomReapResult> {
   if (!mm.mmapLock.downReadTrylock()) return { reaped: 0, skipped: 0, contended: true };
   let reaped = 0;
   let skipped = 0;

@@ -15,6 +15,7 @@ import {
   VM_IO,
   VM_PFNMAP,
 } from './constants.ts';
+import { mmPath } from './mm-path.ts';
 import type { Vma } from './vma.ts';
 import { zapRange } from './zap.ts';
 
@@ -25,6 +26,10 @@ import { zapRange } from './zap.ts';
  * unaligned or out-of-VMA range; EAGAIN when an entry is already present.
  */
 export function* remapPfnRange(vma: Vma, addr: number, pfn: number, size: number): Co {
+  return yield* mmPath('remap_pfn_range', vma.mm, remapPfnRangeBody(vma, addr, pfn, size));
+}
+
+function* remapPfnRangeBody(vma: Vma, addr: number, pfn: number, size: number): Co {
   if (
     !pageAligned(addr) ||
     !pageAligned(size) ||
@@ -68,6 +73,10 @@ export function* remapPfnRange(vma: Vma, addr: number, pfn: number, size: number
  * holds mmap_lock.
  */
 export function* zapVmaPtes(vma: Vma, addr: number, size: number): Co {
+  return yield* mmPath('zap_vma_ptes', vma.mm, zapVmaPtesBody(vma, addr, size));
+}
+
+function* zapVmaPtesBody(vma: Vma, addr: number, size: number): Co {
   if (!(vma.flags & VM_PFNMAP)) return;
   if (addr < vma.start || addr + size > vma.end)
     bug('warn', `zap_vma_ptes: [${hex(addr)}, +${size}) is outside ${vma}`);

@@ -11,6 +11,7 @@ import { PAGE_SIZE } from './constants.ts';
 import { File } from './file.ts';
 import type { Machine } from './machine.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
@@ -23,6 +24,10 @@ import { setTlbUbcFlushPending, tryToUnmapFlush } from './tlb-batch.ts';
  * walk stops and keeps it (try_to_unmap_one()'s folio_set_swapbacked() abort).
  */
 export function* tryToUnmap(machine: Machine, page: Page, swapSlot: number | null): Co<boolean> {
+  return yield* mmPath('try_to_unmap', machine, tryToUnmapBody(machine, page, swapSlot));
+}
+
+function* tryToUnmapBody(machine: Machine, page: Page, swapSlot: number | null): Co<boolean> {
   let redirtied = false;
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     if (redirtied) return;
@@ -128,6 +133,10 @@ function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
  * `target` frames were freed or every page was looked at twice. Returns the frames freed.
  */
 export function* shrinkMemory(machine: Machine, target: number): Co<number> {
+  return yield* mmPath('shrink_folio_list', machine, shrinkMemoryBody(machine, target));
+}
+
+function* shrinkMemoryBody(machine: Machine, target: number): Co<number> {
   const phys = machine.phys;
   const before = phys.freeFrames;
   const limit = 2 * phys.lru.size;

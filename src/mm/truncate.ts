@@ -8,6 +8,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { PAGE_SIZE, pageAlign } from './constants.ts';
 import type { File } from './file.ts';
+import { mmPath } from './mm-path.ts';
 import { zapRange } from './zap.ts';
 
 /**
@@ -18,6 +19,14 @@ import { zapRange } from './zap.ts';
  * punching, invalidation). Each affected VMA gets one CLEAR invalidation. No mmap_lock is taken.
  */
 export function* unmapMappingRange(file: File, start: number, len: number, evenCows: boolean): Co {
+  return yield* mmPath(
+    'unmap_mapping_range',
+    file.machine,
+    unmapMappingRangeBody(file, start, len, evenCows),
+  );
+}
+
+function* unmapMappingRangeBody(file: File, start: number, len: number, evenCows: boolean): Co {
   if (!Number.isSafeInteger(start) || start < 0 || !Number.isSafeInteger(len) || len < 0)
     throw new Errno('EINVAL', `unmap_mapping_range: bad range (${start}, ${len})`);
   const first = Math.floor(start / PAGE_SIZE);
@@ -70,6 +79,11 @@ export function* truncateFile(file: File, size: number): Co {
   const old = file.size;
   file.size = size;
   if (size >= old) return;
+  yield* mmPath('truncate_pagecache', file.machine, truncatePagecache(file, size));
+}
+
+/** truncate_pagecache(): unmap, drop the pages, unmap what a racing fault mapped meanwhile. */
+function* truncatePagecache(file: File, size: number): Co {
   const holeBegin = pageAlign(size);
   yield* unmapMappingRange(file, holeBegin, 0, true);
   truncateInodePages(file, size);

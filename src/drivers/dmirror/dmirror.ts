@@ -61,6 +61,7 @@ export class Dmirror {
     this.pt = new SecondaryMmu(`${device.name}#${id}`);
     this.mutex = new Mutex(`${device.name}#${id}.mutex`, 'dmirror.mutex');
     this.notifier = new MmuIntervalNotifier({
+      client: 'dmirror',
       invalidate: (sub, range, cur) => this.invalidate(sub, range, cur),
     });
   }

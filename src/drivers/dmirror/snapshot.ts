@@ -63,6 +63,7 @@ function* snapshotChunk(
   const k = kernel();
   const mutex = d.mutex;
   const tmp = new MmuIntervalNotifier({
+    client: 'dmirror',
     *invalidate(sub, range, cur) {
       if (range.blockable) yield* mutex.lock();
       else if (!mutex.tryLock()) return false;

@@ -63,6 +63,7 @@ export class SvaBond {
     const self = this;
     const ops: MmuNotifierOps = kernel().mutant('sva.flush-at-range-start')
       ? {
+          client: 'sva',
           // Mutant: the IOTLB is invalidated when the invalidation starts, before any entry
           // is cleared; the IOMMU may walk the old entry again before the clear and keep it
           // after the frame is freed, with nothing left to tell it.
@@ -75,6 +76,7 @@ export class SvaBond {
           },
         }
       : {
+          client: 'sva',
           archInvalidateSecondaryTlbs(_sub, _mm, start, end) {
             self.invalidate(start, end);
           },

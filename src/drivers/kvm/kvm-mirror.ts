@@ -72,6 +72,7 @@ export class KvmMirror {
     });
     const self = this;
     this.notifier = new MmuNotifier({
+      client: 'kvm',
       /** kvm_mmu_notifier_invalidate_range_start(): count up, zap the range's SPTEs. */
       *invalidateRangeStart(_sub, range) {
         yield* self.mmuLock.lock();

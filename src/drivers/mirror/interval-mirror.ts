@@ -69,6 +69,7 @@ export class IntervalMirror {
     };
     const self = this;
     this.sub = new MmuIntervalNotifier({
+      client: 'interval-mirror',
       *invalidate(sub, range, cur) {
         if (range.blockable || self.mutant.nonblockSleeps) yield* self.lock.lock();
         else if (!self.lock.tryLock()) return false;
@@ -79,6 +80,7 @@ export class IntervalMirror {
       },
     });
     this.classic = new MmuNotifier({
+      client: 'interval-mirror',
       *invalidateRangeStart(_s, range) {
         if (range.blockable) yield* self.lock.lock();
         else if (!self.lock.tryLock()) return EAGAIN;

@@ -72,12 +72,16 @@ export class NouveauSvmm {
   private constructor(mm: Mm, withRelease: boolean) {
     this.mm = mm;
     this.notifier = new MmuNotifier({
+      client: 'nouveau',
       invalidateRangeStart: (_sub, range) => this.invalidateRangeStart(range),
       freeNotifier: () => {},
       // No kernel has it: the proposed fix of docs/findings/nouveau-exit-release.md.
       ...(withRelease ? { release: () => this.release() } : {}),
     });
-    this.intervalOps = { invalidate: (sub, range, cur) => this.rangeInvalidate(sub, range, cur) };
+    this.intervalOps = {
+      client: 'nouveau',
+      invalidate: (sub, range, cur) => this.rangeInvalidate(sub, range, cur),
+    };
   }
 
   /**

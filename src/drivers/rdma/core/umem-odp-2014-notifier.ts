@@ -156,6 +156,7 @@ function* release(odp: UcontextOdp2014): Co {
 /** The context's classic notifier (ib_umem_notifiers). */
 export function odpNotifier2014(odp: UcontextOdp2014): MmuNotifier {
   return new MmuNotifier({
+    client: odp.interim ? 'rdma-odp-2018' : 'rdma-odp-2014',
     release: () => release(odp),
     invalidateRangeStart: (_sub, range) => invalidateRangeStart(odp, range),
     invalidateRangeEnd: (_sub, range) => invalidateRangeEnd(odp, range),

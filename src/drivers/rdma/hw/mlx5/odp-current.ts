@@ -35,6 +35,7 @@ export interface PfFlags {
 /** mlx5_mn_ops: the interval notifier ops of every ODP umem of the device. */
 export function mlx5MnOps(dev: Mlx5Device): MmuIntervalNotifierOps {
   return {
+    client: 'mlx5',
     invalidate: (mni, range, curSeq) =>
       mlx5IbInvalidateRange(dev, mni.data as UmemOdp, range, curSeq),
   };

@@ -38,6 +38,7 @@ export interface RxePfFlags {
 /** rxe_mn_ops: the interval notifier ops of every ODP umem of an rxe device. */
 export function rxeMnOps(): MmuIntervalNotifierOps {
   return {
+    client: 'rxe',
     invalidate: (mni, range, curSeq) => rxeIbInvalidateRange(mni.data as UmemOdp, range, curSeq),
   };
 }
