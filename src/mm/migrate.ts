@@ -40,6 +40,16 @@ export function noteMigrationEntryCopy(page: Page, mm: Mm, addr: number): void {
   inFlight.get(page)?.push({ mm, addr });
 }
 
+/**
+ * Called by mremap when it moves a migration entry of `page` in `mm` from `from` to `to`, so
+ * the migration restores the entry where it now is (Linux's rmap walk finds the moved VMA).
+ */
+export function noteMigrationEntryMove(page: Page, mm: Mm, from: number, to: number): void {
+  const sites = inFlight.get(page);
+  const i = sites?.findIndex((s) => s.mm === mm && s.addr === from) ?? -1;
+  if (sites !== undefined && i >= 0) sites[i] = { mm, addr: to };
+}
+
 /** make_*_migration_entry(): a non-present entry remembering the old rights. */
 function migrationEntry(page: Page, from: Pte): Pte {
   return {
@@ -159,15 +169,29 @@ function commit(machine: Machine, page: Page, fresh: Page): boolean {
  * zapped meanwhile; one moved by mremap is found by a scan of its address space.
  */
 function* remapAll(machine: Machine, page: Page, target: Page, sites: MigrationSite[]): Co {
-  const lost = new Set<Mm>();
-  for (let i = 0; i < sites.length; i++) {
-    const { mm, addr } = sites[i]!;
-    if (!(yield* remapOne(machine, mm, addr, page, target))) lost.add(mm);
-  }
-  for (const mm of lost) {
-    for (const [vpn, pte] of [...mm.pt])
-      if (pte.kind === 'migration' && pte.page === page)
-        yield* remapOne(machine, mm, vpn * PAGE_SIZE, page, target);
+  // remove_migration_ptes() walks the rmap under the anon_vma lock, which mremap's move of the
+  // entries also takes: an entry is found where it is, never half-way through a move (mremap
+  // updates its site, noteMigrationEntryMove()).
+  // Sites grow while this runs (fork copies an entry into a child): the loops re-read them.
+  const visited = new Set<Mm>();
+  for (let j = 0; j < sites.length; j++) {
+    const mm = sites[j]!.mm;
+    if (visited.has(mm)) continue;
+    visited.add(mm);
+    yield* mm.rmapLock.downRead();
+    try {
+      let lost = false;
+      for (let i = 0; i < sites.length; i++) {
+        const site = sites[i]!;
+        if (site.mm === mm && !(yield* remapOne(machine, mm, site.addr, page, target))) lost = true;
+      }
+      if (!lost) continue;
+      for (const [vpn, pte] of [...mm.pt])
+        if (pte.kind === 'migration' && pte.page === page)
+          yield* remapOne(machine, mm, vpn * PAGE_SIZE, page, target);
+    } finally {
+      mm.rmapLock.upRead();
+    }
   }
 }
 

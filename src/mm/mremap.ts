@@ -22,6 +22,7 @@ import {
   VM_PFNMAP,
 } from './constants.ts';
 import type { File } from './file.ts';
+import { noteMigrationEntryMove } from './migrate.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { unmappedArea } from './mmap.ts';
@@ -130,7 +131,10 @@ function* movePageTables(
     const pte = mm.clearPte(addr);
     if (pte === undefined) continue;
     if (ptePresent(pte)) flush = true;
-    mm.setPte(newAddr + (addr - oldAddr), { ...pte });
+    const to = newAddr + (addr - oldAddr);
+    mm.setPte(to, { ...pte });
+    if (pte.kind === 'migration' && pte.page !== null)
+      noteMigrationEntryMove(pte.page, mm, addr, to);
   }
   if (flush && !lateFlush) flushTlbRange(mm, oldAddr, oldEnd);
   mm.ptl.unlock();
