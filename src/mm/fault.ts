@@ -86,8 +86,10 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
 }
 
 function* doMissing(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
-  // check_stable_address_space(): the OOM reaper tore this address space down.
-  if (mm.unstable) throw sigbus(addr, `mm${mm.id} was reaped by the OOM killer`);
+  // check_stable_address_space(): the OOM reaper tore this address space down. Linux asks in
+  // do_anonymous_page() and, for private mappings only, in finish_fault(): a shared mapping (a
+  // device's, which the reaper skips anyway) still faults in.
+  if (mm.unstable && !vma.isShared) throw sigbus(addr, `mm${mm.id} was reaped by the OOM killer`);
   const ops = vma.ops;
   if (ops?.fault !== undefined) {
     const r = yield* ops.fault(vma, addr, write);
