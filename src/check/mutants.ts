@@ -80,7 +80,7 @@ export const MUTANTS: readonly MutantInfo[] = [
       'mremap flushes the moved range from the TLBs only after dropping the page-table and rmap locks, so migration or reclaim can free a moved page while a CPU still reaches it at the old address',
     history: 'CVE-2018-18281, fixed by eb66ae030829 (v4.20)',
     rule: 'stale-tlb',
-    reach: { scenario: 'sva', set: { ops: 24 }, strategy: 'random', seed: 1, runs: 50 },
+    reach: { scenario: 'sva', set: { ops: 24 }, strategy: 'pct', seed: 1, runs: 100 },
   },
   {
     name: 'mm.gather-ignores-nested',
