@@ -13,12 +13,14 @@ import { svaDma } from '../../drivers/iommu/ats.ts';
 import { iommuSvaBindDevice, iommuSvaUnbindDevice, type SvaBond } from '../../drivers/iommu/sva.ts';
 import { KvmMirror } from '../../drivers/kvm/kvm-mirror.ts';
 import { IntervalMirror } from '../../drivers/mirror/interval-mirror.ts';
+import { NouveauSvmm } from '../../drivers/nouveau/svm.ts';
 import { sleep } from '../../kernel/context.ts';
 import type { Co } from '../../kernel/task.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
 import { mmput } from '../../mm/exit.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import { pageOf } from '../page-values.ts';
+import { openIo } from './mmapio-client.ts';
 import type { ClientKind, ClientOp, PlannedOp } from './plan.ts';
 import { openRdma } from './rdma-client.ts';
 import {
@@ -42,7 +44,7 @@ interface Mirror {
 }
 
 /** Opens a client of kind `kind` on `proc` (the caller holds an mm_users reference). */
-type Opener = (w: SwarmWorld, proc: SwarmProc, name: string) => Co<Mirror>;
+type Opener = (w: SwarmWorld, proc: SwarmProc, name: string) => Co<Mirror | null>;
 
 function* dmirrorCmd(d: Dmirror, request: number, addr: number, buf: Uint8Array): Co<number> {
   return yield* d.ioctl(request, { addr, ptr: buf, npages: 1, cpages: 0, faults: 0 });
@@ -106,6 +108,34 @@ const openers: Record<ClientKind, Opener> = {
       close: () => vm.unregister(),
     };
   },
+  *nouveau(w, proc) {
+    // GPU SVM moves no data in the model: its table is checked by the coherence oracle. The
+    // ->release docs/findings/nouveau-exit-release.md proposes is there unless findings=1.
+    const svmm = yield* NouveauSvmm.init(proc.mm, { withRelease: !w.plan.findings });
+    return {
+      *read(page) {
+        yield* svmm.access(pageAddr(proc, page), false);
+        return null;
+      },
+      *write(page) {
+        return yield* svmm.access(pageAddr(proc, page), true);
+      },
+      close: () => svmm.fini(),
+    };
+  },
+  *mmapio(w, proc) {
+    const m = yield* openIo(w.io!, proc);
+    if (m === null) return null;
+    proc.ioMaps = m.maps;
+    return {
+      read: (page) => m.read(page),
+      write: (page, bytes) => m.write(page, bytes),
+      *close() {
+        proc.ioMaps = [];
+        yield* m.close();
+      },
+    };
+  },
   *rdma(w, proc) {
     return yield* openRdma(w.rdma!, proc, w.plan.implicit);
   },
@@ -166,10 +196,11 @@ export function* clientLife(
 }
 
 /**
- * Clients whose uses run in a thread of the process (dmirror's ioctl, a vCPU): they hold an
+ * Clients whose uses run in a thread of the process (dmirror's ioctl, a vCPU, CPU touches of a
+ * device mapping): they hold an
  * mm_users reference. The others are devices acting on their own (DMA).
  */
-const IN_PROCESS: readonly ClientKind[] = ['dmirror', 'kvm'];
+const IN_PROCESS: readonly ClientKind[] = ['dmirror', 'kvm', 'mmapio'];
 
 /**
  * A use of the mirror. An ioctl comes from a thread of the process, so never once it exited:

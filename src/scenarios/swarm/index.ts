@@ -9,7 +9,9 @@ import { Completion } from '../../kernel/sync/completion.ts';
 import type { Co, Task } from '../../kernel/task.ts';
 import {
   MAP_ANONYMOUS,
+  MAP_FIXED_NOREPLACE,
   MAP_PRIVATE,
+  MMAP_BASE,
   PAGE_SIZE,
   PROT_READ,
   PROT_WRITE,
@@ -22,6 +24,7 @@ import { PageValues, pageOf } from '../page-values.ts';
 import { paramOf, type Scenario, type ScenarioParams } from '../scenario.ts';
 import { clientLife } from './clients.ts';
 import { mmStep, readPages } from './mm-ops.ts';
+import { ioDevice, unplugLife } from './mmapio-client.ts';
 import {
   describePlan,
   generatePlan,
@@ -32,6 +35,9 @@ import {
 } from './plan.ts';
 import { rdmaDevice } from './rdma-client.ts';
 import type { SwarmProc, SwarmWorld } from './world.ts';
+
+/** Where each process maps its region: 4 GiB below the top of the mmap area. */
+const REGION_BASE = MMAP_BASE - 2 ** 32;
 
 /** The initial value of page `p` of the world's data model. */
 const initial = (p: number) => p + 1;
@@ -121,7 +127,9 @@ export function buildSwarm(k: Kernel, plan: SwarmPlan, omit: ReadonlySet<number>
   // The per-context ODP design predates the notifier core of 5.4 and later: its worlds run the
   // older core.
   const legacyNotifierCore = rdmaUsed && plan.rdma === 'mlx5-2014';
-  const machine = new Machine(k, { frames: plan.frames, legacyNotifierCore });
+  // The fix docs/findings/itree-nonblock-leak.md proposes, unless known findings are asked for.
+  const unwindItreeOnRefusal = !plan.findings && !legacyNotifierCore;
+  const machine = new Machine(k, { frames: plan.frames, legacyNotifierCore, unwindItreeOnRefusal });
   installOracles(k, machine);
   const total = plan.procs.reduce((n, p) => n + p.pages, 0);
   const values = new PageValues(k, total, initial);
@@ -137,13 +145,15 @@ export function buildSwarm(k: Kernel, plan: SwarmPlan, omit: ReadonlySet<number>
       ready: new Completion(`p${index}.ready`),
       base: 0,
       exited: false,
+      ioMaps: [],
     };
     first += pp.pages;
     return proc;
   });
   const rdma = rdmaUsed ? rdmaDevice(machine, plan.rdma, !plan.findings) : null;
   const dmirror = new DmirrorDevice(machine, 0);
-  const w: SwarmWorld = { k, machine, plan, dmirror, rdma, values, procs };
+  const io = plan.procs.some((p) => p.clients.includes('mmapio')) ? ioDevice(k, machine) : null;
+  const w: SwarmWorld = { k, machine, plan, dmirror, rdma, io, values, procs };
   const tasks = procs.map(() => [] as Task[]);
   for (const t of plan.threads) {
     const proc = procs[t.proc]!;
@@ -152,6 +162,10 @@ export function buildSwarm(k: Kernel, plan: SwarmPlan, omit: ReadonlySet<number>
   }
   for (const proc of procs)
     k.spawn(`p${proc.index}`, () => processLife(w, proc, tasks[proc.index]!));
+  if (io !== null) {
+    const unplug = plan.unplug !== null && !omit.has(plan.unplug.id) ? plan.unplug : undefined;
+    k.spawn('unplug', () => unplugLife(io, unplug));
+  }
 }
 
 function* threadLife(
@@ -177,10 +191,13 @@ function readRegion(w: SwarmWorld, proc: SwarmProc): Co {
 
 function* processLife(w: SwarmWorld, proc: SwarmProc, threads: readonly Task[]): Co {
   const mm = proc.mm;
+  // Fixed, well below where the kernel places mappings: a device mapping or a file the kernel
+  // places later never lands in a hole of the region.
   proc.base = yield* mmap(mm, {
+    addr: REGION_BASE,
     len: proc.pages * PAGE_SIZE,
     prot: PROT_READ | PROT_WRITE,
-    flags: MAP_PRIVATE | MAP_ANONYMOUS,
+    flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
   });
   for (let p = 0; p < proc.pages; p++)
     yield* cpuWrite(mm, proc.base + p * PAGE_SIZE, pageOf(initial(proc.first + p)));

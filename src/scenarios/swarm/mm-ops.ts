@@ -35,6 +35,7 @@ import { exitMm } from '../../mm/process.ts';
 import { shrinkMemory } from '../../mm/reclaim.ts';
 import { truncateFile } from '../../mm/truncate.ts';
 import { pageOf } from '../page-values.ts';
+import { touchCopies } from './mmapio-client.ts';
 import type { MmOp, PlannedOp } from './plan.ts';
 import {
   isRaceError,
@@ -239,6 +240,8 @@ function* childLife(w: SwarmWorld, proc: SwarmProc, op: PlannedOp, child: Mm): C
   // A parent killed meanwhile may have been reaped before its fork copied it (a real fork
   // fails with a fatal signal pending): its child's copy is not checked.
   if (!proc.exited) yield* readPages(w, proc, child, op, `p${proc.index}'s forked child`);
+  // Its copies of the parent's device mappings (VM_DONTCOPY is not set on them).
+  if (w.io !== null) yield* touchCopies(w.io, child, proc.ioMaps, 0x300 + op.id);
   for (const p of pagesOf(proc, op)) {
     try {
       yield* cpuWrite(child, p.addr, pageOf(-stepValue(op.id, p.i)));

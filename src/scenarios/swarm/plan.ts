@@ -25,11 +25,11 @@ export const MM_OPS = [
 export type MmOp = (typeof MM_OPS)[number];
 
 /** The clients that can mirror a process, each with a thread of its own. */
-export const CLIENTS = ['dmirror', 'sva', 'kvm', 'interval', 'rdma'] as const;
+export const CLIENTS = ['dmirror', 'sva', 'kvm', 'interval', 'nouveau', 'rdma', 'mmapio'] as const;
 export type ClientKind = (typeof CLIENTS)[number];
 
 /** The clients built on interval notifiers (5.5 and later). */
-const INTERVAL_CLIENTS: readonly ClientKind[] = ['dmirror', 'interval'];
+const INTERVAL_CLIENTS: readonly ClientKind[] = ['dmirror', 'interval', 'nouveau'];
 
 /**
  * What a client thread can do: use the mirror (a prefetch is an RDMA ibv_advise_mr, a dmirror
@@ -52,7 +52,7 @@ export type RdmaKind = (typeof RDMA_KINDS)[number] | 'mlx5-2018';
 export interface PlannedOp {
   /** Unique in the world: what minimisation names when it leaves the step out. */
   readonly id: number;
-  readonly kind: MmOp | ClientOp | 'open';
+  readonly kind: MmOp | ClientOp | 'open' | 'unplug';
   readonly page: number;
   readonly count: number;
 }
@@ -86,6 +86,8 @@ export interface SwarmPlan {
   /** The RDMA device, and whether its MRs are implicit (where the device can). */
   readonly rdma: RdmaKind;
   readonly implicit: boolean;
+  /** The hot unplug of the device the mmapio clients map (its `page` is the delay in steps). */
+  readonly unplug: PlannedOp | null;
   /** Operations in all, ids 0..operations-1. */
   readonly operations: number;
 }
@@ -158,6 +160,7 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
       threads.push({ name: `p${p}.${c}`, proc: p, client: c, ops });
     }
   }
+  const unplug = threads.some((t) => t.client === 'mmapio') ? op('unplug', 8) : null;
   // Between half and one and a half times the pages in use (and room for a fork's copies).
   const frames = Math.max(8, Math.floor((total * between(50, 150)) / 100) + 4);
   return {
@@ -169,6 +172,7 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
     findings: b.findings,
     rdma,
     implicit,
+    unplug,
     operations: id,
   };
 }
@@ -178,7 +182,9 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
  * clients, and each thread's steps (`kind@page+count`) that `omit` leaves in.
  */
 export function describePlan(plan: SwarmPlan, omit: ReadonlySet<number>): string[] {
-  const kept = plan.threads.reduce((n, t) => n + t.ops.filter((o) => !omit.has(o.id)).length, 0);
+  const kept =
+    plan.threads.reduce((n, t) => n + t.ops.filter((o) => !omit.has(o.id)).length, 0) +
+    (plan.unplug !== null && !omit.has(plan.unplug.id) ? 1 : 0);
   const lines = [
     `${plan.frames} frames; enabled: ${plan.mmOps.join(', ')}${plan.clients.length > 0 ? `; clients ${plan.clients.join(', ')}` : ''}${plan.clients.includes('rdma') ? ` on ${plan.rdma}${plan.implicit ? ' (implicit MRs)' : ''}` : ''}`,
     `${kept} of ${plan.operations} operations${omit.size > 0 ? ' (minimisation left the others out)' : ''}`,
@@ -198,6 +204,10 @@ export function describePlan(plan: SwarmPlan, omit: ReadonlySet<number>): string
       lines.push(`  ${t.name}: ${shown.join(', ')}`);
     }
   }
+  if (plan.unplug !== null && !omit.has(plan.unplug.id))
+    lines.push(
+      `  unplug: #${plan.unplug.id} the mmapio device, after ${plan.unplug.page + 1} step(s)`,
+    );
   if (idle > 0) lines.push(`  (${idle} more thread(s) with every step left out)`);
   return lines;
 }

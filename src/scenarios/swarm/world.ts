@@ -13,7 +13,9 @@ import type { Machine } from '../../mm/machine.ts';
 import type { Mm } from '../../mm/mm.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import type { Process } from '../../mm/process.ts';
+import type { IoMapping } from '../mmap-io-touch.ts';
 import type { PageValues } from '../page-values.ts';
+import type { IoDevice } from './mmapio-client.ts';
 import type { SwarmPlan } from './plan.ts';
 
 /** Virtual time between two steps of a thread, ns (short: every thread overlaps the others). */
@@ -40,6 +42,8 @@ export interface SwarmProc {
   base: number;
   /** The process dropped its own mm_users reference (the `exit` operation). */
   exited: boolean;
+  /** Its device-IO mappings while its mmapio client is open (a forked child touches them). */
+  ioMaps: readonly IoMapping[];
 }
 
 /** The world every thread shares. */
@@ -50,6 +54,8 @@ export interface SwarmWorld {
   /** The hmm_dmirror device the dmirror clients open, and the RDMA device (when one is used). */
   readonly dmirror: DmirrorDevice;
   readonly rdma: IbDevice | null;
+  /** The device the mmapio clients map (when one is used). */
+  readonly io: IoDevice | null;
   readonly values: PageValues;
   readonly procs: readonly SwarmProc[];
 }
