@@ -26,6 +26,7 @@ function hunt(
   runs: number,
   plan: string,
   set = {},
+  rules: readonly string[] = [],
 ): Promise<Hunt[]> {
   const args = [
     '--import',
@@ -36,6 +37,7 @@ function hunt(
     String(runs),
     plan,
     JSON.stringify(set),
+    rules.join(','),
   ];
   return new Promise((resolve) => {
     execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, out, errOut) => {
@@ -67,9 +69,12 @@ async function pool<T>(thunks: (() => Promise<T>)[]): Promise<T[]> {
 
 const mutants = MUTANTS.filter((m) => only === '' || m.name === only);
 if (mutants.length === 0) throw new Error(`no mutant ${only}`);
+/** The rules a mutant's failure may be reported under (its own, or its reach's symptom). */
+const rulesOf = (m: (typeof MUTANTS)[number]) =>
+  [m.rule, m.reach?.reports].filter((r): r is string => r !== undefined);
 const tasks = mutants.flatMap((m) => [
   async () => {
-    const h = await hunt('swarm', m.name, budget, SWARM_PLAN);
+    const h = await hunt('swarm', m.name, budget, SWARM_PLAN, {}, rulesOf(m));
     log(`${m.name}: swarm ${h.filter((x) => x.found).length}/${h.length}`);
     return h;
   },
@@ -82,6 +87,7 @@ const tasks = mutants.flatMap((m) => [
           budget,
           `${m.reach.strategy}:${m.reach.seed}`,
           m.reach.set,
+          rulesOf(m),
         ),
 ]);
 // The clean runs, split in chunks of seeds so the lanes share them.
@@ -173,3 +179,19 @@ printTable(
     ],
   ],
 );
+
+const others = results.flatMap((hs, i) =>
+  hs.flatMap((h) =>
+    h.others.map(
+      (o) =>
+        `${i < 2 * mutants.length ? mutants[i >> 1]!.name : 'clean'} ${h.strategy}:${h.seed} ${o}`,
+    ),
+  ),
+);
+if (others.length > 0) {
+  console.log(
+    '\n## Failures under another rule met on the way (not counted as finding the mutant)\n',
+  );
+  for (const o of others.slice(0, 40)) console.log(`- ${o}`);
+  if (others.length > 40) console.log(`- … ${others.length - 40} more`);
+}

@@ -1,6 +1,8 @@
 // One row of `npm run bench:mutants`: explores a mutant (or the correct code) against a
 // scenario for each seed and strategy, and prints what it found as JSON on its last line.
-// Args: <scenario> <mutant|-> <budget> <strategy:seed,...> [set JSON]
+// Args: <scenario> <mutant|-> <budget> <strategy:seed,...> <set JSON> <rules, comma-separated>
+// A failure under another rule than the mutant's is not the mutant: it is recorded (a bug of the
+// correct code, or a symptom worth a look) and the hunt goes on.
 import { Exploration } from '../../src/check/explore.ts';
 import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
 
@@ -20,9 +22,12 @@ export interface Hunt {
   readonly kept: number | null;
   readonly operations: number | null;
   readonly minimiseS: number;
+  /** Failures under other rules on the way (run index and message). */
+  readonly others: readonly string[];
 }
 
-const [scenario, mutant, budgetArg, plan, setArg] = process.argv.slice(2);
+const [scenario, mutant, budgetArg, plan, setArg, rulesArg] = process.argv.slice(2);
+const rules = (rulesArg ?? '').split(',').filter((r) => r !== '');
 const budget = Number(budgetArg);
 const set = setArg === undefined ? {} : (JSON.parse(setArg) as Record<string, number>);
 const build = worldBuilder(worldSpec(scenario!, set));
@@ -44,9 +49,12 @@ for (const entry of plan!.split(',')) {
   const t0 = cpu();
   let i = 0;
   let failed = null;
+  const others: string[] = [];
   for (; i < budget && failed === null; i++) {
     const r = x.run(i);
-    if (!r.ok) failed = r;
+    if (r.ok) continue;
+    if (rules.length === 0 || rules.includes(r.bug?.rule ?? '')) failed = r;
+    else others.push(`run ${i}: ${r.bug?.message ?? 'exception'}`);
   }
   const cpuS = cpu() - t0;
   const t1 = cpu();
@@ -63,6 +71,7 @@ for (const entry of plan!.split(',')) {
     kept: f?.world?.kept ?? null,
     operations: f?.world?.operations ?? null,
     minimiseS: cpu() - t1,
+    others,
   });
 }
 console.log(JSON.stringify(hunts));
