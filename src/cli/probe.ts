@@ -115,7 +115,10 @@ export function probeScenarios(
   for (const sc of scenarios) {
     const reachSets = reaches.filter((r) => r.scenario === sc.name).map((r) => ({ ...r.set }));
     const variants: Record<string, number>[] = [{}, ...reachSets];
-    for (const p of sc.params)
+    // A generated scenario varies per seed, not per parameter: its defaults, many seeds.
+    const generated = sc.operations !== undefined;
+    const runs = generated ? GENERATED_PROBE_RUNS : TABLE_RANDOM_RUNS;
+    for (const p of generated ? [] : sc.params)
       if (p.max - p.min <= SMALL_RANGE)
         for (let v = p.min; v <= p.max; v++) if (v !== p.default) variants.push({ [p.name]: v });
     const seen = new Map<string, string>();
@@ -128,7 +131,7 @@ export function probeScenarios(
       if (resolved === undefined) continue;
       const { set, spec } = resolved;
       const label = [sc.name, ...Object.entries(set).map(([k, v]) => `--set ${k}=${v}`)].join(' ');
-      const p = probeWorld(worldBuilder(spec!), [], 1, PROBE_MAX_STEPS, TABLE_RANDOM_RUNS, true);
+      const p = probeWorld(worldBuilder(spec!), [], 1, PROBE_MAX_STEPS, runs, true);
       for (const m of p.sites) if (!seen.has(m)) seen.set(m, label);
     }
     for (const [m, label] of seen) {

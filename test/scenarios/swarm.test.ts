@@ -38,6 +38,7 @@ test('a plan is a pure function of the seed and the bounds, and seeds vary every
     for (const c of plan.clients) clients.add(c);
     // Ids number every operation once, and every step stays inside its process's region.
     const ids = plan.threads.flatMap((t) => t.ops.map((o) => o.id));
+    if (plan.unplug !== null) ids.push(plan.unplug.id);
     assert.deepEqual(
       [...ids].sort((a, b) => a - b),
       Array.from({ length: plan.operations }, (_, i) => i),

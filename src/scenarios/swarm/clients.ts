@@ -20,7 +20,7 @@ import { PAGE_SIZE } from '../../mm/constants.ts';
 import { mmput } from '../../mm/exit.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import { pageOf } from '../page-values.ts';
-import { openIo } from './mmapio-client.ts';
+import { ioClientReady, openIo } from './mmapio-client.ts';
 import type { ClientKind, ClientOp, PlannedOp } from './plan.ts';
 import { openRdma } from './rdma-client.ts';
 import {
@@ -130,6 +130,7 @@ const openers: Record<ClientKind, Opener> = {
     return {
       read: (page) => m.read(page),
       write: (page, bytes) => m.write(page, bytes),
+      prefetch: () => m.prefetch(),
       *close() {
         proc.ioMaps = [];
         yield* m.close();
@@ -137,7 +138,7 @@ const openers: Record<ClientKind, Opener> = {
     };
   },
   *rdma(w, proc) {
-    return yield* openRdma(w.rdma!, proc, w.plan.implicit);
+    return yield* openRdma(w.rdma!, proc, w.plan.implicit, w.values);
   },
   *interval(w, proc, name) {
     // The minimal mirror moves no data: its table is checked by the coherence oracle alone.
@@ -179,9 +180,16 @@ export function* clientLife(
       yield* mmput(proc.mm);
     }
   };
+  // The unplug waits until every mmapio client tried its first open.
+  let tried = false;
+  const triedOpen = () => {
+    if (kind === 'mmapio' && !tried && w.io !== null) ioClientReady(w.io);
+    tried = true;
+  };
   for (const op of ops) {
     if (op.kind === 'open') {
       if (mirror === null) yield* open();
+      triedOpen();
     } else if (mirror !== null) {
       yield* useFrom(w, proc, kind, mirror, op);
       if (op.kind === 'reopen') {
@@ -192,6 +200,7 @@ export function* clientLife(
     }
     yield* sleep(STEP_NS);
   }
+  triedOpen();
   if (mirror !== null) yield* (mirror as Mirror).close();
 }
 

@@ -152,7 +152,8 @@ export function buildSwarm(k: Kernel, plan: SwarmPlan, omit: ReadonlySet<number>
   });
   const rdma = rdmaUsed ? rdmaDevice(machine, plan.rdma, !plan.findings) : null;
   const dmirror = new DmirrorDevice(machine, 0);
-  const io = plan.procs.some((p) => p.clients.includes('mmapio')) ? ioDevice(k, machine) : null;
+  const ioClients = plan.procs.filter((p) => p.clients.includes('mmapio')).length;
+  const io = ioClients > 0 ? ioDevice(k, machine, ioClients) : null;
   const w: SwarmWorld = { k, machine, plan, dmirror, rdma, io, values, procs };
   const tasks = procs.map(() => [] as Task[]);
   for (const t of plan.threads) {

@@ -79,6 +79,8 @@ export function* readPages(w: SwarmWorld, proc: SwarmProc, mm: Mm, op: PlannedOp
 
 const steps: Record<MmOp, MmStep> = {
   *'cpu-read'(w, proc, op) {
+    // Twice: the second pass hits the TLB the first filled, as a thread's loop would.
+    yield* onMm(proc, (mm) => readPages(w, proc, mm, op, `p${proc.index} CPU read`));
     yield* onMm(proc, (mm) => readPages(w, proc, mm, op, `p${proc.index} CPU read`));
   },
   *'cpu-write'(w, proc, op) {
@@ -163,14 +165,22 @@ const steps: Record<MmOp, MmStep> = {
     proc.exited = true;
     yield* exitMm(proc.process);
   },
-  *kswapd(w, _proc, op) {
-    yield* shrinkMemory(w.machine, 2 * op.count);
+  *kswapd(w, proc, op) {
+    // Enough to reach the region's pages past the others on the LRU.
+    yield* shrinkMemory(w.machine, proc.pages + 2 * op.count);
     yield* sleep(STEP_NS);
   },
   *migrate(w, proc, op) {
-    for (const p of pagesOf(proc, op)) {
-      const page = proc.mm.pte(p.addr)?.page;
-      if (page) yield* migratePage(w.machine, page);
+    if (op.count % 2 === 1) {
+      // The step's pages, where the region maps them.
+      for (const p of pagesOf(proc, op)) {
+        const page = proc.mm.pte(p.addr)?.page;
+        if (page) yield* migratePage(w.machine, page);
+      }
+    } else {
+      // kcompactd: every page on the LRU, in LRU order, wherever it is mapped (a page mremap
+      // moved away too).
+      for (const page of [...w.machine.phys.lru]) yield* migratePage(w.machine, page);
     }
     yield* sleep(STEP_NS);
   },

@@ -16,11 +16,13 @@ import { Mlx5Device } from '../../drivers/rdma/hw/mlx5/main.ts';
 import { CORE_CLOCK_PGOFF, uarOffset } from '../../drivers/rdma/hw/mlx5/mmap.ts';
 import { sleep } from '../../kernel/context.ts';
 import type { Kernel } from '../../kernel/kernel.ts';
+import { Completion } from '../../kernel/sync/completion.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, type ErrnoCode } from '../../lib/errors.ts';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../mm/constants.ts';
 import type { Machine } from '../../mm/machine.ts';
 import type { Mm } from '../../mm/mm.ts';
+import { mprotect } from '../../mm/mprotect.ts';
 import { type IoMapping, type TouchWorld, touchMapping } from '../mmap-io-touch.ts';
 import type { PlannedOp } from './plan.ts';
 import { isProcessGone, isRaceError, STEP_NS, type SwarmProc } from './world.ts';
@@ -33,15 +35,26 @@ const GONE: readonly ErrnoCode[] = ['EIO', 'ENODEV'];
 /** The device every mmap-io client of a world maps, and whether it was unplugged. */
 export interface IoDevice extends TouchWorld {
   readonly dev: Mlx5Device;
+  /** Completed once every mmapio client tried its first open: the unplug waits for it. */
+  readonly mapped: Completion;
+  /** mmapio clients that have not tried their first open yet. */
+  pending: number;
+}
+
+/** An mmapio client tried its first open (or will never): the last one lets the unplug go. */
+export function ioClientReady(io: IoDevice): void {
+  if (io.pending > 0 && --io.pending === 0) io.mapped.completeAll();
 }
 
 /** The world's IO device, with the io-semantics oracle registered. */
-export function ioDevice(k: Kernel, machine: Machine): IoDevice {
+export function ioDevice(k: Kernel, machine: Machine, clients: number): IoDevice {
   const io: IoDevice = {
     k,
     dev: new Mlx5Device(machine, { name: 'mlx5_io' }),
     revoked: false,
     checks: 0,
+    mapped: new Completion('mlx5_io.mapped'),
+    pending: clients,
   };
   registerOracle(k, {
     name: 'io-semantics',
@@ -67,6 +80,8 @@ function* unlessGone<T>(fn: () => Co<T>): Co<T | null> {
 export interface IoMirror {
   read(page: number): Co<Uint8Array | null>;
   write(page: number, bytes: Uint8Array): Co<boolean>;
+  /** Splits the device-memory mapping with mprotect and restores it. */
+  prefetch(): Co;
   close(): Co;
   /** The mappings (a forked child touches its copies of them). */
   readonly maps: readonly IoMapping[];
@@ -97,6 +112,16 @@ export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
     *write(page) {
       yield* touchAll(0x200 + page);
       return true;
+    },
+    *prefetch() {
+      // Splits the device-memory VMA (->open on the new piece) and restores its rights.
+      const second = maps[1]!.addr + PAGE_SIZE;
+      try {
+        yield* mprotect(proc.mm, second, PAGE_SIZE, PROT_READ);
+        yield* mprotect(proc.mm, second, PAGE_SIZE, PROT_READ | PROT_WRITE);
+      } catch (e) {
+        if (!isProcessGone(proc, e)) throw e;
+      }
     },
     *close() {
       yield* unlessGone(() => ibFreeDm(dm));
@@ -147,10 +172,14 @@ export function* touchCopies(
   }
 }
 
-/** The world's unplug step: after `op.page` steps of waiting, the device is hot unplugged. */
+/**
+ * The world's unplug step: once every mmapio client tried to map the device, and `op.page`
+ * steps later, the device is hot unplugged.
+ */
 export function* unplugLife(io: IoDevice, op: PlannedOp | undefined): Co {
   if (op === undefined) return;
-  yield* sleep(STEP_NS * (1 + op.page));
+  yield* io.mapped.wait();
+  yield* sleep(STEP_NS * op.page);
   yield* ibUnregisterDevice(io.dev);
   io.revoked = true;
 }

@@ -160,7 +160,7 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
       threads.push({ name: `p${p}.${c}`, proc: p, client: c, ops });
     }
   }
-  const unplug = threads.some((t) => t.client === 'mmapio') ? op('unplug', 8) : null;
+  const unplug = threads.some((t) => t.client === 'mmapio') ? op('unplug', 4) : null;
   // Between half and one and a half times the pages in use (and room for a fork's copies).
   const frames = Math.max(8, Math.floor((total * between(50, 150)) / 100) + 4);
   return {

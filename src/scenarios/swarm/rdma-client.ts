@@ -37,9 +37,15 @@ import { cpuRead, cpuWrite } from '../../mm/cpu-access.ts';
 import type { Machine } from '../../mm/machine.ts';
 import { mmap } from '../../mm/mmap.ts';
 import { createProcess, exitMm } from '../../mm/process.ts';
+import { type PageValues, pageOf } from '../page-values.ts';
 import { connectedPair, type Endpoint, openEndpoint, type QpEnd } from '../rdma-kit.ts';
 import type { RdmaKind } from './plan.ts';
 import { isProcessGone, pageAddr, type SwarmProc } from './world.ts';
+
+/** What the peer's read-only page holds (and so what a two-page WRITE puts in its second page). */
+const PEER_RO_VALUE = 777;
+/** The peer's writable on-demand page. */
+const PEER_ODP_RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_ON_DEMAND;
 
 /** Every right the peer uses, on demand. */
 const ODP_RW =
@@ -62,9 +68,14 @@ export interface RdmaMirror {
 
 /**
  * Registers the region (implicitly where the device can and `implicit` says so), and connects
- * a peer process with a one-page buffer of its own to the process.
+ * a peer process (a pinned buffer, and two on-demand pages, one read-only) to the process.
  */
-export function* openRdma(dev: IbDevice, proc: SwarmProc, implicit: boolean): Co<RdmaMirror> {
+export function* openRdma(
+  dev: IbDevice,
+  proc: SwarmProc,
+  implicit: boolean,
+  values: PageValues,
+): Co<RdmaMirror> {
   const ep = yield* openEndpoint(dev, proc.process);
   const canImplicit = (ibQueryDeviceEx(dev).odpCaps.generalCaps & IB_ODP_SUPPORT_IMPLICIT) !== 0;
   let mr: IbMr;
@@ -79,13 +90,20 @@ export function* openRdma(dev: IbDevice, proc: SwarmProc, implicit: boolean): Co
   }
   const peer = createProcess(proc.process.machine);
   const peerMm = peer.mm!;
+  // The peer's pages: its buffer, pinned, and two on demand: one writable, one read-only that
+  // holds PEER_RO_VALUE (a WRITE gathers from both, so a WQE fault spans two MRs' rights).
   const buf = yield* mmap(peerMm, {
-    len: PAGE_SIZE,
+    len: 3 * PAGE_SIZE,
     prot: PROT_READ | PROT_WRITE,
     flags: MAP_PRIVATE | MAP_ANONYMOUS,
   });
+  const odpBuf = buf + PAGE_SIZE;
+  const roBuf = buf + 2 * PAGE_SIZE;
+  yield* cpuWrite(peerMm, roBuf, pageOf(PEER_RO_VALUE));
   const peerEp: Endpoint = yield* openEndpoint(dev, peer);
   const peerMr = yield* ibRegMr(peer, peerEp.pd, buf, PAGE_SIZE, IB_ACCESS_LOCAL_WRITE);
+  const odpMr = yield* ibRegMr(peer, peerEp.pd, odpBuf, PAGE_SIZE, PEER_ODP_RW);
+  const roMr = yield* ibRegMr(peer, peerEp.pd, roBuf, PAGE_SIZE, IB_ACCESS_ON_DEMAND);
   let qp: QpEnd | null = null;
   // A failed work request leaves the QP in error: the next one connects a new pair.
   const post = function* (wr: IbSendWr): Co<boolean> {
@@ -109,8 +127,23 @@ export function* openRdma(dev: IbDevice, proc: SwarmProc, implicit: boolean): Co
       return (yield* post(wr('RDMA_READ', page))) ? yield* cpuRead(peerMm, buf, PAGE_SIZE) : null;
     },
     *write(page, bytes) {
-      yield* cpuWrite(peerMm, buf, bytes);
-      return yield* post(wr('RDMA_WRITE', page));
+      if (page + 1 >= proc.pages) {
+        yield* cpuWrite(peerMm, buf, bytes);
+        return yield* post(wr('RDMA_WRITE', page));
+      }
+      // Two pages gathered from the peer's on-demand MRs: this one, then the read-only page.
+      values.allow(proc.first + page + 1, PEER_RO_VALUE);
+      yield* cpuWrite(peerMm, odpBuf, bytes);
+      return yield* post({
+        wrId: 0,
+        opcode: 'RDMA_WRITE',
+        sgList: [
+          { addr: odpBuf, length: PAGE_SIZE, lkey: odpMr.lkey },
+          { addr: roBuf, length: PAGE_SIZE, lkey: roMr.lkey },
+        ],
+        remoteAddr: pageAddr(proc, page),
+        rkey: mr.rkey,
+      });
     },
     *prefetch(page, count) {
       if (dev.ops.adviseMr === undefined) return;
