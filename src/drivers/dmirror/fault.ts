@@ -26,9 +26,13 @@ import type { Dmirror } from './dmirror.ts';
 
 /** Pages per hmm_range in dmirror_fault(). */
 export const FAULT_CHUNK_PAGES = 32;
-/** dmirror_fault(): faults [start, end) in 32-page chunks; an mm that is gone gives 0. */
+/**
+ * dmirror_fault(): faults [start, end) in 32-page chunks. An mm that is gone is EINVAL, as in
+ * dmirror_snapshot(): Linux's dmirror_fault() returns 0 there, and dmirror_read() and
+ * dmirror_write() then spin for ever (the walk finds no entry, the fault adds none).
+ */
 export function* dmirrorFault(d: Dmirror, start: number, end: number, write: boolean): Co {
-  if (!mmgetNotZero(d.mm)) return;
+  if (!mmgetNotZero(d.mm)) throw new Errno('EINVAL', `${d.pt.name}: the mirrored process is gone`);
   const k = kernel();
   if (k.trace.on) k.trace.emit('dev-fault', { dev: d.pt.name, mm: d.mm.id, start, end, write });
   try {

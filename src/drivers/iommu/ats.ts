@@ -10,6 +10,7 @@
 import { charge } from '../../cost/charge.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
+import { checkIndex } from '../../lib/errors.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
 import type { PageData } from '../../mm/page-data.ts';
 import { frameData, pageWalk } from '../../mm/page-walk.ts';
@@ -26,7 +27,8 @@ const PRI_TRIES = 8;
 /**
  * One DMA of `bond`'s device at `addr` (`onData` runs on the frame's bytes in the same step as
  * the access). False when the DMA fails: the PASID no longer translates (unbound, or the
- * process exited), a page response said INVALID, or the retries ran out.
+ * process exited), a page response said INVALID, or the retries ran out. An `addr` that is not
+ * a non-negative safe integer is EINVAL.
  */
 export function* svaDma(
   bond: SvaBond,
@@ -34,6 +36,7 @@ export function* svaDma(
   write: boolean,
   onData?: (data: PageData, within: number) => void,
 ): Co<boolean> {
+  checkIndex(addr, 'svaDma: the DMA address');
   const page = addr - (addr % PAGE_SIZE);
   for (let i = 0; i < PRI_TRIES; i++) {
     yield;

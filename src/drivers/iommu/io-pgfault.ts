@@ -11,7 +11,7 @@ import { kernel } from '../../kernel/kernel.ts';
 import { Completion } from '../../kernel/sync/completion.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Work } from '../../kernel/workqueue.ts';
-import { isErrno } from '../../lib/errors.ts';
+import { checkIndex, isErrno } from '../../lib/errors.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
 import { mmput } from '../../mm/exit.ts';
 import { handleMmFault } from '../../mm/fault.ts';
@@ -26,9 +26,10 @@ export type PageResponse = 'success' | 'invalid';
  * of `bond`'s PASID with a remote fault (FAULT_FLAG_REMOTE) under mmap_lock for read. INVALID
  * when the address space is exiting (mmget_not_zero() fails), no VMA maps the address
  * (vma_lookup()), the VMA forbids the access, or handle_mm_fault() returns an error; SUCCESS
- * otherwise.
+ * otherwise. An `addr` that is not a non-negative safe integer is EINVAL.
  */
 export function* iommuSvaHandleIopf(bond: SvaBond, addr: number, write: boolean): Co<PageResponse> {
+  checkIndex(addr, 'iommu_sva_handle_iopf: the faulting address');
   const mm = bond.mm;
   if (!mmgetNotZero(mm)) return 'invalid';
   let status: PageResponse = 'success';
@@ -50,13 +51,14 @@ export function* iommuSvaHandleIopf(bond: SvaBond, addr: number, write: boolean)
  * iommu_report_device_fault() + iopf_handler() + iommu_page_response(): queues the page
  * request for `addr` on the IOMMU's fault workqueue and waits for the response, as the device
  * does (its DMA stalls until the response arrives). A bond released or unbound meanwhile
- * answers INVALID without faulting.
+ * answers INVALID without faulting. An `addr` that is not a non-negative safe integer is EINVAL.
  */
 export function* iommuReportDeviceFault(
   bond: SvaBond,
   addr: number,
   write: boolean,
 ): Co<PageResponse> {
+  checkIndex(addr, 'iommu_report_device_fault: the faulting address');
   const page = addr - (addr % PAGE_SIZE);
   const k = kernel();
   if (k.trace.on)
