@@ -91,6 +91,22 @@ export const VM_MIXEDMAP = 0x10000000;
 /** VM_DONTDUMP: left out of core dumps. */
 export const VM_DONTDUMP = 0x4000000;
 
+/**
+ * True when `v` is a whole number none of whose bits lies outside `known`, read as the kernel
+ * reads an unsigned long: bits above bit 31 and negative values count (JavaScript's bitwise
+ * operators would drop them).
+ */
+export function onlyKnownBits(v: unknown, known: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= known && (v & ~known) === 0;
+}
+
+/** A flag word for a message: hex when it is an integer, else as given. */
+export function flagWord(v: unknown): string {
+  if (typeof v === 'number' && Number.isInteger(v)) return v < 0 ? `-${hex(-v)}` : hex(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
 /** True when `addr` is a multiple of the page size. */
 export function pageAligned(addr: number): boolean {
   return addr % PAGE_SIZE === 0;

@@ -17,6 +17,9 @@ import { frameData, pageWalk } from './page-walk.ts';
 import { pteGen, ptePfn } from './pte.ts';
 import { cpuTlb } from './tlb.ts';
 
+/** MAX_RW_COUNT (INT_MAX & PAGE_MASK): the most bytes one read returns; cpuRead() refuses more. */
+export const MAX_RW_COUNT = 2 ** 31 - PAGE_SIZE;
+
 function checkRange(mm: Mm, addr: number, len: number): void {
   if (!Number.isSafeInteger(addr) || addr < 0)
     throw new Errno('EFAULT', `bad user address ${String(addr)}`);
@@ -68,6 +71,8 @@ function touched(mm: Mm, addr: number, at: Reached, write: boolean): void {
 /** Reads `len` bytes at user address `addr` (copy_from_user-like, but faulting as a CPU). */
 export function* cpuRead(mm: Mm, addr: number, len: number): Co<Uint8Array> {
   checkRange(mm, addr, len);
+  if (len > MAX_RW_COUNT)
+    throw new Errno('EINVAL', `cpuRead: length ${len} is more than MAX_RW_COUNT (${MAX_RW_COUNT})`);
   const out = new Uint8Array(len);
   for (let done = 0; done < len; ) {
     const a = addr + done;

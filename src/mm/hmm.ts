@@ -61,7 +61,14 @@ export interface HmmRange {
   gens: number[];
 }
 
-/** A fresh range with zeroed outputs (drivers must use fresh inputs on every retry). */
+/** The most pages one range spans: its pfns array must be allocatable (64 GiB of addresses). */
+export const HMM_RANGE_MAX_PAGES = 2 ** 24;
+
+/**
+ * A fresh range with zeroed outputs (drivers must use fresh inputs on every retry). EINVAL
+ * unless `start` and `end` are non-negative safe integers a whole number of pages apart (an
+ * `end` below `start` is left to hmmRangeFault()); ENOMEM above {@link HMM_RANGE_MAX_PAGES}.
+ */
 export function hmmRange(
   notifier: MmuIntervalNotifier,
   notifierSeq: number,
@@ -69,7 +76,18 @@ export function hmmRange(
   end: number,
   defaultFlags: HmmRequest,
 ): HmmRange {
+  const index = (v: number) => Number.isSafeInteger(v) && v >= 0;
+  if (!index(start) || !index(end) || (end > start && (end - start) % PAGE_SIZE !== 0))
+    throw new Errno(
+      'EINVAL',
+      `hmm_range: [${String(start)}, ${String(end)}) is not a whole number of pages of user addresses`,
+    );
   const n = Math.max(0, (end - start) / PAGE_SIZE);
+  if (n > HMM_RANGE_MAX_PAGES)
+    throw new Errno(
+      'ENOMEM',
+      `hmm_range: ${n} pages, more than a pfns array holds (${HMM_RANGE_MAX_PAGES})`,
+    );
   return {
     notifier,
     notifierSeq,

@@ -1,6 +1,7 @@
 import type { Co } from '../kernel/task.ts';
-import { Errno } from '../lib/errors.ts';
+import { Errno, isErrno } from '../lib/errors.ts';
 import {
+  flagWord,
   hex,
   MAP_ANONYMOUS,
   MAP_FIXED,
@@ -11,6 +12,7 @@ import {
   MAP_SHARED,
   MMAP_BASE,
   MMAP_MIN_ADDR,
+  onlyKnownBits,
   PAGE_SIZE,
   PROT_EXEC,
   PROT_MASK,
@@ -67,10 +69,10 @@ function checkArgs(a: MmapArgs): { addr: number; len: number; offset: number } {
   if (len > TASK_SIZE) throw new Errno('ENOMEM', `mmap: length ${a.len} exceeds the address space`);
   if (!Number.isSafeInteger(addr) || addr < 0)
     throw new Errno('EINVAL', `mmap: address ${String(addr)} is not a user address`);
-  if (!Number.isInteger(a.prot) || (a.prot & ~PROT_MASK) !== 0)
-    throw new Errno('EINVAL', `mmap: unknown prot bits ${hex(a.prot)}`);
-  if (!Number.isInteger(a.flags) || (a.flags & ~MAP_KNOWN) !== 0)
-    throw new Errno('EINVAL', `mmap: unknown flags ${hex(a.flags & ~MAP_KNOWN)}`);
+  if (!onlyKnownBits(a.prot, PROT_MASK))
+    throw new Errno('EINVAL', `mmap: prot ${flagWord(a.prot)} has bits outside PROT_MASK`);
+  if (!onlyKnownBits(a.flags, MAP_KNOWN))
+    throw new Errno('EINVAL', `mmap: flags ${flagWord(a.flags)} has bits outside MAP_KNOWN`);
   const type = a.flags & (MAP_SHARED | MAP_PRIVATE);
   if (type !== MAP_SHARED && type !== MAP_PRIVATE)
     throw new Errno('EINVAL', 'mmap: exactly one of MAP_SHARED and MAP_PRIVATE is required');
@@ -91,7 +93,7 @@ function checkArgs(a: MmapArgs): { addr: number; len: number; offset: number } {
 }
 
 /** get_unmapped_area(): the hint if it is free, else the highest free gap below mmap_base. */
-export function unmappedArea(mm: Mm, hint: number, len: number): number {
+export function unmappedArea(mm: Mm, hint: number, len: number, op = 'mmap'): number {
   const alignedHint = hint - (hint % PAGE_SIZE);
   if (
     hint !== 0 &&
@@ -110,7 +112,7 @@ export function unmappedArea(mm: Mm, hint: number, len: number): number {
     if (v === undefined) break;
     top = Math.min(top, v.start);
   }
-  throw new Errno('ENOMEM', `mmap: no free range of ${len} bytes`);
+  throw new Errno('ENOMEM', `${op}: no free range of ${len} bytes`);
 }
 
 /**
@@ -150,7 +152,9 @@ function* doMmapBody(mm: Mm, a: MmapArgs): Co<number> {
     flags |= VM_SHARED | VM_MAYSHARE;
     if (file !== null && !file.writable) flags &= ~(VM_MAYWRITE | VM_SHARED);
   }
-  const vma = new Vma(mm, addr, addr + len, flags, file, offset / PAGE_SIZE);
+  // do_mmap(): an anonymous mapping ignores the offset (a shared one maps its shmem object from 0).
+  const pgoff = a.flags & MAP_ANONYMOUS ? 0 : offset / PAGE_SIZE;
+  const vma = new Vma(mm, addr, addr + len, flags, file, pgoff);
   if (file?.ops?.mmap !== undefined) {
     try {
       yield* file.ops.mmap(file, vma);
@@ -167,14 +171,29 @@ function* doMmapBody(mm: Mm, a: MmapArgs): Co<number> {
   return addr;
 }
 
-/** mm_populate(): faults in every page of [addr, addr + len) (MAP_POPULATE). */
-export function* populate(mm: Mm, addr: number, len: number, write: boolean): Co {
+/**
+ * __mm_populate(): faults in every page of [addr, addr + len). With `ignoreErrors` (mm_populate()
+ * for MAP_POPULATE) a page that cannot be faulted in (PROT_NONE, past EOF, no memory) ends that
+ * VMA's part and the rest goes on; without, the error is thrown.
+ */
+export function* populate(
+  mm: Mm,
+  addr: number,
+  len: number,
+  write: boolean,
+  ignoreErrors = false,
+): Co {
   yield* mm.mmapLock.downRead();
   try {
     for (let a = addr; a < addr + len; a += PAGE_SIZE) {
       const vma = mm.findVma(a);
       if (vma === undefined || vma.isIoOrPfnmap) continue;
-      yield* handleMmFault(mm, a, write && vma.writable);
+      try {
+        yield* handleMmFault(mm, a, write && vma.writable);
+      } catch (e) {
+        if (!ignoreErrors || !isErrno(e)) throw e;
+        a = vma.end - PAGE_SIZE; // go on at the next VMA
+      }
     }
   } finally {
     mm.mmapLock.upRead();
@@ -192,6 +211,6 @@ export function* mmap(mm: Mm, a: MmapArgs): Co<number> {
     mm.mmapLock.upWrite();
   }
   if (a.flags & MAP_POPULATE)
-    yield* populate(mm, addr, pageAlign(a.len), (a.prot & PROT_WRITE) !== 0);
+    yield* populate(mm, addr, pageAlign(a.len), (a.prot & PROT_WRITE) !== 0, true);
   return addr;
 }

@@ -47,6 +47,9 @@ export function* registerLocked(sub: MmuNotifier | null, mm: Mm): Co {
       'EINVAL',
       `mm${mm.id} has no users: cannot register a notifier on a dead address space`,
     );
+  // Linking it again would corrupt the list (hlist_add_head_rcu() of a hashed node).
+  if (sub !== null && (sub.hashed || sub.users > 0))
+    bug('warn', `mmu_notifier_register of a notifier still registered on mm${sub.mm?.id}`);
   const fresh = mm.notifiers === null ? new NotifierSubscriptions(mm) : null;
   const dropAll = yield* mmTakeAllLocks(mm);
   // smp_store_release(): lockless readers (mm_has_notifiers()) see the state only once every
@@ -173,6 +176,8 @@ function* mmuNotifierUnregisterBody(sub: MmuNotifier, mm: Mm): Co {
   const subs = mm.notifiers;
   if (subs === null || sub.mm !== mm)
     bug('warn', 'mmu_notifier_unregister of a notifier not registered on this mm');
+  // Twice would drop the registration's mm_count reference twice.
+  if (sub.users <= 0) bug('warn', 'mmu_notifier_unregister of a notifier already unregistered');
   const srcu = mm.machine.notifierSrcu;
   if (sub.hashed) {
     const idx = srcu.readLock();

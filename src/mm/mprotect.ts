@@ -8,7 +8,9 @@ import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import {
+  flagWord,
   hex,
+  onlyKnownBits,
   PAGE_SIZE,
   PROT_MASK,
   VM_EXEC,
@@ -39,8 +41,8 @@ const VM_ACCESS = VM_READ | VM_WRITE | VM_EXEC;
 function checkArgs(addr: number, len: number, prot: number): number | null {
   const end = checkUserRange('mprotect', addr, len, 'ENOMEM');
   if (len === 0) return null;
-  if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0)
-    throw new Errno('EINVAL', `mprotect: unknown prot bits ${hex(prot)}`);
+  if (!onlyKnownBits(prot, PROT_MASK))
+    throw new Errno('EINVAL', `mprotect: prot ${flagWord(prot)} has bits outside PROT_MASK`);
   return end;
 }
 

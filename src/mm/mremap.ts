@@ -8,11 +8,13 @@ import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import {
+  flagWord,
   hex,
   MMAP_MIN_ADDR,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
+  onlyKnownBits,
   PAGE_SIZE,
   pageAlign,
   pageAligned,
@@ -57,8 +59,8 @@ function checkArgs(
   flags: number,
   newAddr: number,
 ): Request {
-  if (!Number.isInteger(flags) || (flags & ~MREMAP_KNOWN) !== 0)
-    throw new Errno('EINVAL', `mremap: unknown flags ${hex(Number(flags))}`);
+  if (!onlyKnownBits(flags, MREMAP_KNOWN))
+    throw new Errno('EINVAL', `mremap: unknown flags ${flagWord(flags)}`);
   const mayMove = (flags & MREMAP_MAYMOVE) !== 0;
   if (flags & MREMAP_FIXED && !mayMove)
     throw new Errno('EINVAL', 'mremap: MREMAP_FIXED needs MREMAP_MAYMOVE');
@@ -259,7 +261,7 @@ function* mremapLocked(mm: Mm, r: Request): Co<number> {
     const dontUnmap = (r.flags & MREMAP_DONTUNMAP) !== 0;
     let target = r.newAddr;
     if (r.flags & MREMAP_FIXED) yield* doMunmap(mm, target, target + r.newLen);
-    else target = unmappedArea(mm, 0, r.newLen);
+    else target = unmappedArea(mm, 0, r.newLen, 'mremap');
     let len = r.oldLen;
     if (r.oldLen > r.newLen) {
       yield* doMunmap(mm, r.oldAddr + r.newLen, oldEnd);
@@ -279,6 +281,6 @@ function* mremapLocked(mm: Mm, r: Request): Co<number> {
       'ENOMEM',
       `mremap: ${vma} cannot grow in place to ${r.newLen} bytes and may not move`,
     );
-  const target = unmappedArea(mm, 0, r.newLen);
+  const target = unmappedArea(mm, 0, r.newLen, 'mremap');
   return yield* moveVma(mm, vma, r.oldAddr, r.oldLen, target, r.newLen, false);
 }

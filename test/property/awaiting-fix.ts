@@ -4,28 +4,7 @@
 import { MAP_ANONYMOUS, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.ts';
 
 /** The fixes the property waits for. */
-export const AWAITING_FIX: ReadonlySet<string> = new Set([
-  // mmap(MAP_POPULATE) fails (and keeps the new mapping) when populating faults: PROT_NONE, a
-  // file mapping past EOF. Linux's __mm_populate(ignore_errors = 1) returns success.
-  'populate-errors',
-  // A shared anonymous mapping takes mmap()'s offset as its page offset into a shmem object of
-  // its own length, so with a nonzero offset every access is past EOF (SIGBUS). Linux ignores
-  // the offset of anonymous mappings (do_mmap(): pgoff = 0 for MAP_SHARED).
-  'shared-anon-offset',
-  // A prot or flags that is not a number makes mmap() or mprotect() throw a TypeError while
-  // writing its EINVAL message (hex(undefined), a bigint & a number).
-  'prot-flags-type',
-  // prot and flags are checked with 32-bit operators: bits above 31 are dropped, so
-  // prot 2^32 + 3 maps read-write and prot 2^64 maps PROT_NONE (mmap, mprotect, mremap flags).
-  'high-bits',
-  // hmmRange() sizes its output arrays before any check: a NaN, unsafe or unaligned range is a
-  // RangeError (Invalid array length).
-  'hmm-range',
-  // cpuRead() allocates its result before any check: a length of 2^33 is a RangeError.
-  'cpu-read-huge',
-  // mremap()'s ENOMEM when a grown mapping finds no room says "mmap: no free range".
-  'mremap-names-mmap',
-]);
+export const AWAITING_FIX: ReadonlySet<string> = new Set<string>([]);
 
 const awaiting = (tag: string) => AWAITING_FIX.has(tag);
 
