@@ -129,8 +129,10 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
     // interval notifiers: its worlds leave their clients out.
     clients = clients.filter((c) => !INTERVAL_CLIENTS.includes(c));
     // 3.19-4.19 leak the mm_struct of a process that exits before its last ODP MR is gone
-    // (ib_umem_odp_release() finds no task->mm to unregister from): a known kernel bug, so
-    // those worlds do not exit early unless known findings are asked for.
+    // (ib_umem_odp_release() finds no task->mm to unregister from), and when the exit comes
+    // just after that lookup, release's mmput() is the last one, run under umem_rwsem (lockdep:
+    // umem_rwsem before mmap_lock): known, so those worlds do not exit early unless known
+    // findings are asked for.
     if (!b.findings) mmOps = mmOps.filter((o) => o !== 'exit' && o !== 'oom-reap');
     if (mmOps.length === 0) mmOps = ['cpu-write'];
   }
