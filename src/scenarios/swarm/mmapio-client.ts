@@ -94,7 +94,7 @@ export interface IoMirror {
 export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
   const file = yield* unlessGone(() => ibUverbsOpen(io.dev));
   if (file === null) return null;
-  const mapped = yield* unlessGone(() => mapAll(io, proc, file));
+  const mapped = yield* unlessGone(() => mapAll(proc, file));
   if (mapped === null) {
     yield* ibUverbsClose(file);
     return null;
@@ -130,11 +130,7 @@ export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
   };
 }
 
-function* mapAll(
-  io: IoDevice,
-  proc: SwarmProc,
-  file: UverbsFile,
-): Co<{ dm: IbDm; maps: IoMapping[] }> {
+function* mapAll(proc: SwarmProc, file: UverbsFile): Co<{ dm: IbDm; maps: IoMapping[] }> {
   const ctx = yield* ibUverbsGetContext(file, proc.process);
   const dm = yield* ibAllocDm(ctx, DM_PAGES);
   const rw = PROT_READ | PROT_WRITE;
