@@ -2,10 +2,13 @@
 // token rebuilds it exactly, minimisation leaves out the operations a failure does not need,
 // and the correct code runs clean where the known findings are fixed.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { explore, replay } from '../../src/check/explore.ts';
 import { decodeToken } from '../../src/check/replay-token.ts';
+import { runWorld } from '../../src/check/run-world.ts';
 import { decodeWorld, encodeWorld, worldBuilder, worldSpec } from '../../src/cli/world.ts';
+import { ReplayStrategy } from '../../src/kernel/strategies/replay.ts';
 import type { TraceEvent } from '../../src/kernel/trace.ts';
 import { isErrno } from '../../src/lib/errors.ts';
 import {
@@ -141,4 +144,34 @@ test('a token that leaves operations out of a fixed scenario, or a malformed lis
     () => worldSpec('swarm', { findings: 2 }),
     (e) => isErrno(e, 'EINVAL'),
   );
+});
+
+test('the counterexample docs/findings/odp-revoked-mr-stale-dma.md gives replays to its use-after-free, and the fix makes it clean', () => {
+  const doc = readFileSync(
+    new URL('../../docs/findings/odp-revoked-mr-stale-dma.md', import.meta.url),
+    'utf8',
+  );
+  const token = /odpsim replay (odp2\.\S+)/.exec(doc)?.[1];
+  assert.ok(token !== undefined, 'no token in the document');
+  const spec = decodeWorld(decodeToken(token).world);
+  const r = replay(worldBuilder(spec), token).result;
+  assert.equal(r.bug?.rule, 'use-after-free');
+  assert.match(
+    r.bug!.message,
+    /set_page_dirty on pfn \d+, freed before the device mapping was removed/,
+  );
+  // The same world and schedule (as far as it applies) with the fix (findings=0) runs clean.
+  const fixed = { ...spec, params: { ...spec.params, findings: 0 } };
+  const record = decodeToken(token);
+  const clean = runWorld(
+    worldBuilder(fixed),
+    new ReplayStrategy(record.decisions, false),
+    record.seed,
+    {
+      maxSteps: record.maxSteps,
+      onStepLimit: 'fail',
+      mutants: [],
+    },
+  );
+  assert.equal(clean.bug, null, clean.bug?.message);
 });
