@@ -2,7 +2,7 @@
 // that finds it under its own rule within BUDGET runs, and prints the table
 // test/check/swarm-mutants.test.ts keeps (`node --import tsx scripts/swarm-reach.ts`).
 import { Exploration } from '../src/check/explore.ts';
-import { MUTANTS } from '../src/check/mutants.ts';
+import { MUTANTS, mutantRules } from '../src/check/mutants.ts';
 import { worldBuilder, worldSpec } from '../src/cli/world.ts';
 
 const BUDGET = Number(process.argv[2] ?? 1500);
@@ -18,7 +18,7 @@ const build = worldBuilder(worldSpec('swarm', {}));
 const only = process.argv[3];
 for (const m of MUTANTS) {
   if (only !== undefined && m.name !== only) continue;
-  const rules = [m.rule, m.reach?.reports].filter((r) => r !== undefined);
+  const rules = mutantRules(m);
   let line = `  // ${m.name}: not found in ${BUDGET} runs by any of ${TRIES.length} explorations`;
   for (const [strategy, seed] of TRIES) {
     const x = new Exploration(build, {

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MUTANTS } from '../../src/check/mutants.ts';
+import { MUTANTS, mutantRules } from '../../src/check/mutants.ts';
 import { arg, fmt, median, printTable, progressLog } from '../common.ts';
 import type { Hunt } from './worker.ts';
 
@@ -69,12 +69,9 @@ async function pool<T>(thunks: (() => Promise<T>)[]): Promise<T[]> {
 
 const mutants = MUTANTS.filter((m) => only === '' || m.name === only);
 if (mutants.length === 0) throw new Error(`no mutant ${only}`);
-/** The rules a mutant's failure may be reported under (its own, or its reach's symptom). */
-const rulesOf = (m: (typeof MUTANTS)[number]) =>
-  [m.rule, m.reach?.reports].filter((r): r is string => r !== undefined);
 const tasks = mutants.flatMap((m) => [
   async () => {
-    const h = await hunt('swarm', m.name, budget, SWARM_PLAN, {}, rulesOf(m));
+    const h = await hunt('swarm', m.name, budget, SWARM_PLAN, {}, mutantRules(m));
     log(`${m.name}: swarm ${h.filter((x) => x.found).length}/${h.length}`);
     return h;
   },
@@ -87,7 +84,7 @@ const tasks = mutants.flatMap((m) => [
           budget,
           `${m.reach.strategy}:${m.reach.seed}`,
           m.reach.set,
-          rulesOf(m),
+          mutantRules(m),
         ),
 ]);
 // The clean runs, split in chunks of seeds so the lanes share them.

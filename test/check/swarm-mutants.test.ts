@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Exploration } from '../../src/check/explore.ts';
-import { MUTANTS } from '../../src/check/mutants.ts';
+import { MUTANTS, mutantRules } from '../../src/check/mutants.ts';
 import { worldBuilder, worldSpec } from '../../src/cli/world.ts';
 
 /** [mutant, strategy, seed, runs to find it]. */
@@ -51,7 +51,7 @@ const build = worldBuilder(worldSpec('swarm', {}));
 for (const [name, strategy, seed, runs] of FOUND) {
   const m = MUTANTS.find((x) => x.name === name)!;
   test(`swarm finds ${name} (${m.rule}): ${strategy}, seed ${seed}, run ${runs - 1}`, () => {
-    const rules = [m.rule, m.reach?.reports].filter((r) => r !== undefined);
+    const rules = mutantRules(m);
     const x = new Exploration(build, { strategy, seed, runs, mutants: [name], minimise: false });
     const failures: string[] = [];
     for (let i = 0; i < runs; i++) {

@@ -7,6 +7,7 @@ import { join } from '../../kernel/context.ts';
 import type { Kernel } from '../../kernel/kernel.ts';
 import { Completion } from '../../kernel/sync/completion.ts';
 import type { Co, Task } from '../../kernel/task.ts';
+import { isErrno } from '../../lib/errors.ts';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
@@ -200,8 +201,15 @@ function* processLife(w: SwarmWorld, proc: SwarmProc, threads: readonly Task[]):
     prot: PROT_READ | PROT_WRITE,
     flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
   });
-  for (let p = 0; p < proc.pages; p++)
-    yield* cpuWrite(mm, proc.base + p * PAGE_SIZE, pageOf(initial(proc.first + p)));
+  for (let p = 0; p < proc.pages; p++) {
+    try {
+      yield* cpuWrite(mm, proc.base + p * PAGE_SIZE, pageOf(initial(proc.first + p)));
+    } catch (e) {
+      // No frame even after reclaim (the model has no OOM killer): the page stays empty.
+      if (!isErrno(e, 'ENOMEM')) throw e;
+      w.values.allow(proc.first + p, 0);
+    }
+  }
   proc.ready.completeAll();
   for (const t of threads) yield* join(t);
   if (proc.exited) return;
