@@ -105,7 +105,7 @@ export const swarmScenario: Scenario = {
     {
       name: 'findings',
       description:
-        "1: the kernel bugs docs/findings/ documents stay in (mlx5 invalidations of a revoked ODP MR, the 2014 design's mm_struct leak at exit), so explorations find them again; 0: their fixes apply and their triggers are avoided, so a violation is news",
+        "1: the kernel bugs of docs/findings/ stay in (mlx5's invalidation of a revoked ODP MR, nouveau's missing ->release, the interval side a refused non-blockable start leaves open, the 2014 ODP design's exit with an MR registered), so explorations find them again; 0: their fixes apply and the 2014 design's processes do not exit early, so a violation is news",
       default: 0,
       min: 0,
       max: 1,

@@ -179,6 +179,9 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
   };
 }
 
+/** Steps that act on the whole process, whatever pages they drew. */
+const WHOLE: readonly PlannedOp['kind'][] = ['open', 'exit', 'oom-reap'];
+
 /**
  * The plan as report lines: the machine, the enabled feature set, each process with its
  * clients, and each thread's steps (`kind@page+count`) that `omit` leaves in.
@@ -201,7 +204,9 @@ export function describePlan(plan: SwarmPlan, omit: ReadonlySet<number>): string
     if (steps.length === 0) idle++;
     else {
       const shown = steps.map((o) =>
-        o.kind === 'open' ? `#${o.id} open` : `#${o.id} ${o.kind} pages ${o.page}+${o.count}`,
+        WHOLE.includes(o.kind)
+          ? `#${o.id} ${o.kind}`
+          : `#${o.id} ${o.kind} pages ${o.page}+${o.count}`,
       );
       lines.push(`  ${t.name}: ${shown.join(', ')}`);
     }
