@@ -180,16 +180,14 @@ export function* clientLife(
       yield* mmput(proc.mm);
     }
   };
-  // The unplug waits until every mmapio client tried its first open.
-  let tried = false;
-  const triedOpen = () => {
-    if (kind === 'mmapio' && !tried && w.io !== null) ioClientReady(w.io);
-    tried = true;
-  };
+  // The unplug waits until every mmapio client tried its open (the plan's first step; left
+  // out, there is none to wait for).
+  const io = kind === 'mmapio' ? w.io : null;
+  if (io !== null && ops[0]?.kind !== 'open') ioClientReady(io);
   for (const op of ops) {
     if (op.kind === 'open') {
       if (mirror === null) yield* open();
-      triedOpen();
+      if (io !== null) ioClientReady(io);
     } else if (mirror !== null) {
       yield* useFrom(w, proc, kind, mirror, op);
       if (op.kind === 'reopen') {
@@ -200,7 +198,6 @@ export function* clientLife(
     }
     yield* sleep(STEP_NS);
   }
-  triedOpen();
   if (mirror !== null) yield* (mirror as Mirror).close();
 }
 

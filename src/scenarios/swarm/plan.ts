@@ -46,7 +46,7 @@ export type ClientOp = (typeof CLIENT_OPS)[number];
  * not yet triaged as kernel bugs or model artefacts; `rdma-odp --set design=2018` covers it.
  */
 export const RDMA_KINDS = ['mlx5-2014', 'mlx5-2020', 'rxe'] as const;
-export type RdmaKind = (typeof RDMA_KINDS)[number] | 'mlx5-2018';
+export type RdmaKind = (typeof RDMA_KINDS)[number];
 
 /** One step of a thread on pages [page, page + count) of its process's region. */
 export interface PlannedOp {

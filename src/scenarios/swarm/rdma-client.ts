@@ -54,7 +54,7 @@ const ODP_RW =
 /** The world's RDMA device of kind `kind`, with the fixes of the known findings or without. */
 export function rdmaDevice(machine: Machine, kind: RdmaKind, fixed: boolean): IbDevice {
   if (kind === 'rxe') return new RxeDevice(machine, { name: 'rxe0' });
-  const odpDesign = kind === 'mlx5-2014' ? 2014 : kind === 'mlx5-2018' ? 2018 : 2020;
+  const odpDesign = kind === 'mlx5-2014' ? 2014 : 2020;
   return new Mlx5Device(machine, { name: 'mlx5_0', odpDesign, fixRevokedInvalidate: fixed });
 }
 
