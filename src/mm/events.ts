@@ -37,9 +37,17 @@ declare module '../kernel/trace.ts' {
     'iotlb-flush': { tlb: string; mm: number; start: number; end: number };
     /**
      * A call that took rights away from [start, end) returns (munmap, mprotect, madvise, mremap): from
-     * here every cached translation of the range must agree with its CPU entry.
+     * here no cached translation of the range may grant more than both its CPU entry and what the
+     * call left the range.
      */
-    'tlb-revoked': { mm: number; start: number; end: number; call: string };
+    'tlb-revoked': {
+      mm: number;
+      start: number;
+      end: number;
+      call: string;
+      /** What the call left the range (mprotect: its new protection; the others: none). */
+      leaves: 'none' | 'read' | 'write';
+    };
     /** A CPU page fault was taken (handle_mm_fault()). */
     'cpu-fault': { mm: number; addr: number; write: boolean };
     /**

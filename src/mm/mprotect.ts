@@ -135,7 +135,8 @@ function* mprotectBody(mm: Mm, addr: number, len: number, prot: number): Co {
       vma.flags = (vma.flags & ~VM_ACCESS) | newAccess;
       yield* changeProtection(vma, vma.start, vma.end);
     }
-    tlbRevoked(mm, addr, end, 'mprotect');
+    const leaves = newAccess & VM_WRITE ? 'write' : newAccess & VM_READ ? 'read' : 'none';
+    tlbRevoked(mm, addr, end, 'mprotect', leaves);
   } finally {
     mm.mmapLock.upWrite();
   }

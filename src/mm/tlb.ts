@@ -48,13 +48,23 @@ export function flushTlbRange(mm: Mm, start: number, end: number): void {
   archInvalidateSecondaryTlbs(mm, start, end);
 }
 
+/** What a call that took rights away leaves the range: no access, reading, or writing too. */
+export type RangeRights = 'none' | 'read' | 'write';
+
 /**
- * Marks the return of a call that took rights away from [start, end) of `mm`: the TLB oracle
- * checks that every cached translation of the range now agrees with the page table.
+ * Marks the return of a call that took rights away from [start, end) of `mm`, leaving it
+ * `leaves`: the TLB oracle checks that no cached translation of the range grants more than
+ * both its page-table entry and what the call left.
  */
-export function tlbRevoked(mm: Mm, start: number, end: number, call: string): void {
+export function tlbRevoked(
+  mm: Mm,
+  start: number,
+  end: number,
+  call: string,
+  leaves: RangeRights = 'none',
+): void {
   const k = kernel();
-  if (k.trace.on) k.trace.emit('tlb-revoked', { mm: mm.id, start, end, call });
+  if (k.trace.on) k.trace.emit('tlb-revoked', { mm: mm.id, start, end, call, leaves });
 }
 
 /** Pages gathered before the gather flushes mid-walk (MAX_GATHER_BATCH, scaled down). */

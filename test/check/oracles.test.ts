@@ -166,3 +166,30 @@ test('use after free: freeing a frame a device still maps, and a double put', ()
   assert.ok(isKernelBug(dbl.bug, 'use-after-free'), dbl.bug?.message);
   assert.match(dbl.bug!.message, /put_page on pfn \d+ which is free/);
 });
+
+test('tlb-revocation: a cached entry lagging its cleared PTE fails a return that left the range nothing, or read only for a writable entry; not one whose rights the call left', () => {
+  // The events a reclaim with a batched flush leaves behind: the PTE cleared, the TLB not yet
+  // flushed. Then an mprotect or munmap returns over the page.
+  const after = (writable: boolean, leaves: 'none' | 'read' | 'write') =>
+    run(function* (_m, mm) {
+      const k = mm.machine.kernel;
+      const at = 0x10000;
+      const page = { mm: mm.id, addr: at, pfn: 3, gen: 1 };
+      k.trace.emit('pte-set', { ...page, readable: true, writable });
+      k.trace.emit('tlb-fill', { ...page, tlb: 'cpu0', kind: 'cpu', writable });
+      k.trace.emit('pte-clear', { ...page, to: 'swap' });
+      k.trace.emit('tlb-revoked', { mm: mm.id, start: at, end: at + PAGE_SIZE, call: 'x', leaves });
+      yield* mmput(mm);
+    });
+  const ok = after(false, 'read');
+  assert.equal(ok.ok, true, ok.bug?.message);
+  assert.equal(after(true, 'write').ok, true);
+  for (const [writable, leaves] of [
+    [false, 'none'],
+    [true, 'read'],
+  ] as const) {
+    const r = after(writable, leaves);
+    assert.ok(isKernelBug(r.bug, 'tlb-revocation'), `${writable} ${leaves}: ${r.bug?.message}`);
+    assert.match(r.bug!.message, new RegExp(`what it left the range \\(${leaves}\\)`));
+  }
+});

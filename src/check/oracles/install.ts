@@ -104,7 +104,7 @@ export function installOracles(
   registerOracle(k, {
     name: 'tlb',
     description:
-      'no frame is freed while a CPU TLB or IOTLB can reach it; munmap, mprotect and madvise return only once every cached translation agrees with the page table',
+      'no frame is freed while a CPU TLB or IOTLB can reach it; munmap, mprotect, mremap and madvise return only once no cached translation grants more than its page-table entry or what the call left',
     rules: ['stale-tlb', 'tlb-revocation'],
     checks: () => tlb.checks,
   });
