@@ -1,4 +1,5 @@
 import type { RunResult } from '../kernel/kernel.ts';
+import { PctStrategy } from '../kernel/strategies/pct.ts';
 import { RandomStrategy } from '../kernel/strategies/random.ts';
 import { runSeed } from './run-seed.ts';
 import { type RunSettings, replayLenient, runWorld, type WorldBuilder } from './run-world.ts';
@@ -18,6 +19,12 @@ export interface Schedule {
 const CANDIDATE_STEPS_FACTOR = 4;
 const CANDIDATE_STEPS_MIN = 10_000;
 
+/** Fresh PCT schedules a minimisation tries, when the failing one preempts more than PCT_ABOVE. */
+const PCT_RESTARTS = 60;
+const PCT_ABOVE = 8;
+/** Salt of their seeds (apart from the exploration's own). */
+const PCT_SALT = 0x70637472;
+
 /** True when `a` is a simpler counterexample than `b`: fewer preemptions, then fewer steps. */
 function simpler(a: RunResult, b: RunResult): boolean {
   return a.preemptions < b.preemptions || (a.preemptions === b.preemptions && a.steps < b.steps);
@@ -25,7 +32,7 @@ function simpler(a: RunResult, b: RunResult): boolean {
 
 /**
  * Shrinks a failing schedule: tries shorter decision prefixes (the rest runs without
- * preemption) and drops single preemptions, keeping a candidate only when its replay fails with
+ * preemption) and drops preemptions, in chunks then singly, keeping a candidate only when its replay fails with
  * the same rule and is simpler. Every kept schedule is a real run, so its decisions replay
  * exactly. `budget` caps the replays.
  */
@@ -52,6 +59,17 @@ export function minimise(
     return true;
   };
 
+  // A schedule of many preemptions (a random one switches at most steps) is first raced by
+  // fresh PCT schedules of depth 1 to 3: one that fails the same way is far simpler than what
+  // dropping preemptions one chunk at a time reaches, since each dropped one reshapes the rest.
+  for (let j = 0; j < PCT_RESTARTS && best.result.preemptions > PCT_ABOVE && spent < budget; j++) {
+    spent++;
+    const pct = new PctStrategy(runSeed(seed ^ PCT_SALT, j), 1 + (j % 3), best.result.steps);
+    const result = runWorld(build, pct, seed, settings);
+    if (result.bug?.rule === rule && simpler(result, best.result))
+      best = { decisions: result.decisions, result };
+  }
+
   // Shortest failing prefix by bisection (a heuristic: failure need not be monotone).
   let lo = 0;
   let hi = best.decisions.length;
@@ -61,22 +79,35 @@ export function minimise(
     else lo = mid + 1;
   }
 
-  // Then turn preemptions into non-preemptive choices, one at a time, until none helps.
-  for (let improved = true; improved && spent < budget; ) {
-    improved = false;
+  // Then turn preemptions into non-preemptive choices: in chunks first, halves down to single
+  // ones (delta debugging: a random schedule keeps hundreds, one at a time would exhaust the
+  // budget), the latest first; a single one may also end the prefix there.
+  for (let chunks = 2; spent < budget; ) {
     const { preempting } = replayLenient(build, best.decisions, seed, settings);
     spent++;
-    for (let i = preempting.length - 1; i >= 0 && spent < budget; i--) {
-      if (!preempting[i]) continue;
+    const at = preemptionSteps(preempting);
+    if (at.length === 0) break;
+    chunks = Math.min(chunks, at.length);
+    const size = Math.ceil(at.length / chunks);
+    let removed = false;
+    for (let c = Math.ceil(at.length / size) - 1; c >= 0 && !removed && spent < budget; c--) {
+      const part = at.slice(c * size, (c + 1) * size);
       const candidate = best.decisions.slice();
-      candidate[i] = -1;
-      if (attempt(candidate) || attempt(best.decisions.slice(0, i))) {
-        improved = true;
-        break;
-      }
+      for (const i of part) candidate[i] = -1;
+      removed = attempt(candidate) || (size === 1 && attempt(best.decisions.slice(0, part[0])));
     }
+    if (removed) continue;
+    if (size === 1) break;
+    chunks *= 2;
   }
   return best;
+}
+
+/** The steps whose decision preempted the running task. */
+function preemptionSteps(preempting: readonly boolean[]): number[] {
+  const at: number[] = [];
+  for (let i = 0; i < preempting.length; i++) if (preempting[i]) at.push(i);
+  return at;
 }
 
 /**
