@@ -84,7 +84,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       'before 3ea277194daa (v4.13): batched reclaim flushes (TTU_BATCH_FLUSH) raced with mprotect, munmap, mremap and madvise',
     rule: 'tlb-revocation',
-    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 200 },
+    reach: { scenario: 'sva', set: {}, strategy: 'random', seed: 1, runs: 800 },
   },
   {
     name: 'mm.mremap-flush-after-unlock',
@@ -243,6 +243,8 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '7608bf40cf24 "RDMA/odp: Fix missed unlock in non-blocking invalidate_start" (v5.3; the bug from 4.20)',
     rule: 'lock-order',
+    // The leaked read lock may first show as its task returning with it held.
+    symptoms: ['exit-holding-lock'],
     reach: {
       scenario: 'rdma-odp',
       set: { teardown: 1 },
