@@ -12,12 +12,14 @@ import {
 } from '../../../src/drivers/rdma/core/umem-odp-2014.ts';
 import { ibUverbsClose } from '../../../src/drivers/rdma/core/uverbs.ts';
 import { ibDeregMr, ibRegMr } from '../../../src/drivers/rdma/core/verbs.ts';
+import { Mlx5Device } from '../../../src/drivers/rdma/hw/mlx5/main.ts';
 import { type Co, isErrno, isKernelBug } from '../../../src/index.ts';
 import { join, sleep } from '../../../src/kernel/context.ts';
 import { TimedStrategy } from '../../../src/kernel/strategies/timed.ts';
 import { BLOCKED } from '../../../src/kernel/task.ts';
 import { MADV_DONTNEED } from '../../../src/mm/constants.ts';
 import { cpuWriteU32 } from '../../../src/mm/cpu-access.ts';
+import type { Machine } from '../../../src/mm/machine.ts';
 import { madvise } from '../../../src/mm/madvise.ts';
 import {
   invalidateRangeEnd,
@@ -281,4 +283,42 @@ test('finding: the 2014 design leaks the mm_struct of an owner that exits with O
   });
   assert.ok(isKernelBug(r.bug, 'leak'), r.bug?.message);
   assert.match(r.bug!.message, /1 mms/);
+});
+
+/** The proposed fix of the exit leak on both devices of the world (IbDevice.fixOdp2014Exit). */
+const fixedExit = {
+  device: (m: Machine, name: string) => new Mlx5Device(m, { name, fixOdp2014Exit: true }),
+};
+
+test('fixOdp2014Exit: the same exit frees every mm (the release unregisters from the mm registered on)', () => {
+  const r = runRdma(function* (w) {
+    yield* ibRegMr(w.server, w.sep.pd, yield* mapPages(w.server, 1), P, ODP_ALL);
+    yield* exitMm(w.server);
+    yield* ibUverbsClose(w.sep.file);
+    yield* exitMm(w.client);
+    yield* ibUverbsClose(w.cep.file);
+  }, fixedExit);
+  assert.equal(r.ok, true, r.bug?.message);
+});
+
+test('fixOdp2014Exit: an owner alive at the last deregistration gets ->release once and is unlinked, and its exit calls none', () => {
+  let unlinked = false;
+  const r = runRdma(function* (w) {
+    const at = yield* mapPages(w.server, 1);
+    const mr = yield* ibRegMr(w.server, w.sep.pd, at, P, ODP_ALL);
+    const mm = w.server.mm!;
+    yield* ibDeregMr(mr);
+    unlinked = (mm.notifiers?.list.length ?? 0) === 0;
+    yield* madvise(mm, at, P, MADV_DONTNEED);
+    yield* ibUverbsClose(w.sep.file);
+    yield* exitMm(w.server);
+    yield* exitMm(w.client);
+    yield* ibUverbsClose(w.cep.file);
+  }, fixedExit);
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.equal(unlinked, true);
+  const releases = r.rec.events.filter(
+    (e) => e.type === 'mn-callback' && e.client === 'rdma-odp-2014' && e.callback === 'release',
+  );
+  assert.equal(releases.length, 1);
 });

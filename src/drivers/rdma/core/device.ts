@@ -100,6 +100,12 @@ export abstract class IbDevice {
   unregistered = false;
   /** The ODP core of the kernel the device runs on. */
   readonly odpDesign: OdpDesign;
+  /**
+   * Applies the fix of the 2014 design's exit leak (set by the driver's options; default
+   * false): the last ODP MR's release unregisters from the mm the context registered on,
+   * as the per_mm design of 4.20 did, instead of looking up the owner's mm.
+   */
+  fixOdp2014Exit = false;
   private nextObjectId = 1;
 
   constructor(

@@ -88,6 +88,8 @@ export class UcontextOdp2014 {
    * examining every umem of the context (a linear list) instead of the interval tree.
    */
   linearDispatch = false;
+  /** The fix of the exit leak is applied (IbDevice.fixOdp2014Exit). */
+  fixExit = false;
 
   constructor(
     name: string,
@@ -314,6 +316,10 @@ export function* ibUmemOdpRelease2014(umem: UmemOdp2014): Co {
     const mm = odp.registeredMm!;
     odp.registeredMm = null;
     yield* mmuNotifierUnregisterNoRelease(odp.mn, mm);
+  } else if (last && odp.fixExit) {
+    // The proposed fix: unregister from the mm registered on (the registration's mm_count
+    // keeps it), so no owner lookup and no mmput() under umem_rwsem.
+    yield* mmuNotifierUnregister(odp.mn, odp.mn.mm!);
   } else if (last) {
     // get_pid_task(context->tgid) and get_task_mm(): an exited owner has no mm to unregister
     // from (its notifiers were unlinked when the mm was released). Its mm_count, taken by

@@ -135,6 +135,7 @@ export function* ibUverbsGetContext(file: UverbsFile, caller: Process): Co<IbUco
         hook === undefined ? null : (u, s, e) => hook.call(device.ops, u, s, e),
         device.odpDesign === 2018,
       );
+      odp.fixExit = device.fixOdp2014Exit;
       const ctx = new IbUcontext(device, file, caller, odp);
       file.ucontext = ctx;
       device.ucontexts.add(ctx);

@@ -135,12 +135,15 @@ export class Mlx5Device extends IbDevice {
       era?: number;
       odpDesign?: OdpDesign;
       fixRevokedInvalidate?: boolean;
+      /** See IbDevice.fixOdp2014Exit. */
+      fixOdp2014Exit?: boolean;
     } = {},
   ) {
     const design = options.odpDesign ?? 2014;
     const caps = design === 2020 ? MLX5_ODP_CAPS_IMPLICIT : MLX5_ODP_CAPS;
     super(options.name ?? 'mlx5_0', machine, options.odpCaps ?? caps, options.era ?? 612, design);
     this.fixRevokedInvalidate = options.fixRevokedInvalidate ?? false;
+    this.fixOdp2014Exit = options.fixOdp2014Exit ?? false;
     this.mrSrcu = new Srcu(`${this.name}.mr_srcu`);
     this.pfWq = new Workqueue(`${this.name}_page_fault`);
     this.prefetchWq = new Workqueue(`${this.name}_unbound`, 4);
