@@ -14,15 +14,18 @@ import {
 import { ibAllocDm, ibFreeDm, ibMmap } from '../../drivers/rdma/core/verbs.ts';
 import { Mlx5Device } from '../../drivers/rdma/hw/mlx5/main.ts';
 import { CORE_CLOCK_PGOFF, uarOffset } from '../../drivers/rdma/hw/mlx5/mmap.ts';
-import { sleep } from '../../kernel/context.ts';
+import { join, sleep } from '../../kernel/context.ts';
 import type { Kernel } from '../../kernel/kernel.ts';
 import { Completion } from '../../kernel/sync/completion.ts';
-import type { Co } from '../../kernel/task.ts';
+import { type Co, DONE, type Task } from '../../kernel/task.ts';
 import { Errno, type ErrnoCode } from '../../lib/errors.ts';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../mm/constants.ts';
+import { mmput } from '../../mm/exit.ts';
 import type { Machine } from '../../mm/machine.ts';
 import type { Mm } from '../../mm/mm.ts';
+import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import { mprotect } from '../../mm/mprotect.ts';
+import { munmap } from '../../mm/munmap.ts';
 import { type IoMapping, type TouchWorld, touchMapping } from '../mmap-io-touch.ts';
 import type { PlannedOp } from './plan.ts';
 import { isProcessGone, isRaceError, STEP_NS, type SwarmProc } from './world.ts';
@@ -66,15 +69,18 @@ export function ioDevice(k: Kernel, machine: Machine, clients: number): IoDevice
   return io;
 }
 
-/** `fn()`, or null when it failed because the device went away under it. */
-function* unlessGone<T>(fn: () => Co<T>): Co<T | null> {
+/** `fn()`, or null when it failed with one of `codes`. */
+function* unless<T>(codes: readonly ErrnoCode[], fn: () => Co<T>): Co<T | null> {
   try {
     return yield* fn();
   } catch (e) {
-    if (e instanceof Errno && GONE.includes(e.code)) return null;
+    if (e instanceof Errno && codes.includes(e.code)) return null;
     throw e;
   }
 }
+
+/** `fn()`, or null when it failed because the device went away under it. */
+const unlessGone = <T>(fn: () => Co<T>): Co<T | null> => unless(GONE, fn);
 
 /** An open mmap-io client: its descriptor, device memory and mappings. */
 export interface IoMirror {
@@ -100,6 +106,13 @@ export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
     return null;
   }
   const { dm, maps } = mapped;
+  // Another thread of the process maps the device memory again, racing this one's next steps
+  // (the DM's free among them); at most one at a time.
+  let remapper: Task<void> | null = null;
+  const remap = (): void => {
+    if (remapper === null || remapper.state === DONE)
+      remapper = io.k.spawn(`p${proc.index}.mmapio.remap`, () => mapAgain(io, proc, file, dm));
+  };
   const touchAll = function* (token: number): Co {
     for (const m of maps) yield* touchMapping(io, proc.mm, m, token);
   };
@@ -114,9 +127,10 @@ export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
       return true;
     },
     *prefetch() {
-      // Splits the device-memory VMA (->open on the new piece) and restores its rights.
-      const second = maps[1]!.addr + PAGE_SIZE;
+      remap();
       try {
+        // Splits the device-memory VMA (->open on the new piece) and restores its rights.
+        const second = maps[1]!.addr + PAGE_SIZE;
         yield* mprotect(proc.mm, second, PAGE_SIZE, PROT_READ);
         yield* mprotect(proc.mm, second, PAGE_SIZE, PROT_READ | PROT_WRITE);
       } catch (e) {
@@ -124,7 +138,9 @@ export function* openIo(io: IoDevice, proc: SwarmProc): Co<IoMirror | null> {
       }
     },
     *close() {
+      remap();
       yield* unlessGone(() => ibFreeDm(dm));
+      if (remapper !== null) yield* join(remapper);
       yield* ibUverbsClose(file);
     },
   };
@@ -151,6 +167,29 @@ function* mapAll(proc: SwarmProc, file: UverbsFile): Co<{ dm: IbDm; maps: IoMapp
       { name: `p${proc.index} clock`, addr: clock, pages: 1 },
     ],
   };
+}
+
+/**
+ * A second mapping of the device memory, touched and unmapped: its mmap looks the entry up
+ * again (rdma_user_mmap_entry_get), which may race the entry's removal by the unplug.
+ */
+function* mapAgain(io: IoDevice, proc: SwarmProc, file: UverbsFile, dm: IbDm): Co {
+  if (!mmgetNotZero(proc.mm)) return;
+  const len = DM_PAGES * PAGE_SIZE;
+  try {
+    // EINVAL: the entry was removed (the DM freed) before the lookup.
+    const at = yield* unless([...GONE, 'EINVAL'], () =>
+      ibMmap(proc.process, file, dm.offset, len, PROT_READ | PROT_WRITE),
+    );
+    if (at === null) return;
+    const name = `p${proc.index} device memory (second mapping)`;
+    yield* touchMapping(io, proc.mm, { name, addr: at, pages: DM_PAGES }, 0x300);
+    yield* munmap(proc.mm, at, len);
+  } catch (e) {
+    if (!isProcessGone(proc, e)) throw e;
+  } finally {
+    yield* mmput(proc.mm);
+  }
 }
 
 /** A forked child's touches of its copies of the parent's device mappings. */

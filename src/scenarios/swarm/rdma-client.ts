@@ -55,7 +55,12 @@ const ODP_RW =
 export function rdmaDevice(machine: Machine, kind: RdmaKind, fixed: boolean): IbDevice {
   if (kind === 'rxe') return new RxeDevice(machine, { name: 'rxe0' });
   const odpDesign = kind === 'mlx5-2014' ? 2014 : 2020;
-  return new Mlx5Device(machine, { name: 'mlx5_0', odpDesign, fixRevokedInvalidate: fixed });
+  return new Mlx5Device(machine, {
+    name: 'mlx5_0',
+    odpDesign,
+    fixRevokedInvalidate: fixed,
+    fixOdp2014Exit: fixed,
+  });
 }
 
 /** An open RDMA client: its MR, and the peer that reads and writes through it. */
@@ -115,38 +120,83 @@ export function* openRdma(
     qp = null;
     return false;
   };
-  const wr = (opcode: 'RDMA_READ' | 'RDMA_WRITE', page: number): IbSendWr => ({
+  const wr = (opcode: 'RDMA_READ' | 'RDMA_WRITE', page: number, rkey = mr.rkey): IbSendWr => ({
     wrId: 0,
     opcode,
     sgList: [{ addr: buf, length: PAGE_SIZE, lkey: peerMr.lkey }],
     remoteAddr: pageAddr(proc, page),
-    rkey: mr.rkey,
+    rkey,
   });
+  /** An RDMA READ of one page into the peer's buffer: its bytes, or null if it failed. */
+  const readPage = function* (page: number, rkey = mr.rkey): Co<Uint8Array | null> {
+    return (yield* post(wr('RDMA_READ', page, rkey)))
+      ? yield* cpuRead(peerMm, buf, PAGE_SIZE)
+      : null;
+  };
+  // Before ibv_advise_mr (5.0), applications registered an MR for one I/O, and prefetched by
+  // registering the range and touching it: a second ODP MR of the context, registered while
+  // invalidations may run (the 2014 design defers its activation then), used, deregistered.
+  const throughNewMr = function* <T>(
+    page: number,
+    count: number,
+    use: (rkey: number) => Co<T>,
+  ): Co<T | null> {
+    let tmp: IbMr;
+    try {
+      tmp = yield* ibRegMr(proc.process, ep.pd, pageAddr(proc, page), count * PAGE_SIZE, ODP_RW);
+    } catch (e) {
+      if (isProcessGone(proc, e)) return null;
+      throw e;
+    }
+    try {
+      return yield* use(tmp.rkey);
+    } finally {
+      yield* ibDeregMr(tmp);
+    }
+  };
+  /** An RDMA WRITE of `bytes` to one page (two, gathered from the peer's on-demand MRs, but the last). */
+  const writePage = function* (page: number, bytes: Uint8Array, rkey: number): Co<boolean> {
+    if (page + 1 >= proc.pages) {
+      yield* cpuWrite(peerMm, buf, bytes);
+      return yield* post(wr('RDMA_WRITE', page, rkey));
+    }
+    // This page from the writable one, the next from the read-only one.
+    values.allow(proc.first + page + 1, PEER_RO_VALUE);
+    yield* cpuWrite(peerMm, odpBuf, bytes);
+    return yield* post({
+      wrId: 0,
+      opcode: 'RDMA_WRITE',
+      sgList: [
+        { addr: odpBuf, length: PAGE_SIZE, lkey: odpMr.lkey },
+        { addr: roBuf, length: PAGE_SIZE, lkey: roMr.lkey },
+      ],
+      remoteAddr: pageAddr(proc, page),
+      rkey,
+    });
+  };
+  // Where that was the practice, every I/O goes through an MR of its own.
+  const oneIoMrs = dev.ops.adviseMr === undefined;
   return {
     *read(page) {
-      return (yield* post(wr('RDMA_READ', page))) ? yield* cpuRead(peerMm, buf, PAGE_SIZE) : null;
+      if (!oneIoMrs) return yield* readPage(page);
+      return yield* throughNewMr(page, 1, (rkey) => readPage(page, rkey));
     },
     *write(page, bytes) {
-      if (page + 1 >= proc.pages) {
-        yield* cpuWrite(peerMm, buf, bytes);
-        return yield* post(wr('RDMA_WRITE', page));
-      }
-      // Two pages gathered from the peer's on-demand MRs: this one, then the read-only page.
-      values.allow(proc.first + page + 1, PEER_RO_VALUE);
-      yield* cpuWrite(peerMm, odpBuf, bytes);
-      return yield* post({
-        wrId: 0,
-        opcode: 'RDMA_WRITE',
-        sgList: [
-          { addr: odpBuf, length: PAGE_SIZE, lkey: odpMr.lkey },
-          { addr: roBuf, length: PAGE_SIZE, lkey: roMr.lkey },
-        ],
-        remoteAddr: pageAddr(proc, page),
-        rkey: mr.rkey,
-      });
+      if (!oneIoMrs) return yield* writePage(page, bytes, mr.rkey);
+      const span = page + 1 >= proc.pages ? 1 : 2;
+      return (yield* throughNewMr(page, span, (rkey) => writePage(page, bytes, rkey))) ?? false;
     },
     *prefetch(page, count) {
-      if (dev.ops.adviseMr === undefined) return;
+      if (oneIoMrs) {
+        yield* throughNewMr(page, count, function* (rkey) {
+          for (let i = 0; i < count; i++) {
+            const bytes = yield* readPage(page + i, rkey);
+            if (bytes !== null)
+              values.check(`p${proc.index}'s rdma prefetch read`, proc.first + page + i, bytes, 0);
+          }
+        });
+        return;
+      }
       const sge = { addr: pageAddr(proc, page), length: count * PAGE_SIZE, lkey: mr.lkey };
       try {
         yield* ibAdviseMr(
