@@ -156,3 +156,37 @@ test('bad inputs: binding an exited mm and unbinding twice are EINVAL; a DMA aft
   assert.match(errors[0]!, /iommu_sva_unbind_device: sva0 is not bound/);
   assert.match(errors[1]!, /iommu_sva_bind_device: mm\d+ has no users left/);
 });
+
+for (const exitFirst of [false, true]) {
+  test(`getPut (arm-smmu-v3, 5.11-6.6): bound with mmu_notifier_get, dropped with mmu_notifier_put${exitFirst ? ' after the exit' : ''}; DMA, the hook and ->release work the same, and nothing leaks`, () => {
+    const out: unknown[] = [];
+    const { r, machine, events } = run(function* (mm) {
+      const base = yield* mmap(mm, {
+        len: 2 * PAGE_SIZE,
+        prot: RW,
+        flags: MAP_PRIVATE | MAP_ANONYMOUS,
+      });
+      const bond = yield* iommuSvaBindDevice('sva0', mm, true);
+      out.push(yield* dmaWrite(bond, base, 9), yield* cpuReadU32(mm, base));
+      yield* munmap(mm, base + PAGE_SIZE, PAGE_SIZE);
+      out.push(yield* dmaRead(bond, base + PAGE_SIZE));
+      if (exitFirst) {
+        yield* mmput(mm);
+        out.push(bond.released);
+        yield* iommuSvaUnbindDevice(bond);
+      } else {
+        yield* iommuSvaUnbindDevice(bond);
+        out.push(bond.released);
+        yield* mmput(mm);
+      }
+    });
+    assert.equal(r.ok, true, r.bug?.message);
+    assert.deepEqual(out, [true, 9, null, exitFirst]);
+    const paths = events.flatMap((e) =>
+      e.type === 'mm-path' && e.phase === 'begin' ? [e.fn] : [],
+    );
+    assert.ok(paths.includes('mmu_notifier_get') && paths.includes('mmu_notifier_put'));
+    assert.ok(!paths.includes('mmu_notifier_register'));
+    assert.deepEqual(measureLeaks(machine), NO_LEAKS);
+  });
+}

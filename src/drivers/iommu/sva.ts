@@ -11,7 +11,10 @@
  * - ->release, intel_mm_release() / arm_smmu_mm_release(): the process exits while still
  *   bound; the PASID entry stops translating (new requests abort) and everything is flushed;
  * - iommu_sva_unbind_device(): detach the PASID (flush everything), mmu_notifier_unregister(),
- *   mmdrop().
+ *   mmdrop();
+ * - with `getPut`, the SVA of arm-smmu-v3 from 5.11 to 6.6 (arm_smmu_mmu_notifier_get() and
+ *   _put()): the notifier is taken with mmu_notifier_get() and dropped with
+ *   mmu_notifier_put(), which frees it after an SRCU grace period.
  *
  * The device side (ATS translation, PRI page requests) is in ats.ts, the page-request handler
  * in io-pgfault.ts. The mutant `sva.flush-at-range-start` invalidates from
@@ -28,7 +31,12 @@ import { Errno } from '../../lib/errors.ts';
 import { TASK_SIZE } from '../../mm/constants.ts';
 import type { Mm } from '../../mm/mm.ts';
 import { mmdrop, mmgrab } from '../../mm/mm-refs.ts';
-import { mmuNotifierRegister, mmuNotifierUnregister } from '../../mm/mmu-notifier-register.ts';
+import {
+  mmuNotifierGet,
+  mmuNotifierPut,
+  mmuNotifierRegister,
+  mmuNotifierUnregister,
+} from '../../mm/mmu-notifier-register.ts';
 import { MmuNotifier, type MmuNotifierOps } from '../../mm/mmu-notifier-types.ts';
 import { type CacheGeometry, TranslationCache } from '../../mm/tlb-cache.ts';
 
@@ -49,13 +57,16 @@ export class SvaBond {
   /** The fault queue's workqueue (iopf_queue: one ordered worker per IOMMU). */
   readonly iopfWq: Workqueue;
   readonly notifier: MmuNotifier;
+  /** Taken with mmu_notifier_get() and dropped with mmu_notifier_put() (arm-smmu-v3, 5.11-6.6). */
+  readonly getPut: boolean;
   /** Attached and not yet unbound. */
   bound = false;
   /** ->release ran: the PASID entry no longer translates, requests abort. */
   released = false;
 
-  constructor(dev: string, mm: Mm, pasid: number) {
+  constructor(dev: string, mm: Mm, pasid: number, getPut = false) {
     this.dev = dev;
+    this.getPut = getPut;
     this.mm = mm;
     this.pasid = pasid;
     this.iotlb = new TranslationCache(dev, 'iotlb', mm, IOTLB);
@@ -84,6 +95,8 @@ export class SvaBond {
             self.release();
           },
         };
+    // mmu_notifier_get() allocates through the ops: this bond's own notifier.
+    if (getPut) ops.allocNotifier = () => self.notifier;
     this.notifier = new MmuNotifier(ops, this);
   }
 
@@ -109,15 +122,16 @@ const pasids = new WeakMap<object, number>();
  * iommu_sva_bind_device(): binds device `dev` to `mm`, which must still have users. The bond
  * holds an mm_count reference (the mm_struct, not the address space) until unbind.
  */
-export function* iommuSvaBindDevice(dev: string, mm: Mm): Co<SvaBond> {
+export function* iommuSvaBindDevice(dev: string, mm: Mm, getPut = false): Co<SvaBond> {
   if (mm.users <= 0 || mm.exited)
     throw new Errno('EINVAL', `iommu_sva_bind_device: mm${mm.id} has no users left`);
   const k = kernel();
   const pasid = (pasids.get(k) ?? 0) + 1;
   pasids.set(k, pasid);
-  const bond = new SvaBond(dev, mm, pasid);
+  const bond = new SvaBond(dev, mm, pasid, getPut);
   mmgrab(mm);
-  yield* mmuNotifierRegister(bond.notifier, mm);
+  if (getPut) yield* mmuNotifierGet(bond.notifier.ops, mm);
+  else yield* mmuNotifierRegister(bond.notifier, mm);
   bond.bound = true;
   return bond;
 }
@@ -133,6 +147,7 @@ export function* iommuSvaUnbindDevice(bond: SvaBond): Co {
   bond.invalidate(0, TASK_SIZE);
   // iopf_queue_flush_dev(): no handler may still be working on this PASID.
   yield* bond.iopfWq.flush();
-  yield* mmuNotifierUnregister(bond.notifier, bond.mm);
+  if (bond.getPut) yield* mmuNotifierPut(bond.notifier);
+  else yield* mmuNotifierUnregister(bond.notifier, bond.mm);
   mmdrop(bond.mm);
 }

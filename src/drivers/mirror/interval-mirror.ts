@@ -30,6 +30,7 @@ import type { Mm } from '../../mm/mm.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
 import {
   mmuIntervalNotifierInsert,
+  mmuIntervalNotifierInsertLocked,
   mmuIntervalNotifierRemove,
   mmuIntervalReadBegin,
   mmuIntervalReadRetry,
@@ -101,10 +102,21 @@ export class IntervalMirror {
     });
   }
 
-  /** Subscribes to [start, start + len) (with N2, the whole mm through a classic notifier). */
-  *insert(start: number, len: number): Co {
-    if (this.mutant.validFlag) yield* mmuNotifierRegister(this.classic, this.mm);
-    else yield* mmuIntervalNotifierInsert(this.sub, this.mm, start, len, this.sub.ops);
+  /**
+   * Subscribes to [start, start + len) (with N2, the whole mm through a classic notifier).
+   * `locked`: under mmap_lock held for write, with mmu_interval_notifier_insert_locked(), as
+   * amdkfd adds the notifier of an SVM range (svm_range_add_notifier_locked()).
+   */
+  *insert(start: number, len: number, locked = false): Co {
+    if (this.mutant.validFlag) return yield* mmuNotifierRegister(this.classic, this.mm);
+    if (!locked)
+      return yield* mmuIntervalNotifierInsert(this.sub, this.mm, start, len, this.sub.ops);
+    yield* this.mm.mmapLock.downWrite();
+    try {
+      yield* mmuIntervalNotifierInsertLocked(this.sub, this.mm, start, len, this.sub.ops);
+    } finally {
+      this.mm.mmapLock.upWrite();
+    }
   }
 
   /**
