@@ -24,6 +24,8 @@ export interface CoverageData {
 /** Everything that could be reached: the item lists a report counts against. */
 export interface CoverageUniverse {
   readonly callbacks: readonly string[];
+  /** What an item needs beyond correct code (a mutant, a setting, a design), or null. */
+  readonly condition?: (item: string) => string | null;
   /** Racing pairs are every unordered pair of these, each path with itself included. */
   readonly paths: readonly string[];
 }
@@ -34,8 +36,10 @@ export interface CoverageSection {
   readonly total: number;
   /** Items of the universe reached, in its order, with the runs that reached each. */
   readonly reached: Readonly<Record<string, number>>;
-  /** Items of the universe never reached, in its order. */
+  /** Items of the universe never reached, in its order (those of `conditional` too). */
   readonly missing: readonly string[];
+  /** Of the missing items, those the universe says need a condition, with it. */
+  readonly conditional: Readonly<Record<string, string>>;
   /** Items reached that the universe does not list (a client that names no kind, say). */
   readonly outside: Readonly<Record<string, number>>;
 }
@@ -151,8 +155,8 @@ export class Coverage {
   report(universe: CoverageUniverse): CoverageReport {
     return {
       runs: this.runs,
-      callbacks: section(this.callbacks, universe.callbacks),
-      paths: section(this.paths, universe.paths),
+      callbacks: section(this.callbacks, universe.callbacks, universe.condition),
+      paths: section(this.paths, universe.paths, universe.condition),
       races: section(this.races, pairUniverse(universe.paths)),
     };
   }
@@ -182,16 +186,26 @@ function counts(m: Map<string, Hit>): Record<string, number> {
   return out;
 }
 
-function section(m: Map<string, Hit>, universe: readonly string[]): CoverageSection {
+function section(
+  m: Map<string, Hit>,
+  universe: readonly string[],
+  condition: (item: string) => string | null = () => null,
+): CoverageSection {
   const reached: Record<string, number> = {};
   const missing: string[] = [];
+  const conditional: Record<string, string> = {};
   const listed = new Set(universe);
   for (const item of universe) {
     const h = m.get(item);
-    if (h === undefined) missing.push(item);
-    else reached[item] = h.runs;
+    if (h !== undefined) {
+      reached[item] = h.runs;
+      continue;
+    }
+    missing.push(item);
+    const c = condition(item);
+    if (c !== null) conditional[item] = c;
   }
   const outside: Record<string, number> = {};
   for (const item of [...m.keys()].sort()) if (!listed.has(item)) outside[item] = m.get(item)!.runs;
-  return { total: universe.length, reached, missing, outside };
+  return { total: universe.length, reached, missing, conditional, outside };
 }

@@ -2,14 +2,15 @@
 // report as text (counts, then what was reached, then what was not), grouped so that hundreds
 // of items read in a few dozen lines.
 import type { CoverageReport, CoverageSection, CoverageUniverse } from '../check/coverage.ts';
-import { MM_PATHS } from '../mm/mm-path.ts';
-import { MN_CALLBACK_ITEMS } from '../mm/mmu-notifier-clients.ts';
+import { MM_PATH_CONDITIONS, MM_PATHS, type MmPathName } from '../mm/mm-path.ts';
+import { MN_CALLBACK_ITEMS, mnCondition } from '../mm/mmu-notifier-clients.ts';
 import { num, plural } from './report.ts';
 
 /** What the model can reach: every client callback with its events, every mm path. */
 export const COVERAGE_UNIVERSE: CoverageUniverse = {
   callbacks: MN_CALLBACK_ITEMS,
   paths: MM_PATHS,
+  condition: (item) => MM_PATH_CONDITIONS[item as MmPathName] ?? mnCondition(item),
 };
 
 const WIDTH = 100;
@@ -47,6 +48,7 @@ const runs = (n: number | undefined) => (n === undefined ? '' : ` ${num(n)}`);
 function callbackLines(
   items: readonly string[],
   counts: Readonly<Record<string, number>> | null,
+  indent = '    ',
 ): string[] {
   // client → callback → its events (null for a callback without a range) with their runs
   const clients = new Map<string, Map<string, { event: string | null; n: string }[]>>();
@@ -62,7 +64,7 @@ function callbackLines(
         ? `${cb}${events[0].n}`
         : `${cb} (${events.map((e) => `${e.event}${e.n}`).join(', ')})`,
     );
-    out.push(...wrap(`    ${client}:`, parts, '        '));
+    out.push(...wrap(`${indent}${client}:`, parts, `${indent}    `));
   }
   return out;
 }
@@ -92,7 +94,25 @@ function pairLines(
 const reachedCount = (s: CoverageSection) => s.total - s.missing.length;
 
 function countLine(what: string, s: CoverageSection): string {
-  return `  ${what.padEnd(46)}${num(reachedCount(s)).padStart(5)} of ${num(s.total)}`;
+  const line = `  ${what.padEnd(46)}${num(reachedCount(s)).padStart(5)} of ${num(s.total)}`;
+  const conditional = Object.keys(s.conditional).length;
+  return conditional === 0
+    ? line
+    : `${line} (of the ${num(s.missing.length)} missing, ${num(conditional)} ${conditional === 1 ? 'needs' : 'need'} more than correct code)`;
+}
+
+/** Missing items that need a condition, grouped under it. */
+function conditionalLines(
+  what: string,
+  s: CoverageSection,
+  lines: (items: string[], indent: string) => string[],
+): string[] {
+  const byCondition = new Map<string, string[]>();
+  for (const [item, c] of Object.entries(s.conditional)) entry(byCondition, c, () => []).push(item);
+  if (byCondition.size === 0) return [];
+  const out = [`  ${what} that need more than correct code, by when they run:`];
+  for (const [c, items] of byCondition) out.push(`    ${c}:`, ...lines(items, '      '));
+  return out;
 }
 
 /** The report as text. */
@@ -129,12 +149,16 @@ export function formatCoverage(r: CoverageReport): string[] {
   // A pair with a path that never ran is implied by the missing paths: list only the others.
   const ran = new Set(Object.keys(p.reached));
   const pairsOfRan = x.missing.filter((item) => item.split(' ').every((q) => ran.has(q)));
+  const plainCallbacks = c.missing.filter((item) => c.conditional[item] === undefined);
+  const plainPaths = p.missing.filter((item) => p.conditional[item] === undefined);
   lines.push(
     '',
     'Missing:',
     '  callbacks:',
-    ...(c.missing.length > 0 ? callbackLines(c.missing, null) : ['    none']),
-    ...wrap('  mm paths:', p.missing.length > 0 ? p.missing : ['none'], '    '),
+    ...(plainCallbacks.length > 0 ? callbackLines(plainCallbacks, null) : ['    none']),
+    ...conditionalLines('callbacks', c, (items, indent) => callbackLines(items, null, indent)),
+    ...wrap('  mm paths:', plainPaths.length > 0 ? plainPaths : ['none'], '    '),
+    ...conditionalLines('mm paths', p, (items, indent) => wrap(indent.slice(1), items, indent)),
     `  racing pairs: ${num(x.missing.length)}, of which ${num(x.missing.length - pairsOfRan.length)} with a path that never ran; the other ${num(pairsOfRan.length)}:`,
     ...(pairsOfRan.length > 0 ? pairLines(pairsOfRan, null) : ['    none']),
   );

@@ -49,6 +49,12 @@ export const MM_PATHS = [
   'mmu_notifier_release',
 ] as const;
 
+/** Paths only a setting or a design swarm does not draw reaches (as MN_CONDITIONS for callbacks). */
+export const MM_PATH_CONDITIONS: Readonly<Partial<Record<MmPathName, string>>> = {
+  mmu_notifier_unregister_no_release:
+    'in the interim ODP design (rdma-odp --set design=2018), which swarm does not draw',
+};
+
 /** The kernel function name of an mm path. */
 export type MmPathName = (typeof MM_PATHS)[number];
 

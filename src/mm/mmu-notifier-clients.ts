@@ -122,3 +122,29 @@ export function traceCallback(
   const bus = mm.machine.kernel.trace;
   if (bus.on) bus.emit('mn-callback', { client: client ?? 'unnamed', callback, event, mm: mm.id });
 }
+
+const INTERIM = 'in the interim ODP design (rdma-odp --set design=2018), which swarm does not draw';
+
+/**
+ * Callback items correct code reaches only under a condition (a mutant, a scenario setting, a
+ * design swarm does not draw) or never, keyed by item or by its client and callback, or its
+ * client. Coverage reports list them apart from the items a run could have reached.
+ */
+export const MN_CONDITIONS: Readonly<Record<string, string>> = {
+  'interval-mirror invalidate_range_start': 'under the mutant mirror.valid-flag',
+  'interval-mirror invalidate_range_end': 'under the mutant mirror.valid-flag',
+  'interval-mirror release': 'under the mutant mirror.valid-flag',
+  'sva invalidate_range_start': 'under the mutant sva.flush-at-range-start',
+  'nouveau release': 'with the proposed fix (nouveau-exit --set fix=1; swarm applies it)',
+  'nouveau invalidate RELEASE':
+    'never: nouveau subscribes an interval only for a GPU fault, which holds mm_users, so no exit meets one',
+  'rdma-odp-2018': INTERIM,
+};
+
+/** When a callback item is reached beyond correct code in a scenario with its client; null: always. */
+export function mnCondition(item: string): string | null {
+  const [client = '', callback = ''] = item.split(' ');
+  return (
+    MN_CONDITIONS[item] ?? MN_CONDITIONS[`${client} ${callback}`] ?? MN_CONDITIONS[client] ?? null
+  );
+}

@@ -213,3 +213,26 @@ test('the universe: every pair of paths once, each path with itself', () => {
   assert.ok(!pairs.includes('try_to_unmap handle_mm_fault'), 'pair names in order');
   assert.equal(new Set(COVERAGE_UNIVERSE.callbacks).size, COVERAGE_UNIVERSE.callbacks.length);
 });
+
+test('the report lists apart the missing items its universe gives a condition, and only missing ones', () => {
+  const cov = new Coverage();
+  run(cov, (k) => {
+    const m = new Machine(k, { frames: 4 });
+    const mm = m.createMm();
+    k.spawn('t', function* () {
+      yield* busy('do_mmap', mm, 1);
+      yield* mmput(mm);
+    });
+  });
+  const r = cov.report({
+    callbacks: ['a cb', 'b cb'],
+    paths: ['do_mmap', 'exit_mmap', 'do_mremap'],
+    condition: (item) => (item === 'b cb' || item.startsWith('do_') ? 'with a setting' : null),
+  });
+  assert.deepEqual(r.callbacks.missing, ['a cb', 'b cb']);
+  assert.deepEqual(r.callbacks.conditional, { 'b cb': 'with a setting' });
+  // do_mmap ran: its condition does not make it missing.
+  assert.deepEqual(r.paths.missing, ['do_mremap']);
+  assert.deepEqual(r.paths.conditional, { do_mremap: 'with a setting' });
+  assert.deepEqual(r.races.conditional, {});
+});

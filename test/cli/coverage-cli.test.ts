@@ -27,6 +27,7 @@ function checkShape(c: CoverageReport): void {
     assert.equal(Object.keys(s.reached).length + s.missing.length, total);
     for (const runs of Object.values(s.reached)) assert.ok(runs >= 1 && runs <= c.runs);
     assert.deepEqual(s.outside, {}, 'every client names its kind, every path is listed');
+    for (const item of Object.keys(s.conditional)) assert.ok(s.missing.includes(item), item);
   }
 }
 
@@ -50,13 +51,23 @@ test('explore default --coverage (pct seed 1, 12 runs): counts, reached, missing
     at('Coverage of the 12 runs') < at('\nReached:') && at('\nReached:') < at('\nMissing:'),
   );
   assert.match(out, /notifier callbacks \(client, callback, event\) +\d+ of \d+/);
-  assert.match(out, new RegExp(`mm paths +\\d+ of ${MM_PATHS.length}\\n`));
+  assert.match(
+    out,
+    new RegExp(
+      `mm paths +\\d+ of ${MM_PATHS.length} \\(of the \\d+ missing, 1 needs more than correct code\\)\\n`,
+    ),
+  );
   assert.match(out, /racing pairs of mm paths +\d+ of \d+ \(not every pair can race\)/);
   // The world's dmirror sees munmap's UNMAP in every run; it never mirrors through KVM.
   assert.match(out, /dmirror: invalidate \(UNMAP 12,/);
   assert.match(out, /mm paths: do_mmap 12,/);
   assert.match(out, /\n {4}kvm: invalidate_range_start \(UNMAP, CLEAR/);
   assert.match(out, /racing pairs: [\d,]+, of which [\d,]+ with a path that never ran/);
+  // Its SVA device flushes from the hook: range_start is the mutant's, listed apart.
+  assert.match(
+    out,
+    /that need more than correct code, by when they run:\n(.*\n)*? {4}under the mutant sva\.flush-at-range-start:\n {6}sva: invalidate_range_start \(UNMAP/,
+  );
 
   assert.equal(one.status, 0, one.stderr);
   assert.equal(two.status, 0, two.stderr);
@@ -70,6 +81,11 @@ test('explore default --coverage (pct seed 1, 12 runs): counts, reached, missing
   assert.equal(a.coverage.callbacks.reached['dmirror invalidate UNMAP'], 12);
   assert.ok(Object.keys(a.coverage.races.reached).length > 0, 'pct preempts: some paths race');
   assert.ok(a.coverage.callbacks.missing.includes('kvm release'));
+  assert.equal(a.coverage.callbacks.conditional['kvm release'], undefined);
+  assert.equal(
+    a.coverage.callbacks.conditional['sva invalidate_range_start CLEAR'],
+    'under the mutant sva.flush-at-range-start',
+  );
   assert.deepEqual(b.coverage, a.coverage);
 
   assert.equal(plain.status, 0, plain.stderr);
