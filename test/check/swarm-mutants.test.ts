@@ -15,35 +15,39 @@ const FOUND: readonly (readonly [string, 'pct' | 'random', number, number])[] = 
   ['mm.mremap-flush-after-unlock', 'random', 1, 583],
   ['mm.gather-ignores-nested', 'random', 1, 144],
   ['sva.flush-at-range-start', 'random', 1, 18],
-  ['itree.insert-idle-rule', 'random', 1, 648],
+  ['itree.insert-idle-rule', 'random', 1, 10],
   ['notifier.nonblock-unpaired', 'random', 1, 1191],
   ['mirror.valid-flag', 'random', 1, 11],
   ['mirror.retry-outside-lock', 'random', 1, 94],
   ['mirror.nonblock-sleeps', 'random', 1, 11],
   ['kvm.retry-ignores-in-progress', 'random', 1, 49],
   ['dmirror.no-read-retry', 'random', 1, 13],
-  ['dmirror.set-seq-outside-lock', 'random', 1, 289],
+  ['dmirror.set-seq-outside-lock', 'random', 1, 85],
   ['dmirror.zap-after-unlock', 'random', 1, 13],
   ['dmirror.nonblock-mutex', 'random', 1, 56],
+  ['odp2014.activation-race', 'random', 1, 805],
+  ['odp.nonblock-start-leak', 'random', 1, 222],
+  ['mlx5.unserialized-zap', 'random', 1, 124],
   ['mlx5.shared-access-mask', 'random', 1, 41],
   ['odp.no-read-retry', 'random', 1, 427],
   ['odp.set-seq-outside-lock', 'random', 1, 229],
-  ['odp.prefetch-without-ref', 'random', 1, 402],
-  ['odp.map-mmput-sync', 'random', 1, 85],
-  ['odp.implicit-child-reclaim-race', 'random', 2, 411],
+  ['odp.prefetch-without-ref', 'random', 1, 309],
+  ['odp.map-mmput-sync', 'random', 1, 218],
+  ['odp.implicit-child-reclaim-race', 'random', 1, 206],
   ['mmapio.disassociate-no-fault', 'random', 1, 3],
+  ['mmapio.remove-without-lock', 'random', 1, 262],
   ['mmapio.open-blocking-read', 'random', 1, 15],
   ['mmapio.no-open-on-fork', 'random', 1, 158],
 ];
 
-/** Mutants swarm does not find within the table's budget (bench/mutants/README.md has why). */
+/** Mutants swarm does not find within the table's budget. */
 const NOT_FOUND: readonly string[] = [
+  // Its window (a whole mprotect inside reclaim's batched flush, with a writable entry cached)
+  // is too narrow for swarm's few-step threads: 0 in 20,000 runs; the sva scenario finds it.
   'mm.mprotect-skips-batched-flush',
-  'odp2014.activation-race',
-  'odp.nonblock-start-leak',
-  'mlx5.unserialized-zap',
+  // Not reachable through the verbs: rxe checks an MR's access before it copies, and a
+  // writable umem's fault maps writable; only a direct call (its test world) reaches it.
   'rxe.recheck-keeps-lock',
-  'mmapio.remove-without-lock',
 ];
 
 const build = worldBuilder(worldSpec('swarm', {}));
