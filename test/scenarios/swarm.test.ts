@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { explore, replay } from '../../src/check/explore.ts';
+import { Exploration, explore, replay } from '../../src/check/explore.ts';
 import { decodeToken } from '../../src/check/replay-token.ts';
 import { runWorld } from '../../src/check/run-world.ts';
 import { decodeWorld, encodeWorld, worldBuilder, worldSpec } from '../../src/cli/world.ts';
@@ -129,6 +129,18 @@ test('a 2014-design world exits and reaps with the exit fix applied, and runs cl
     const r = explore(build, { strategy, seed: 1, runs: 300 });
     assert.equal(r.failure, null, r.failure?.bug.message);
   }
+});
+
+test("regression: the RDMA peer's own write failing under memory pressure (ENOMEM) fails that I/O, not the world (ops=12, random seed 1, run 4128)", () => {
+  // A sweep found this run ending in an uncaught VM_FAULT_OOM in the peer's buffer.
+  const x = new Exploration(worldBuilder(worldSpec('swarm', { ops: 12 })), {
+    strategy: 'random',
+    seed: 1,
+    runs: 4129,
+    minimise: false,
+  });
+  const r = x.run(4128);
+  assert.equal(r.ok, true, r.bug?.message);
 });
 
 test('findings=1 keeps the known kernel bugs: the 2014 design leaks the mm of a process that exits with an ODP MR (pct, seed 1, ≤ 200 runs)', () => {

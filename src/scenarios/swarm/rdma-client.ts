@@ -35,12 +35,13 @@ import {
 } from '../../mm/constants.ts';
 import { cpuRead, cpuWrite } from '../../mm/cpu-access.ts';
 import type { Machine } from '../../mm/machine.ts';
+import type { Mm } from '../../mm/mm.ts';
 import { mmap } from '../../mm/mmap.ts';
-import { createProcess, exitMm } from '../../mm/process.ts';
+import { createProcess, exitMm, type Process } from '../../mm/process.ts';
 import { type PageValues, pageOf } from '../page-values.ts';
 import { connectedPair, type Endpoint, openEndpoint, type QpEnd } from '../rdma-kit.ts';
 import type { RdmaKind } from './plan.ts';
-import { isProcessGone, pageAddr, type SwarmProc } from './world.ts';
+import { isProcessGone, isRaceError, pageAddr, type SwarmProc } from './world.ts';
 
 /** What the peer's read-only page holds (and so what a two-page WRITE puts in its second page). */
 const PEER_RO_VALUE = 777;
@@ -61,6 +62,61 @@ export function rdmaDevice(machine: Machine, kind: RdmaKind, fixed: boolean): Ib
     fixRevokedInvalidate: fixed,
     fixOdp2014Exit: fixed,
   });
+}
+
+/** The peer process of an RDMA client: its buffers, its verbs file and its MRs. */
+interface PeerSide {
+  readonly peer: Process;
+  readonly peerMm: Mm;
+  /** Its buffer (pinned), then two pages on demand: one writable, one read-only. */
+  readonly buf: number;
+  readonly odpBuf: number;
+  readonly roBuf: number;
+  readonly peerEp: Endpoint;
+  readonly peerMr: IbMr;
+  readonly odpMr: IbMr;
+  readonly roMr: IbMr;
+}
+
+/**
+ * A peer process with its pages: a buffer, pinned, and two on demand, one writable and one
+ * read-only that holds PEER_RO_VALUE (a WRITE gathers from both, so a WQE fault spans two MRs'
+ * rights). Under the world's memory pressure a step may fail (ENOMEM): what was set up goes.
+ */
+function* openPeer(dev: IbDevice, machine: Machine): Co<PeerSide> {
+  const peer = createProcess(machine);
+  const peerMm = peer.mm!;
+  let peerEp: Endpoint | null = null;
+  try {
+    const buf = yield* mmap(peerMm, {
+      len: 3 * PAGE_SIZE,
+      prot: PROT_READ | PROT_WRITE,
+      flags: MAP_PRIVATE | MAP_ANONYMOUS,
+    });
+    const odpBuf = buf + PAGE_SIZE;
+    const roBuf = buf + 2 * PAGE_SIZE;
+    yield* cpuWrite(peerMm, roBuf, pageOf(PEER_RO_VALUE));
+    peerEp = yield* openEndpoint(dev, peer);
+    const { pd } = peerEp;
+    const peerMr = yield* ibRegMr(peer, pd, buf, PAGE_SIZE, IB_ACCESS_LOCAL_WRITE);
+    const odpMr = yield* ibRegMr(peer, pd, odpBuf, PAGE_SIZE, PEER_ODP_RW);
+    const roMr = yield* ibRegMr(peer, pd, roBuf, PAGE_SIZE, IB_ACCESS_ON_DEMAND);
+    return { peer, peerMm, buf, odpBuf, roBuf, peerEp, peerMr, odpMr, roMr };
+  } catch (e) {
+    if (peerEp !== null) yield* ibUverbsClose(peerEp.file);
+    yield* exitMm(peer);
+    throw e;
+  }
+}
+
+/** `fn()`, or null when it failed as a step may under the world's memory pressure. */
+function* unlessRace<T>(fn: () => Co<T>): Co<T | null> {
+  try {
+    return yield* fn();
+  } catch (e) {
+    if (isRaceError(e)) return null;
+    throw e;
+  }
 }
 
 /** An open RDMA client: its MR, and the peer that reads and writes through it. */
@@ -93,22 +149,15 @@ export function* openRdma(
     yield* ibUverbsClose(ep.file);
     throw e;
   }
-  const peer = createProcess(proc.process.machine);
-  const peerMm = peer.mm!;
-  // The peer's pages: its buffer, pinned, and two on demand: one writable, one read-only that
-  // holds PEER_RO_VALUE (a WRITE gathers from both, so a WQE fault spans two MRs' rights).
-  const buf = yield* mmap(peerMm, {
-    len: 3 * PAGE_SIZE,
-    prot: PROT_READ | PROT_WRITE,
-    flags: MAP_PRIVATE | MAP_ANONYMOUS,
-  });
-  const odpBuf = buf + PAGE_SIZE;
-  const roBuf = buf + 2 * PAGE_SIZE;
-  yield* cpuWrite(peerMm, roBuf, pageOf(PEER_RO_VALUE));
-  const peerEp: Endpoint = yield* openEndpoint(dev, peer);
-  const peerMr = yield* ibRegMr(peer, peerEp.pd, buf, PAGE_SIZE, IB_ACCESS_LOCAL_WRITE);
-  const odpMr = yield* ibRegMr(peer, peerEp.pd, odpBuf, PAGE_SIZE, PEER_ODP_RW);
-  const roMr = yield* ibRegMr(peer, peerEp.pd, roBuf, PAGE_SIZE, IB_ACCESS_ON_DEMAND);
+  let side: PeerSide;
+  try {
+    side = yield* openPeer(dev, proc.process.machine);
+  } catch (e) {
+    yield* ibDeregMr(mr);
+    yield* ibUverbsClose(ep.file);
+    throw e;
+  }
+  const { peer, peerMm, buf, odpBuf, roBuf, peerEp, peerMr, odpMr, roMr } = side;
   let qp: QpEnd | null = null;
   // A failed work request leaves the QP in error: the next one connects a new pair.
   const post = function* (wr: IbSendWr): Co<boolean> {
@@ -129,9 +178,8 @@ export function* openRdma(
   });
   /** An RDMA READ of one page into the peer's buffer: its bytes, or null if it failed. */
   const readPage = function* (page: number, rkey = mr.rkey): Co<Uint8Array | null> {
-    return (yield* post(wr('RDMA_READ', page, rkey)))
-      ? yield* cpuRead(peerMm, buf, PAGE_SIZE)
-      : null;
+    if (!(yield* post(wr('RDMA_READ', page, rkey)))) return null;
+    return yield* unlessRace(() => cpuRead(peerMm, buf, PAGE_SIZE));
   };
   // Before ibv_advise_mr (5.0), applications registered an MR for one I/O, and prefetched by
   // registering the range and touching it: a second ODP MR of the context, registered while
@@ -156,13 +204,14 @@ export function* openRdma(
   };
   /** An RDMA WRITE of `bytes` to one page (two, gathered from the peer's on-demand MRs, but the last). */
   const writePage = function* (page: number, bytes: Uint8Array, rkey: number): Co<boolean> {
+    // The peer's CPU writes its data first (under memory pressure it may fail: so does the I/O).
     if (page + 1 >= proc.pages) {
-      yield* cpuWrite(peerMm, buf, bytes);
+      if ((yield* unlessRace(() => cpuWrite(peerMm, buf, bytes))) === null) return false;
       return yield* post(wr('RDMA_WRITE', page, rkey));
     }
     // This page from the writable one, the next from the read-only one.
     values.allow(proc.first + page + 1, PEER_RO_VALUE);
-    yield* cpuWrite(peerMm, odpBuf, bytes);
+    if ((yield* unlessRace(() => cpuWrite(peerMm, odpBuf, bytes))) === null) return false;
     return yield* post({
       wrId: 0,
       opcode: 'RDMA_WRITE',
