@@ -48,7 +48,7 @@ export { Machine, type MachineOptions } from './mm/machine.ts';
 export { madvise } from './mm/madvise.ts';
 export { migratePage } from './mm/migrate.ts';
 export { Mm } from './mm/mm.ts';
-export { MM_PATHS, type MmPathName } from './mm/mm-path.ts';
+export { MM_PATH_CONDITIONS, MM_PATHS, type MmPathName, mmPathCondition } from './mm/mm-path.ts';
 export { mmdrop, mmget, mmgetNotZero, mmgrab } from './mm/mm-refs.ts';
 export { type MmapArgs, mmap } from './mm/mmap.ts';
 export {
@@ -76,9 +76,11 @@ export {
 export {
   MN_CALLBACK_ITEMS,
   MN_CLIENTS,
+  MN_CONDITIONS,
   type MnCallback,
   type MnClient,
   type MnClientInfo,
+  mnCondition,
   RAISED_EVENTS,
 } from './mm/mmu-notifier-clients.ts';
 export {

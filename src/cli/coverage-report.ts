@@ -2,7 +2,7 @@
 // report as text (counts, then what was reached, then what was not), grouped so that hundreds
 // of items read in a few dozen lines.
 import type { CoverageReport, CoverageSection, CoverageUniverse } from '../check/coverage.ts';
-import { MM_PATH_CONDITIONS, MM_PATHS, type MmPathName } from '../mm/mm-path.ts';
+import { MM_PATHS, mmPathCondition } from '../mm/mm-path.ts';
 import { MN_CALLBACK_ITEMS, mnCondition } from '../mm/mmu-notifier-clients.ts';
 import { num, plural } from './report.ts';
 
@@ -10,7 +10,7 @@ import { num, plural } from './report.ts';
 export const COVERAGE_UNIVERSE: CoverageUniverse = {
   callbacks: MN_CALLBACK_ITEMS,
   paths: MM_PATHS,
-  condition: (item) => MM_PATH_CONDITIONS[item as MmPathName] ?? mnCondition(item),
+  condition: (item) => mmPathCondition(item) ?? mnCondition(item),
 };
 
 const WIDTH = 100;

@@ -55,6 +55,11 @@ export const MM_PATH_CONDITIONS: Readonly<Partial<Record<MmPathName, string>>> =
     'in the interim ODP design (rdma-odp --set design=2018), which swarm does not draw',
 };
 
+/** What path `item` needs beyond correct code (MM_PATH_CONDITIONS); null: nothing. */
+export function mmPathCondition(item: string): string | null {
+  return (MM_PATH_CONDITIONS as Readonly<Record<string, string>>)[item] ?? null;
+}
+
 /** The kernel function name of an mm path. */
 export type MmPathName = (typeof MM_PATHS)[number];
 
