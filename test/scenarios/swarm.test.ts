@@ -34,9 +34,11 @@ test('a plan is a pure function of the seed and the bounds, and seeds vary every
   const ops = new Set<string>();
   const clients = new Set<string>();
   const featureSets = new Set<string>();
+  const alt = new Set<boolean>();
   for (let seed = 1; seed <= 200; seed++) {
     const plan = generatePlan(seed, BOUNDS);
     featureSets.add(`${plan.mmOps.join()}|${plan.clients.join()}`);
+    for (const p of plan.procs) alt.add(p.altSubscribe);
     for (const t of plan.threads) for (const o of t.ops) ops.add(o.kind);
     for (const c of plan.clients) clients.add(c);
     // Ids number every operation once, and every step stays inside its process's region.
@@ -52,6 +54,20 @@ test('a plan is a pure function of the seed and the bounds, and seeds vary every
   for (const op of MM_OPS) assert.ok(ops.has(op), `no plan has ${op}`);
   for (const c of CLIENTS) assert.ok(clients.has(c), `no plan has a ${c} client`);
   assert.ok(featureSets.size > 150, `only ${featureSets.size} feature sets in 200 seeds`);
+  assert.deepEqual([...alt].sort(), [false, true], 'processes subscribe both ways');
+});
+
+test('a process that subscribes the other way says so where it has an SVA or interval client', () => {
+  for (let seed = 1; seed <= 200; seed++) {
+    const plan = generatePlan(seed, BOUNDS);
+    const lines = describePlan(plan, new Set());
+    for (const [i, p] of plan.procs.entries()) {
+      const line = lines.find((l) => l.startsWith(`p${i}: `))!;
+      const shown = line.includes('mmu_notifier_get/put');
+      const relevant = p.clients.includes('sva') || p.clients.includes('interval');
+      assert.equal(shown, p.altSubscribe && relevant, `seed ${seed}: ${line}`);
+    }
+  }
 });
 
 test('the bounds bound the plan', () => {

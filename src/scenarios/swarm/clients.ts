@@ -72,8 +72,7 @@ const openers: Record<ClientKind, Opener> = {
     };
   },
   *sva(_w, proc, name) {
-    // Odd processes bind as arm-smmu-v3 did from 5.11 to 6.6 (mmu_notifier_get/put).
-    const bond: SvaBond = yield* iommuSvaBindDevice(name, proc.mm, proc.index % 2 === 1);
+    const bond: SvaBond = yield* iommuSvaBindDevice(name, proc.mm, proc.altSubscribe);
     return {
       *read(page) {
         const buf = new Uint8Array(PAGE_SIZE);
@@ -144,8 +143,7 @@ const openers: Record<ClientKind, Opener> = {
   *interval(w, proc, name) {
     // The minimal mirror moves no data: its table is checked by the coherence oracle alone.
     const m = new IntervalMirror(w.k, proc.mm, name);
-    // Odd processes subscribe under mmap_lock, as amdkfd's SVM ranges do.
-    yield* m.insert(proc.base, proc.pages * PAGE_SIZE, proc.index % 2 === 1);
+    yield* m.insert(proc.base, proc.pages * PAGE_SIZE, proc.altSubscribe);
     return {
       *read(page) {
         yield* m.touch(pageAddr(proc, page), false);

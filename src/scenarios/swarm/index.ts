@@ -142,6 +142,7 @@ export function buildSwarm(k: Kernel, plan: SwarmPlan, omit: ReadonlySet<number>
       process,
       mm: process.mm!,
       pages: pp.pages,
+      altSubscribe: pp.altSubscribe,
       first,
       ready: new Completion(`p${index}.ready`),
       base: 0,

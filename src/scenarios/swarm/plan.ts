@@ -70,6 +70,12 @@ export interface PlannedThread {
 export interface PlannedProc {
   readonly pages: number;
   readonly clients: readonly ClientKind[];
+  /**
+   * Its clients subscribe the other way Linux drivers do: SVA with mmu_notifier_get/put (as
+   * arm-smmu-v3 did from 5.11 to 6.6), the interval mirror with insert_locked under mmap_lock
+   * (as amdkfd's SVM ranges do).
+   */
+  readonly altSubscribe: boolean;
 }
 
 /** A generated world. */
@@ -141,7 +147,7 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
     return { id: id++, kind, page, count: 1 + rng.below(Math.min(4, pages - page)) };
   };
 
-  const procs: PlannedProc[] = [];
+  const procs: Omit<PlannedProc, 'altSubscribe'>[] = [];
   const threads: PlannedThread[] = [];
   const nprocs = between(1, b.procs);
   let total = 0;
@@ -164,9 +170,11 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
   const unplug = threads.some((t) => t.client === 'mmapio') ? op('unplug', 4) : null;
   // Between half and one and a half times the pages in use (and room for a fork's copies).
   const frames = Math.max(8, Math.floor((total * between(50, 150)) / 100) + 4);
+  // Drawn last, so that the draws above are those of the worlds before it existed.
+  const withAlt = procs.map((p) => ({ ...p, altSubscribe: rng.below(2) === 1 }));
   return {
     frames,
-    procs,
+    procs: withAlt,
     threads,
     mmOps,
     clients,
@@ -177,6 +185,9 @@ export function generatePlan(seed: number, b: SwarmBounds): SwarmPlan {
     operations: id,
   };
 }
+
+/** The clients that PlannedProc.altSubscribe changes. */
+const ALT_CLIENTS: readonly ClientKind[] = ['sva', 'interval'];
 
 /** Steps that act on the whole process, whatever pages they drew. */
 const WHOLE: readonly PlannedOp['kind'][] = ['open', 'exit', 'oom-reap'];
@@ -195,7 +206,7 @@ export function describePlan(plan: SwarmPlan, omit: ReadonlySet<number>): string
   ];
   for (const [i, p] of plan.procs.entries())
     lines.push(
-      `p${i}: ${p.pages} pages${p.clients.length > 0 ? `, mirrored by ${p.clients.join(', ')}` : ''}`,
+      `p${i}: ${p.pages} pages${p.clients.length > 0 ? `, mirrored by ${p.clients.join(', ')}` : ''}${p.altSubscribe && p.clients.some((c) => ALT_CLIENTS.includes(c)) ? ' (SVA with mmu_notifier_get/put, interval mirror with insert_locked)' : ''}`,
     );
   let idle = 0;
   for (const t of plan.threads) {

@@ -35,6 +35,8 @@ export interface SwarmProc {
   readonly process: Process;
   readonly mm: Mm;
   readonly pages: number;
+  /** Its clients subscribe the other way (PlannedProc.altSubscribe). */
+  readonly altSubscribe: boolean;
   /** Where its pages start in the world's data model. */
   readonly first: number;
   /** The process mapped and filled its region. */
