@@ -41,6 +41,8 @@ export const MAP_ANONYMOUS = 0x20;
 export const MAP_POPULATE = 0x8000;
 /** MAP_FIXED_NOREPLACE: map exactly at `addr`, or fail with EEXIST. */
 export const MAP_FIXED_NOREPLACE = 0x100000;
+/** MAP_HUGETLB: back the mapping with hugetlbfs pages (not modelled: mmap(2) says so). */
+export const MAP_HUGETLB = 0x40000;
 /** The MAP_* bits the model implements; mmap(2) rejects others with EINVAL. */
 export const MAP_KNOWN =
   MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED_NOREPLACE;

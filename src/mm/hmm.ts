@@ -22,6 +22,11 @@ export const HMM_PFN_VALID = 1;
 export const HMM_PFN_WRITE = 2;
 /** HMM_PFN_ERROR: no usable mapping (no VMA, PROT_NONE, special mapping). */
 export const HMM_PFN_ERROR = 4;
+/** HMM_PFN_REQ_FAULT: an input flag asking for the page to be faulted in (HMM_PFN_VALID's bit). */
+export const HMM_PFN_REQ_FAULT = HMM_PFN_VALID;
+/** HMM_PFN_REQ_WRITE: an input flag asking for it writable too (HMM_PFN_WRITE's bit). */
+export const HMM_PFN_REQ_WRITE = HMM_PFN_WRITE;
+const REQ_BITS = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
 const ORDER_SHIFT = 3;
 const FLAG_SPAN = 256;
 
@@ -53,9 +58,17 @@ export interface HmmRange {
   readonly notifierSeq: number;
   readonly start: number;
   readonly end: number;
-  /** default_flags (pfn_flags_mask is 0: every page gets them). */
+  /** default_flags: what every page is asked for. */
   readonly defaultFlags: HmmRequest;
-  /** Output: one entry per page (pfn·256 + map order·8 + flags). */
+  /**
+   * pfn_flags_mask: the per-page input flags of `pfns` that count (HMM_PFN_REQ_FAULT and
+   * HMM_PFN_REQ_WRITE bits); 0, the usual, ignores whatever `pfns` holds.
+   */
+  readonly pfnFlagsMask: number;
+  /**
+   * hmm_pfns. Input: each page's request flags, under pfnFlagsMask. Output: one entry per
+   * page (pfn·256 + map order·8 + flags), overwriting the input.
+   */
   pfns: number[];
   /** Output: the allocation generation of each page's frame (for the device's records). */
   gens: number[];
@@ -64,10 +77,18 @@ export interface HmmRange {
 /** The most pages one range spans: its pfns array must be allocatable (64 GiB of addresses). */
 export const HMM_RANGE_MAX_PAGES = 2 ** 24;
 
+/** Per-page requests for {@link hmmRange}: pfn_flags_mask and the input flags of each page. */
+export interface HmmPageRequests {
+  readonly pfnFlagsMask: number;
+  /** One entry per page of the range (only its HMM_PFN_REQ_* bits are read). */
+  readonly pfns: readonly number[];
+}
+
 /**
- * A fresh range with zeroed outputs (drivers must use fresh inputs on every retry). EINVAL
- * unless `start` and `end` are non-negative safe integers a whole number of pages apart (an
- * `end` below `start` is left to hmmRangeFault()); ENOMEM above {@link HMM_RANGE_MAX_PAGES}.
+ * A fresh range with zeroed outputs (drivers must use fresh inputs on every retry), or with
+ * `perPage` inputs. EINVAL unless `start` and `end` are non-negative safe integers a whole
+ * number of pages apart (an `end` below `start` is left to hmmRangeFault()), or for a mask or
+ * input array that does not fit; ENOMEM above {@link HMM_RANGE_MAX_PAGES}.
  */
 export function hmmRange(
   notifier: MmuIntervalNotifier,
@@ -75,6 +96,7 @@ export function hmmRange(
   start: number,
   end: number,
   defaultFlags: HmmRequest,
+  perPage?: HmmPageRequests,
 ): HmmRange {
   const index = (v: number) => Number.isSafeInteger(v) && v >= 0;
   if (!index(start) || !index(end) || (end > start && (end - start) % PAGE_SIZE !== 0))
@@ -88,15 +110,38 @@ export function hmmRange(
       'ENOMEM',
       `hmm_range: ${n} pages, more than a pfns array holds (${HMM_RANGE_MAX_PAGES})`,
     );
+  const mask = perPage?.pfnFlagsMask ?? 0;
+  if (!Number.isSafeInteger(mask) || mask < 0 || (mask & ~REQ_BITS) !== 0)
+    throw new Errno(
+      'EINVAL',
+      `hmm_range: pfn_flags_mask ${String(mask)} has bits other than HMM_PFN_REQ_FAULT and HMM_PFN_REQ_WRITE`,
+    );
+  if (perPage !== undefined && perPage.pfns.length !== n)
+    throw new Errno(
+      'EINVAL',
+      `hmm_range: ${perPage.pfns.length} input pfns for a range of ${n} pages`,
+    );
   return {
     notifier,
     notifierSeq,
     start,
     end,
     defaultFlags,
-    pfns: new Array<number>(n).fill(0),
+    pfnFlagsMask: mask,
+    pfns: perPage === undefined ? new Array<number>(n).fill(0) : [...perPage.pfns],
     gens: new Array<number>(n).fill(0),
   };
+}
+
+/**
+ * hmm_pte_need_fault()'s request for page `i`: its input flags under pfn_flags_mask, or'ed
+ * with default_flags. A write request counts only with a fault request.
+ */
+function pageRequest(range: HmmRange, i: number): HmmRequest {
+  const input = range.pfnFlagsMask === 0 ? 0 : (range.pfns[i] ?? 0) & range.pfnFlagsMask;
+  const fault = range.defaultFlags.fault || (input & HMM_PFN_REQ_FAULT) !== 0;
+  const write = range.defaultFlags.write || (input & HMM_PFN_REQ_WRITE) !== 0;
+  return { fault, write: fault && write };
 }
 
 /** The end of the PMD that holds `addr`: where one step of the page walk stops. */
@@ -133,10 +178,10 @@ function* hmmRangeFaultBody(mm: Mm, range: HmmRange): Co {
     );
   }
   if (!mm.mmapLock.isLockedByCurrent()) bug('warn', 'hmm_range_fault without mmap_lock held');
-  const { fault, write } = range.defaultFlags;
   for (let i = 0, addr = range.start; addr < range.end; ) {
     if (mmuIntervalCheckRetry(range.notifier, range.notifierSeq))
       throw new Errno('EBUSY', 'hmm_range_fault: the range was invalidated');
+    const { fault, write } = pageRequest(range, i);
     const vma = mm.findVma(addr);
     if (vma === undefined || !vma.readable || vma.isIoOrPfnmap) {
       if (fault)

@@ -6,6 +6,7 @@ import {
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_FIXED_NOREPLACE,
+  MAP_HUGETLB,
   MAP_KNOWN,
   MAP_POPULATE,
   MAP_PRIVATE,
@@ -71,6 +72,8 @@ function checkArgs(a: MmapArgs): { addr: number; len: number; offset: number } {
     throw new Errno('EINVAL', `mmap: address ${String(addr)} is not a user address`);
   if (!onlyKnownBits(a.prot, PROT_MASK))
     throw new Errno('EINVAL', `mmap: prot ${flagWord(a.prot)} has bits outside PROT_MASK`);
+  if (a.flags & MAP_HUGETLB)
+    throw new Errno('EINVAL', 'mmap: MAP_HUGETLB needs hugetlbfs, which the model does not have');
   if (!onlyKnownBits(a.flags, MAP_KNOWN))
     throw new Errno('EINVAL', `mmap: flags ${flagWord(a.flags)} has bits outside MAP_KNOWN`);
   const type = a.flags & (MAP_SHARED | MAP_PRIVATE);

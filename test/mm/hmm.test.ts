@@ -15,6 +15,8 @@ import {
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import {
   HMM_PFN_ERROR,
+  HMM_PFN_REQ_FAULT,
+  HMM_PFN_REQ_WRITE,
   HMM_PFN_VALID,
   HMM_PFN_WRITE,
   type HmmRange,
@@ -207,4 +209,100 @@ test('a range that is not page aligned is EINVAL; calling without mmap_lock is a
     });
   });
   assert.match(r.bug?.message ?? '', /hmm_range_fault without mmap_lock held/);
+});
+
+/** A range over `pages` pages at `start` with per-page requests, faulted once. */
+function* perPage(
+  mm: Mm,
+  start: number,
+  defaults: { fault: boolean; write: boolean },
+  requests: { pfnFlagsMask: number; pfns: number[] },
+): Co<{ result: string | null; flags: number[] }> {
+  const sub = new MmuIntervalNotifier({
+    *invalidate(s, _r, cur) {
+      mmuIntervalSetSeq(s, cur);
+      return true;
+    },
+  });
+  const len = requests.pfns.length * PAGE_SIZE;
+  yield* mmuIntervalNotifierInsert(sub, mm, start, len, sub.ops);
+  const seq = yield* mmuIntervalReadBegin(sub);
+  const r = hmmRange(sub, seq, start, start + len, defaults, requests);
+  const result = yield* fault(mm, r);
+  yield* mmuIntervalNotifierRemove(sub);
+  return { result, flags: r.pfns.map(hmmPfnFlags) };
+}
+
+test('per-page requests: input flags under pfn_flags_mask fault only the pages that ask; mask 0 ignores a reused array', () => {
+  run(function* (_m, mm) {
+    const a = yield* mmap(mm, { len: 4 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: ANON });
+    yield* cpuWriteU32(mm, a + 3 * PAGE_SIZE, 5);
+    const none = { fault: false, write: false };
+    // A reused array full of last pass's VALID|WRITE outputs: with mask 0 they ask nothing.
+    const stale = [3, 3, 3, 3].map((f) => 0x100 * 7 + f);
+    assert.deepEqual(yield* perPage(mm, a, none, { pfnFlagsMask: 0, pfns: stale }), {
+      result: null,
+      flags: [0, 0, 0, HMM_PFN_VALID | HMM_PFN_WRITE],
+    });
+    // Page 1 asks for a read fault; page 0, before it, asks nothing and stays out. As
+    // hmm_vma_fault() does, the fault covers the rest of the walk step: page 2 comes in too.
+    const mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+    const upTo = function* (pfns: number[], m = mask) {
+      let got = yield* perPage(mm, a, none, { pfnFlagsMask: m, pfns });
+      for (let i = 0; got.result === 'EBUSY' && i < 4; i++)
+        got = yield* perPage(mm, a, none, { pfnFlagsMask: m, pfns });
+      assert.equal(got.result, null);
+      return got.flags;
+    };
+    const VW = HMM_PFN_VALID | HMM_PFN_WRITE;
+    assert.deepEqual(yield* upTo([0, HMM_PFN_REQ_FAULT, 0, 0]), [
+      0,
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+      VW,
+    ]);
+    // Under a mask without REQ_WRITE, page 0's write request is only a read fault.
+    const writeAt0 = [HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, 0, 0, 0];
+    assert.deepEqual(yield* upTo(writeAt0, HMM_PFN_REQ_FAULT), [
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+      HMM_PFN_VALID,
+      VW,
+    ]);
+    assert.equal(mm.pte(a)?.writable ?? false, false, 'a read fault only');
+    // With it, a write fault (for the rest of the step too).
+    assert.deepEqual(yield* upTo(writeAt0), [VW, VW, VW, VW]);
+    // A write request without a fault request asks nothing: the zero page shows read-only.
+    const b = yield* mmap(mm, { len: PAGE_SIZE, prot: PROT_READ | PROT_WRITE, flags: ANON });
+    yield* cpuReadU32(mm, b);
+    const got = yield* perPage(
+      mm,
+      b,
+      { fault: false, write: true },
+      { pfnFlagsMask: 0, pfns: [0] },
+    );
+    assert.deepEqual(got, { result: null, flags: [HMM_PFN_VALID] });
+  });
+});
+
+test('per-page requests: a mask with other bits, or an input array of the wrong length, is EINVAL', () => {
+  const sub = new MmuIntervalNotifier({
+    *invalidate() {
+      return true;
+    },
+  });
+  const req = { fault: false, write: false };
+  for (const [mask, n, what] of [
+    [HMM_PFN_ERROR, 2, /pfn_flags_mask/],
+    [0.5, 2, /pfn_flags_mask/],
+    [HMM_PFN_REQ_FAULT, 3, /3 input pfns for a range of 2 pages/],
+  ] as const)
+    assert.throws(
+      () =>
+        hmmRange(sub, 0, 0x10000, 0x10000 + 2 * PAGE_SIZE, req, {
+          pfnFlagsMask: mask,
+          pfns: new Array(n).fill(0),
+        }),
+      (e) => isErrno(e, 'EINVAL') && what.test((e as Error).message),
+    );
 });

@@ -4,6 +4,7 @@ import { isErrno } from '../../src/index.ts';
 import {
   MAP_ANONYMOUS,
   MAP_FIXED,
+  MAP_HUGETLB,
   MAP_PRIVATE,
   MAP_SHARED,
   PAGE_SIZE,
@@ -151,4 +152,25 @@ test('mmap rejects bad arguments with the errno Linux returns and changes nothin
     }
   });
   assert.equal(r.ok, true, r.bug?.message);
+});
+
+test('MAP_HUGETLB is EINVAL that names hugetlbfs (not the unknown-flags error), and maps nothing', () => {
+  let message = '';
+  const r = runMm(function* (m) {
+    const mm = m.createMm();
+    try {
+      yield* mmap(mm, {
+        len: 2 * 1024 * 1024,
+        prot: PROT_READ | PROT_WRITE,
+        flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+      });
+    } catch (e) {
+      assert.ok(isErrno(e, 'EINVAL'), String(e));
+      message = (e as Error).message;
+    }
+    assert.equal(mm.vmas.length, 0);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
+  assert.match(message, /MAP_HUGETLB needs hugetlbfs/);
+  assert.doesNotMatch(message, /MAP_KNOWN/);
 });
