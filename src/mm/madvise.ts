@@ -46,7 +46,10 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
   const range = rangeInit(mm, 'CLEAR', start, end);
   yield* invalidateRangeStart(range);
   const addrs = mm.addressesIn(start, end);
-  if (addrs.length > 0) {
+  // A page table whose entries reclaim cleared is still walked, and its deferred flush done
+  // (the model has no page-table pages: it does so at once, without the PTL).
+  if (addrs.length === 0) flushTlbBatchedPending(mm);
+  else {
     yield* mm.ptl.lock();
     flushTlbBatchedPending(mm);
     let lo = Number.POSITIVE_INFINITY;

@@ -73,12 +73,13 @@ function* changeProtection(vma: Vma, start: number, end: number): Co {
   const all = mm.addressesIn(start, end);
   const addrs = all.filter((a) => ptePresent(mm.pte(a)));
   if (addrs.length === 0) {
-    // No entry to change, but a page table to walk: change_pte_range() still runs.
-    if (all.length > 0 && pending) {
-      yield* mm.ptl.lock();
-      flushTlbBatchedPending(mm);
-      mm.ptl.unlock();
-    }
+    // No entry to change, but a page table to walk: change_pte_range() still runs (at once
+    // where reclaim cleared every entry: the model has no page-table pages).
+    if (!pending) return;
+    if (all.length === 0) return flushTlbBatchedPending(mm);
+    yield* mm.ptl.lock();
+    flushTlbBatchedPending(mm);
+    mm.ptl.unlock();
     return;
   }
   const range: MmuNotifierRange = rangeInit(mm, 'PROTECTION_VMA', start, end);

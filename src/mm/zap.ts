@@ -33,7 +33,9 @@ export function* zapVmaRange(
 ): Co {
   const mm = vma.mm;
   const addrs = mm.addressesIn(Math.max(start, vma.start), Math.min(end, vma.end));
-  if (addrs.length === 0) return;
+  // Entries reclaim cleared leave their page table walked and its deferred flush due (done at
+  // once: the model has no page-table pages).
+  if (addrs.length === 0) return flushTlbBatchedPending(mm);
   yield* mm.ptl.lock();
   flushTlbBatchedPending(mm);
   for (const addr of addrs) {

@@ -159,6 +159,19 @@ test("regression: the RDMA peer's own write failing under memory pressure (ENOME
   assert.equal(r.ok, true, r.bug?.message);
 });
 
+test('regression: MADV_FREE over entries reclaim already discarded still completes its deferred flush (random seed 3, run 8490)', () => {
+  // bench:mutants met this run: kswapd discarded a lazyfree page with its flush batched, and
+  // MADV_FREE, finding no entry, returned while a CPU still cached it.
+  const x = new Exploration(worldBuilder(worldSpec('swarm', {})), {
+    strategy: 'random',
+    seed: 3,
+    runs: 8491,
+    minimise: false,
+  });
+  const r = x.run(8490);
+  assert.equal(r.ok, true, r.bug?.message);
+});
+
 test('findings=1 keeps the known kernel bugs: the 2014 design leaks the mm of a process that exits with an ODP MR (pct, seed 1, ≤ 200 runs)', () => {
   const r = explore(worldBuilder(worldSpec('swarm', { findings: 1 })), {
     strategy: 'pct',

@@ -105,7 +105,7 @@ export const swarmScenario: Scenario = {
     {
       name: 'findings',
       description:
-        "1: the kernel bugs of docs/findings/ stay in (mlx5's invalidation of a revoked ODP MR, nouveau's missing ->release, the interval side a refused non-blockable start leaves open, the 2014 ODP design's exit with an MR registered, the pre-5.13 notifier core's unended start when the OOM reaper meets a refusal), so explorations find them again; 0: their fixes apply (a 2014-design world with a KVM client does not reap), so a violation is news",
+        "1: known kernel bugs stay reachable (those of docs/findings/: mlx5's invalidation of a revoked ODP MR, nouveau's missing ->release, the interval side a refused non-blockable start leaves open; the 2014 ODP design's exit with an MR registered; in 2014-design worlds, the pre-5.13 core's unended start when the OOM reaper meets a refusal), so explorations find them again; 0: their fixes apply, and a 2014-design world with a KVM client does not reap, so a violation is news",
       default: 0,
       min: 0,
       max: 1,
