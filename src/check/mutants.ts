@@ -340,7 +340,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '36f30e486dce (v5.10) to 85eaeb5058f0 (v6.0, "IB/core: Fix a nested dead lock as part of ODP flow", which moved to mmput_async()); found again by the swarm scenario',
     rule: 'recursive-lock',
-    reach: { scenario: 'swarm', set: {}, strategy: 'random', seed: 1, runs: 200 },
+    reach: { scenario: 'swarm', set: {}, strategy: 'random', seed: 1, runs: 300 },
   },
   {
     name: 'odp.implicit-child-reclaim-race',
