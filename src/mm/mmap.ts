@@ -72,7 +72,7 @@ function checkArgs(a: MmapArgs): { addr: number; len: number; offset: number } {
     throw new Errno('EINVAL', `mmap: address ${String(addr)} is not a user address`);
   if (!onlyKnownBits(a.prot, PROT_MASK))
     throw new Errno('EINVAL', `mmap: prot ${flagWord(a.prot)} has bits outside PROT_MASK`);
-  if (a.flags & MAP_HUGETLB)
+  if (typeof a.flags === 'number' && a.flags & MAP_HUGETLB)
     throw new Errno('EINVAL', 'mmap: MAP_HUGETLB needs hugetlbfs, which the model does not have');
   if (!onlyKnownBits(a.flags, MAP_KNOWN))
     throw new Errno('EINVAL', `mmap: flags ${flagWord(a.flags)} has bits outside MAP_KNOWN`);

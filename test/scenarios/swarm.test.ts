@@ -147,28 +147,24 @@ test('a 2014-design world exits and reaps with the exit fix applied, and runs cl
   }
 });
 
+/** Run `run` of a random exploration of swarm with `set`, on its own. */
+function randomRun(set: Record<string, number>, seed: number, run: number) {
+  const build = worldBuilder(worldSpec('swarm', set));
+  return new Exploration(build, { strategy: 'random', seed, runs: run + 1, minimise: false }).run(
+    run,
+  );
+}
+
 test("regression: the RDMA peer's own write failing under memory pressure (ENOMEM) fails that I/O, not the world (ops=12, random seed 1, run 4128)", () => {
   // A sweep found this run ending in an uncaught VM_FAULT_OOM in the peer's buffer.
-  const x = new Exploration(worldBuilder(worldSpec('swarm', { ops: 12 })), {
-    strategy: 'random',
-    seed: 1,
-    runs: 4129,
-    minimise: false,
-  });
-  const r = x.run(4128);
+  const r = randomRun({ ops: 12 }, 1, 4128);
   assert.equal(r.ok, true, r.bug?.message);
 });
 
 test('regression: MADV_FREE over entries reclaim already discarded still completes its deferred flush (random seed 3, run 8490)', () => {
   // bench:mutants met this run: kswapd discarded a lazyfree page with its flush batched, and
   // MADV_FREE, finding no entry, returned while a CPU still cached it.
-  const x = new Exploration(worldBuilder(worldSpec('swarm', {})), {
-    strategy: 'random',
-    seed: 3,
-    runs: 8491,
-    minimise: false,
-  });
-  const r = x.run(8490);
+  const r = randomRun({}, 3, 8490);
   assert.equal(r.ok, true, r.bug?.message);
 });
 
