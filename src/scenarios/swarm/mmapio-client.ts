@@ -28,7 +28,7 @@ import { mprotect } from '../../mm/mprotect.ts';
 import { munmap } from '../../mm/munmap.ts';
 import { type IoMapping, type TouchWorld, touchMapping } from '../mmap-io-touch.ts';
 import type { PlannedOp } from './plan.ts';
-import { isProcessGone, isRaceError, STEP_NS, type SwarmProc } from './world.ts';
+import { isProcessGone, isRaceError, orNull, STEP_NS, type SwarmProc } from './world.ts';
 
 /** Pages of a process's device-memory allocation. */
 const DM_PAGES = 2;
@@ -70,14 +70,8 @@ export function ioDevice(k: Kernel, machine: Machine, clients: number): IoDevice
 }
 
 /** `fn()`, or null when it failed with one of `codes`. */
-function* unless<T>(codes: readonly ErrnoCode[], fn: () => Co<T>): Co<T | null> {
-  try {
-    return yield* fn();
-  } catch (e) {
-    if (e instanceof Errno && codes.includes(e.code)) return null;
-    throw e;
-  }
-}
+const unless = <T>(codes: readonly ErrnoCode[], fn: () => Co<T>): Co<T | null> =>
+  orNull(fn, (e) => e instanceof Errno && codes.includes(e.code));
 
 /** `fn()`, or null when it failed because the device went away under it. */
 const unlessGone = <T>(fn: () => Co<T>): Co<T | null> => unless(GONE, fn);

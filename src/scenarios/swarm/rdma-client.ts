@@ -41,7 +41,7 @@ import { createProcess, exitMm, type Process } from '../../mm/process.ts';
 import { type PageValues, pageOf } from '../page-values.ts';
 import { connectedPair, type Endpoint, openEndpoint, type QpEnd } from '../rdma-kit.ts';
 import type { RdmaKind } from './plan.ts';
-import { isProcessGone, isRaceError, pageAddr, type SwarmProc } from './world.ts';
+import { isProcessGone, isRaceError, orNull, pageAddr, type SwarmProc } from './world.ts';
 
 /** What the peer's read-only page holds (and so what a two-page WRITE puts in its second page). */
 const PEER_RO_VALUE = 777;
@@ -110,14 +110,7 @@ function* openPeer(dev: IbDevice, machine: Machine): Co<PeerSide> {
 }
 
 /** `fn()`, or null when it failed as a step may under the world's memory pressure. */
-function* unlessRace<T>(fn: () => Co<T>): Co<T | null> {
-  try {
-    return yield* fn();
-  } catch (e) {
-    if (isRaceError(e)) return null;
-    throw e;
-  }
-}
+const unlessRace = <T>(fn: () => Co<T>): Co<T | null> => orNull(fn, isRaceError);
 
 /** An open RDMA client: its MR, and the peer that reads and writes through it. */
 export interface RdmaMirror {

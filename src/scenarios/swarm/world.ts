@@ -72,6 +72,16 @@ export function isRaceError(e: unknown): boolean {
   return RACE_ERRNOS.some((name) => isErrno(e, name));
 }
 
+/** `fn()`, or null when it failed with an error `expected` accepts (its step just fails). */
+export function* orNull<T>(fn: () => Co<T>, expected: (e: unknown) => boolean): Co<T | null> {
+  try {
+    return yield* fn();
+  } catch (e) {
+    if (expected(e)) return null;
+    throw e;
+  }
+}
+
 /**
  * True when `e` is what a call the process makes may meet: a race's error, or EINVAL once the
  * process exited under it (a verbs call finds no task->mm).
