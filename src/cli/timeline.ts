@@ -83,6 +83,8 @@ function describe(e: TraceEvent, name: (id: number) => string): string | null {
       return `${e.dev} translation update ${e.phase === 'begin' ? 'posted' : 'done'}`;
     case 'dev-retire':
       return `${e.dev} destroyed`;
+    case 'dev-own-migrate':
+      return `${e.dev} ${e.phase === 'begin' ? 'begins' : 'ends'} its own migration of mm${e.mm} ${range(e.start, e.end)}`;
     case 'dev-dma':
       return `${e.dev} DMA ${e.write ? 'write' : 'read'} pfn ${e.pfn}.${e.gen}`;
     case 'obj-free':

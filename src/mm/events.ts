@@ -154,6 +154,18 @@ declare module '../kernel/trace.ts' {
     };
     /** A device translation-table update (a UMR work request) was posted, or completed. */
     'dev-update': { dev: string; phase: 'begin' | 'end' };
+    /**
+     * A driver's own migration of [start, end) of `mm` (its MIGRATE invalidation skips it)
+     * began or ended: in between the driver keeps this table's translations of the range
+     * itself, and at the end they must agree with the CPU entries.
+     */
+    'dev-own-migrate': {
+      dev: string;
+      mm: number;
+      start: number;
+      end: number;
+      phase: 'begin' | 'end';
+    };
     /** A device translation table was destroyed (its key can no longer be used or updated). */
     'dev-retire': { dev: string };
     /** A device accessed a frame it holds a reference to (a pinned region: no CPU mirror). */

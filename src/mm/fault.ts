@@ -70,6 +70,7 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
     yield* mm.machine.migrationWait.waitEvent(() => mm.pte(addr)?.kind !== 'migration');
     return false;
   }
+  if (pte.kind === 'device') return yield* doDevicePrivatePage(mm, vma, addr, pte, write);
   if (pte.kind === 'swap') {
     const swap = mm.machine.swap;
     if (swap.inReclaim.has(pte.swap)) {
@@ -262,4 +263,52 @@ function* doWpPage(mm: Mm, vma: Vma, addr: number, pte: Pte): Co<boolean> {
   machine.phys.lru.add(copy);
   machine.phys.put(old);
   return true;
+}
+
+/**
+ * do_swap_page() on a device-private entry: under the PTL the page is trylocked (1afaeb8293c9)
+ * and referenced (16ce101db85d), then its driver's migrate_to_ram() moves it back to system
+ * memory and the fault runs again. A page another migration holds locked is waited for (Linux
+ * returns and the CPU faults again until it is unlocked).
+ */
+function* doDevicePrivatePage(
+  mm: Mm,
+  vma: Vma,
+  addr: number,
+  pte: Pte,
+  write: boolean,
+): Co<boolean> {
+  const page = pte.page!;
+  const pgmap = page.pgmap!;
+  const machine = mm.machine;
+  yield* mm.ptl.lock();
+  if (mm.pte(addr) !== pte) {
+    mm.ptl.unlock();
+    return false;
+  }
+  // Mutant: before 16ce101db85d (v6.1) the fault called migrate_to_ram() holding neither the
+  // page lock nor a reference, so a concurrent migration could free the page (and its driver
+  // data) first.
+  if (kernel().mutant('mm.devmem-fault-unlocked')) {
+    mm.ptl.unlock();
+    yield;
+    yield* pgmap.migrateToRam({ vma, addr, page, write });
+    return false;
+  }
+  if (page.locked) {
+    mm.ptl.unlock();
+    yield* machine.migrationWait.waitEvent(() => !page.locked || mm.pte(addr) !== pte);
+    return false;
+  }
+  page.locked = true;
+  machine.phys.get(page);
+  mm.ptl.unlock();
+  try {
+    yield* pgmap.migrateToRam({ vma, addr, page, write });
+  } finally {
+    page.locked = false;
+    machine.migrationWait.wakeUpAll();
+    machine.phys.put(page);
+  }
+  return false;
 }

@@ -84,7 +84,7 @@ function needsCopy(vma: Vma): boolean {
   const mm = vma.mm;
   for (const addr of mm.addressesIn(vma.start, vma.end)) {
     const pte = mm.pte(addr)!;
-    if (pte.kind === 'swap') return true;
+    if (pte.kind === 'swap' || pte.kind === 'device') return true;
     if ((pte.kind === 'page' || pte.kind === 'migration') && pte.page?.isAnon) return true;
   }
   return false;
@@ -106,8 +106,8 @@ function pinnedAnonPages(vma: Vma): number {
  * parent VMA, and under both page-table locks (parent, then child) each writable entry is
  * write-protected in the parent and mapped read-only in the child; a pinned anonymous page is
  * copied for the child instead (folio_needs_cow_for_dma(): the pin must keep seeing the
- * parent's writes). Swap entries gain a reference; migration entries are copied (made
- * read-only on both sides); the zero page and device pfns are shared as they are.
+ * parent's writes). Swap entries gain a reference; migration and device-private entries are
+ * copied (made read-only on both sides); the zero page and device pfns are shared as they are.
  */
 function* copyPageRange(dst: Vma, src: Vma): Co {
   const parent = src.mm;
@@ -170,6 +170,13 @@ function copyOne(
       if (cow) pte.writable = false;
       child.setPte(addr, { ...pte });
       if (pte.page !== null) noteMigrationEntryCopy(pte.page, child, addr);
+      return;
+    case 'device':
+      // copy_nonpresent_pte(): the child shares the device page; in a COW mapping a writable
+      // entry becomes read-only on both sides, so the next write migrates it back and copies.
+      machine.phys.get(pte.page!);
+      if (cow && pte.writable) parent.protectPte(addr, pte, true, false);
+      child.setPte(addr, { ...pte, writable: cow ? false : pte.writable });
       return;
     case 'page':
       break;

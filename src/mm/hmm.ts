@@ -12,7 +12,7 @@ import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { mmuIntervalCheckRetry } from './mmu-interval-notifier.ts';
 import type { MmuIntervalNotifier } from './mmu-interval-notifier-types.ts';
-import { ptePresent } from './pte.ts';
+import { type Pte, ptePresent } from './pte.ts';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT: how long a driver retries hmm_range_fault() on EBUSY, 1000 ms. */
 export const HMM_RANGE_DEFAULT_TIMEOUT_NS = 1_000_000_000;
@@ -72,6 +72,11 @@ export interface HmmRange {
   pfns: number[];
   /** Output: the allocation generation of each page's frame (for the device's records). */
   gens: number[];
+  /**
+   * dev_private_owner: device-private pages of this owner are reported as they are (never
+   * faulted); another owner's are faulted back to system memory when a fault is requested.
+   */
+  readonly devPrivateOwner: unknown;
 }
 
 /** The most pages one range spans: its pfns array must be allocatable (64 GiB of addresses). */
@@ -86,7 +91,7 @@ export interface HmmPageRequests {
 
 /**
  * A fresh range with zeroed outputs (drivers must use fresh inputs on every retry), or with
- * `perPage` inputs. EINVAL unless `start` and `end` are non-negative safe integers a whole
+ * `perPage` inputs, and `devPrivateOwner`. EINVAL unless `start` and `end` are non-negative safe integers a whole
  * number of pages apart (an `end` below `start` is left to hmmRangeFault()), or for a mask or
  * input array that does not fit; ENOMEM above {@link HMM_RANGE_MAX_PAGES}.
  */
@@ -97,6 +102,7 @@ export function hmmRange(
   end: number,
   defaultFlags: HmmRequest,
   perPage?: HmmPageRequests,
+  devPrivateOwner: unknown = null,
 ): HmmRange {
   const index = (v: number) => Number.isSafeInteger(v) && v >= 0;
   if (!index(start) || !index(end) || (end > start && (end - start) % PAGE_SIZE !== 0))
@@ -130,6 +136,7 @@ export function hmmRange(
     pfnFlagsMask: mask,
     pfns: perPage === undefined ? new Array<number>(n).fill(0) : [...perPage.pfns],
     gens: new Array<number>(n).fill(0),
+    devPrivateOwner,
   };
 }
 
@@ -142,6 +149,11 @@ function pageRequest(range: HmmRange, i: number): HmmRequest {
   const fault = range.defaultFlags.fault || (input & HMM_PFN_REQ_FAULT) !== 0;
   const write = range.defaultFlags.write || (input & HMM_PFN_REQ_WRITE) !== 0;
   return { fault, write: fault && write };
+}
+
+/** Whether a device-private entry's page belongs to the range's dev_private_owner. */
+function ownDevicePage(range: HmmRange, pte: Pte): boolean {
+  return range.devPrivateOwner !== null && pte.page?.pgmap?.owner === range.devPrivateOwner;
 }
 
 /** The end of the PMD that holds `addr`: where one step of the page walk stops. */
@@ -164,7 +176,9 @@ function* hmmVmaFault(mm: Mm, addr: number, end: number, write: boolean): Co {
  * a VMA, without read permission or on VM_IO/VM_PFNMAP when a fault is requested (else the
  * entry is ERROR); EPERM for a write request on a VMA without write permission; EBUSY as soon
  * as mmu_interval_check_retry() says the sequence moved (checked before each page, and after a
- * fault, which covers the rest of the PMD step). The zero page is reported read-only.
+ * fault, which covers the rest of the PMD step). The zero page is reported read-only. A
+ * device-private page of the range's owner is reported as it is; another owner's is faulted
+ * back (its driver's migrate_to_ram()) when a fault is requested, else reported as 0.
  */
 export function* hmmRangeFault(mm: Mm, range: HmmRange): Co {
   return yield* mmPath('hmm_range_fault', mm, hmmRangeFaultBody(mm, range));
@@ -197,6 +211,15 @@ function* hmmRangeFaultBody(mm: Mm, range: HmmRange): Co {
     if (fault && write && !vma.writable)
       throw new Errno('EPERM', `hmm_range_fault: write requested on read-only ${vma}`);
     const pte = mm.pte(addr);
+    if (pte?.kind === 'device' && ownDevicePage(range, pte)) {
+      // hmm_is_device_private_entry(): reported in place, even for a write request.
+      range.pfns[i] =
+        pte.page!.pfn * FLAG_SPAN + HMM_PFN_VALID + (pte.writable ? HMM_PFN_WRITE : 0);
+      range.gens[i] = pte.page!.gen;
+      i++;
+      addr += PAGE_SIZE;
+      continue;
+    }
     const usable = ptePresent(pte) && pte.readable && (!write || pte.writable);
     if (!usable) {
       if (fault) {

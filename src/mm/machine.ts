@@ -68,6 +68,8 @@ function counters(k: Kernel): { machines: number; mms: number } {
 
 /** First pfn of device memory (BARs, device-private pages): above every machine's frames. */
 export const DEVICE_PFN_BASE = 2 ** 40;
+/** Where device-private pfns start in a machine's span: above any allocatable frame in use. */
+const DEVICE_PRIVATE_PFN_OFFSET = 2 ** 31;
 
 /**
  * The memory of one simulated machine: physical frames, swap, the SRCU domain of the classic
@@ -99,6 +101,7 @@ export class Machine {
   private nextVmaId = 1;
   private readonly devicePages = new Map<number, PageData>();
   private nextDevicePfn: number;
+  private nextDevicePrivate = 0;
 
   constructor(kernel: Kernel, options: MachineOptions = {}) {
     this.kernel = kernel;
@@ -107,8 +110,8 @@ export class Machine {
       throw new Errno('EINVAL', `frames must be a positive integer, got ${frames}`);
     const c = counters(kernel);
     this.index = c.machines++;
-    if (frames >= PFN_SPAN || this.index >= 256)
-      throw new Errno('EINVAL', `frames must be below 2^32 and a world has at most 256 machines`);
+    if (frames >= DEVICE_PRIVATE_PFN_OFFSET || this.index >= 256)
+      throw new Errno('EINVAL', `frames must be below 2^31 and a world has at most 256 machines`);
     this.phys = new PhysMem({ frames, pfnBase: this.index * PFN_SPAN });
     this.nextDevicePfn = DEVICE_PFN_BASE + this.index * 2 ** 36;
     this.swap = new SwapSpace(options.swapSlots ?? 1 << 20);
@@ -145,6 +148,16 @@ export class Machine {
   allocDevicePfns(count: number): number {
     const first = this.nextDevicePfn;
     this.nextDevicePfn += count;
+    return first;
+  }
+
+  /**
+   * pfns for `count` device-private pages (memremap_pages()): inside this machine's span, above
+   * any frame the allocator can hand out, so the oracles track their generations.
+   */
+  allocDevicePrivatePfns(count: number): number {
+    const first = this.phys.pfnBase + DEVICE_PRIVATE_PFN_OFFSET + this.nextDevicePrivate;
+    this.nextDevicePrivate += count;
     return first;
   }
 

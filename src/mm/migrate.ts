@@ -20,7 +20,7 @@ import { rmapWalk } from './rmap.ts';
 import { flushTlbRange } from './tlb.ts';
 
 /** One page-table slot holding a migration entry for a page being migrated. */
-interface MigrationSite {
+export interface MigrationSite {
   readonly mm: Mm;
   readonly addr: number;
 }
@@ -50,8 +50,29 @@ export function noteMigrationEntryMove(page: Page, mm: Mm, from: number, to: num
   if (sites !== undefined && i >= 0) sites[i] = { mm, addr: to };
 }
 
+/**
+ * Starts tracking the migration entries of `page` (fork and mremap report theirs); the
+ * returned sites are its record until {@link untrackMigration}.
+ */
+export function trackMigration(page: Page): MigrationSite[] {
+  const sites: MigrationSite[] = [];
+  inFlight.set(page, sites);
+  return sites;
+}
+
+/** The sites of `page`'s migration entries, tracked since {@link trackMigration}. */
+export function migrationSites(page: Page): MigrationSite[] {
+  return inFlight.get(page) ?? trackMigration(page);
+}
+
+/** The migration of `page` is over: its entries are gone; waiting faults look again. */
+export function untrackMigration(machine: Machine, page: Page): void {
+  inFlight.delete(page);
+  machine.migrationWait.wakeUpAll();
+}
+
 /** make_*_migration_entry(): a non-present entry remembering the old rights. */
-function migrationEntry(page: Page, from: Pte): Pte {
+export function migrationEntry(page: Page, from: Pte): Pte {
   return {
     kind: 'migration',
     page,
@@ -90,16 +111,14 @@ function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
     fresh.locked = true;
     try {
       if (page.pins > 0) return false;
-      const sites: MigrationSite[] = [];
-      inFlight.set(page, sites);
+      const sites = trackMigration(page);
       try {
         yield* unmapAll(machine, page, sites);
         const moved = commit(machine, page, fresh);
         yield* remapAll(machine, page, moved ? fresh : page, sites);
         return moved;
       } finally {
-        inFlight.delete(page);
-        machine.migrationWait.wakeUpAll();
+        untrackMigration(machine, page);
       }
     } finally {
       fresh.locked = false;
@@ -115,16 +134,16 @@ function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
  * try_to_migrate(): for each mapping, a CLEAR invalidation of the page, and under the PTL the
  * entry becomes a migration entry, the TLB is flushed and the mapping's reference dropped.
  */
-function* unmapAll(machine: Machine, page: Page, sites: MigrationSite[]): Co {
+export function* unmapAll(machine: Machine, page: Page, sites: MigrationSite[]): Co {
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();
     const pte = mm.pte(addr);
-    if (pte !== undefined && pte.kind === 'page' && pte.page === page) {
+    if (pte !== undefined && (pte.kind === 'page' || pte.kind === 'device') && pte.page === page) {
       if (pte.dirty) page.dirty = true;
       mm.replacePte(addr, migrationEntry(page, pte));
-      flushTlbRange(mm, addr, addr + PAGE_SIZE);
+      if (pte.kind === 'page') flushTlbRange(mm, addr, addr + PAGE_SIZE);
       machine.phys.put(page);
       sites.push({ mm, addr });
     }
@@ -168,7 +187,7 @@ function commit(machine: Machine, page: Page, fresh: Page): boolean {
  * rights it had (no invalidation: non-present to present). A site whose entry is gone was
  * zapped meanwhile; one moved by mremap is found by a scan of its address space.
  */
-function* remapAll(machine: Machine, page: Page, target: Page, sites: MigrationSite[]): Co {
+export function* remapAll(machine: Machine, page: Page, target: Page, sites: MigrationSite[]): Co {
   // remove_migration_ptes() walks the rmap under the anon_vma lock, which mremap's move of the
   // entries also takes: an entry is found where it is, never half-way through a move (mremap
   // updates its site, noteMigrationEntryMove()).
@@ -202,7 +221,8 @@ function* remapOne(machine: Machine, mm: Mm, addr: number, page: Page, target: P
   if (ours) {
     machine.phys.get(target);
     mm.setPte(addr, {
-      kind: 'page',
+      // A device-private target is mapped by a device-private entry (remove_migration_pte()).
+      kind: target.pgmap !== null ? 'device' : 'page',
       page: target,
       swap: 0,
       pfn: 0,

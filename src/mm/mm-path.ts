@@ -31,6 +31,9 @@ export const MM_PATHS = [
   'try_to_unmap',
   'migrate_pages',
   'oom_reap_task_mm',
+  // Device-private memory: migration to a device and back, and a driver's eviction.
+  'migrate_vma_setup',
+  'migrate_device_range',
   // Files and device mappings.
   'unmap_mapping_range',
   'truncate_pagecache',
@@ -53,6 +56,10 @@ export const MM_PATHS = [
 export const MM_PATH_CONDITIONS: Readonly<Partial<Record<MmPathName, string>>> = {
   mmu_notifier_unregister_no_release:
     'in the interim ODP design (rdma-odp --set design=2018), which swarm does not draw',
+  migrate_vma_setup:
+    'with device-private memory (dmirror MIGRATE_TO_DEV, the default scenario), which swarm does not draw yet',
+  migrate_device_range:
+    'when a dmirror device evicts its memory (RELEASE or close), which swarm does not draw yet',
 };
 
 /** What path `item` needs beyond correct code (MM_PATH_CONDITIONS); null: nothing. */

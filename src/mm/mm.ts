@@ -6,7 +6,7 @@ import type { Machine } from './machine.ts';
 import type { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { RmapOwner } from './page.ts';
 import { PageTable } from './page-table.ts';
-import { type Pte, pteGen, ptePfn, ptePresent } from './pte.ts';
+import { type Pte, pteGen, pteHasRmap, pteMapsFrame, ptePfn } from './pte.ts';
 import type { TranslationCache } from './tlb-cache.ts';
 import type { Vma } from './vma.ts';
 
@@ -115,8 +115,7 @@ export class Mm implements RmapOwner {
    */
   setPte(addr: number, pte: Pte): void {
     this.pt.set(addr / PAGE_SIZE, pte);
-    if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero')
-      pte.page.addRmap(this, addr);
+    if (pteHasRmap(pte)) pte.page.addRmap(this, addr);
     this.tracePteSet(addr, pte);
   }
 
@@ -133,10 +132,13 @@ export class Mm implements RmapOwner {
     return now;
   }
 
-  /** The 'pte-set' event of a present entry (the oracles' view of the CPU page table). */
+  /**
+   * The 'pte-set' event of a present or device-private entry (the oracles' view of the CPU
+   * page table: a device may use what either names).
+   */
   private tracePteSet(addr: number, pte: Pte): void {
     const k = kernel();
-    if (!k.trace.on || !ptePresent(pte)) return;
+    if (!k.trace.on || !pteMapsFrame(pte)) return;
     k.trace.emit('pte-set', {
       mm: this.id,
       addr,
@@ -160,20 +162,23 @@ export class Mm implements RmapOwner {
     return pte;
   }
 
-  /** Replaces a present entry by a non-present one (swap or migration entry) in place. */
+  /**
+   * Replaces a present or device-private entry by a non-present one (swap or migration
+   * entry) in place.
+   */
   replacePte(addr: number, next: Pte): Pte | undefined {
     const vpn = addr / PAGE_SIZE;
     const old = this.pt.get(vpn);
     this.pt.set(vpn, next);
-    if (old !== undefined) this.unmapped(addr, old, next.kind);
+    if (old !== undefined) this.unmapped(addr, old, next);
     return old;
   }
 
-  private unmapped(addr: number, pte: Pte, to?: Pte['kind']): void {
-    if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero')
-      pte.page.removeRmap(this, addr);
+  private unmapped(addr: number, pte: Pte, next?: Pte): void {
+    if (pteHasRmap(pte)) pte.page.removeRmap(this, addr);
+    const to = next?.kind;
     const k = kernel();
-    if (k.trace.on && ptePresent(pte)) {
+    if (k.trace.on && pteMapsFrame(pte)) {
       const e = { mm: this.id, addr, pfn: ptePfn(pte), gen: pteGen(pte) };
       k.trace.emit('pte-clear', to === 'swap' || to === 'migration' ? { ...e, to } : e);
     }

@@ -26,7 +26,7 @@ import { protToVm } from './mmap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
 import { checkUserRange } from './munmap.ts';
-import { ptePresent } from './pte.ts';
+import { type Pte, ptePresent } from './pte.ts';
 import { flushTlbRange, tlbRevoked } from './tlb.ts';
 import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
@@ -58,6 +58,11 @@ function entryRights(flags: number, writable: boolean): { readable: boolean; wri
   };
 }
 
+/** Entries change_protection() rewrites: present ones, and device-private ones. */
+function protectable(pte: Pte | undefined): pte is Pte {
+  return pte !== undefined && (pte.kind === 'device' || ptePresent(pte));
+}
+
 /**
  * change_protection() over [start, end) of one VMA: PROTECTION_VMA invalidation started only
  * when the range holds a present entry (change_pmd_range() starts it at the first populated
@@ -71,7 +76,7 @@ function* changeProtection(vma: Vma, start: number, end: number): Co {
   // writable after mprotect() returned.
   const pending = !kernel().mutant('mm.mprotect-skips-batched-flush');
   const all = mm.addressesIn(start, end);
-  const addrs = all.filter((a) => ptePresent(mm.pte(a)));
+  const addrs = all.filter((a) => protectable(mm.pte(a)));
   if (addrs.length === 0) {
     // No entry to change, but a page table to walk: change_pte_range() still runs (at once
     // where reclaim cleared every entry: the model has no page-table pages).
@@ -90,7 +95,13 @@ function* changeProtection(vma: Vma, start: number, end: number): Co {
   let hi = 0;
   for (const addr of addrs) {
     const pte = mm.pte(addr);
-    if (!ptePresent(pte)) continue;
+    if (pte === undefined || !protectable(pte)) continue;
+    if (pte.kind === 'device') {
+      // change_pte_range(): a writable device-private entry becomes read-only, whatever the
+      // new rights (no TLB entry to flush: the CPU never mapped it).
+      if (pte.writable) mm.protectPte(addr, pte, true, false);
+      continue;
+    }
     const want = entryRights(vma.flags, pte.writable);
     if (want.readable === pte.readable && want.writable === pte.writable) continue;
     mm.protectPte(addr, pte, want.readable, want.writable);

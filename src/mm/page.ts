@@ -1,7 +1,9 @@
+import type { Co } from '../kernel/task.ts';
+import type { VmFault } from './memremap.ts';
 import { PageData } from './page-data.ts';
 
-/** Who owns a frame's contents. */
-export type PageKind = 'free' | 'anon' | 'file' | 'zero' | 'kernel';
+/** Who owns a frame's contents; 'device' is a ZONE_DEVICE device-private page in use. */
+export type PageKind = 'free' | 'anon' | 'file' | 'zero' | 'kernel' | 'device';
 
 /** One mapping of a frame: the reverse map entry (mm id, virtual address). */
 export interface RmapEntry {
@@ -12,6 +14,16 @@ export interface RmapEntry {
 /** The part of an address space the reverse map needs (avoids an import cycle with Mm). */
 export interface RmapOwner {
   readonly id: number;
+}
+
+/** The part of a dev_pagemap a page needs (avoids an import cycle with memremap.ts). */
+export interface DevPagemapRef {
+  /** pgmap->owner: who may see these pages in place (hmm_range_fault's dev_private_owner). */
+  readonly owner: unknown;
+  /** free_zone_device_folio() → pgmap->ops->page_free(). */
+  pageFree(page: Page): void;
+  /** pgmap->ops->migrate_to_ram() for a CPU fault on `vmf.page`. */
+  migrateToRam(vmf: VmFault): Co;
 }
 
 /** What a file page belongs to. */
@@ -48,6 +60,13 @@ export class Page {
   /** Reverse map: every PTE that maps this frame. */
   readonly rmap: RmapEntry[] = [];
   readonly data = new PageData();
+  /**
+   * page_pgmap(): the dev_pagemap of a ZONE_DEVICE page (null for system memory). Its last
+   * put_page() hands the page back to the pgmap's owner instead of the allocator.
+   */
+  pgmap: DevPagemapRef | null = null;
+  /** page->zone_device_data: the driver's (dmirror: the backing page, or the owning mirror). */
+  zoneDeviceData: unknown = null;
 
   constructor(pfn: number) {
     this.pfn = pfn;

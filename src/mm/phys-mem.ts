@@ -50,9 +50,40 @@ export class PhysMem {
     return this.frames - this.freeList.length;
   }
 
-  /** The frame with this pfn (pfnBase is the zero page), or undefined. */
+  /** ZONE_DEVICE pages of this machine by pfn (memremap_pages() gives them struct pages). */
+  private readonly zoneDevice = new Map<number, Page>();
+
+  /** The frame with this pfn (pfnBase is the zero page; device pages too), or undefined. */
   page(pfn: number): Page | undefined {
-    return pfn === this.pfnBase ? this.zeroPage : this.pages[pfn - this.pfnBase];
+    if (pfn === this.pfnBase) return this.zeroPage;
+    return this.pages[pfn - this.pfnBase] ?? this.zoneDevice.get(pfn);
+  }
+
+  /** memremap_pages(): device pages become reachable by pfn (free, refcount 0). */
+  addZoneDevice(pages: readonly Page[]): void {
+    for (const p of pages) this.zoneDevice.set(p.pfn, p);
+  }
+
+  /** memunmap_pages(): the device pages are gone. */
+  removeZoneDevice(pages: readonly Page[]): void {
+    for (const p of pages) this.zoneDevice.delete(p.pfn);
+  }
+
+  /**
+   * zone_device_page_init(): the driver hands out a free device page; it gets refcount 1 and a
+   * new generation, so stale references to its previous use are detectable.
+   */
+  initZoneDevicePage(page: Page): void {
+    if (page.pgmap === null || page.kind !== 'free' || page.refcount !== 0)
+      bug('bad-page', `zone_device_page_init of pfn ${page.pfn} which is not a free device page`);
+    page.gen++;
+    page.kind = 'device';
+    page.refcount = 1;
+    page.mapcount = 0;
+    page.locked = false;
+    page.zoneDeviceData = null;
+    const k = kernel();
+    if (k.trace.on) k.trace.emit('page-alloc', { pfn: page.pfn, gen: page.gen, kind: 'device' });
   }
 
   /** alloc_page(): a zeroed frame with refcount 1, or null when memory is exhausted. */
@@ -103,9 +134,11 @@ export class PhysMem {
     this.lru.delete(page);
     page.kind = 'free';
     page.data.clear();
-    this.freeList.push(page.pfn);
     const k = kernel();
     if (k.trace.on) k.trace.emit('page-free', { pfn: page.pfn, gen: page.gen });
+    // free_zone_device_folio(): a device page goes back to its driver, not to the allocator.
+    if (page.pgmap !== null) page.pgmap.pageFree(page);
+    else this.freeList.push(page.pfn);
   }
 
   private checkLive(page: Page, op: string): void {

@@ -3,11 +3,13 @@ import type { Page } from './page.ts';
 /**
  * A page-table entry. `page` maps a frame; `swap` is a swap entry (not present); `migration`
  * is a migration entry (not present; faults wait for the migration); `pfn` maps a device frame
- * that has no struct page (VM_PFNMAP / VM_MIXEDMAP inserts).
+ * that has no struct page (VM_PFNMAP / VM_MIXEDMAP inserts); `device` is a device-private
+ * entry (not present: the page lives in device memory, and a CPU fault asks its driver to
+ * migrate it back).
  */
 export interface Pte {
-  kind: 'page' | 'swap' | 'migration' | 'pfn';
-  /** The frame, for 'page' and 'migration' entries (the old frame while it migrates). */
+  kind: 'page' | 'swap' | 'migration' | 'pfn' | 'device';
+  /** The frame, for 'page', 'migration' and 'device' entries (the old frame while it migrates). */
   page: Page | null;
   /** Swap slot for 'swap' entries. */
   swap: number;
@@ -33,4 +35,20 @@ export function ptePfn(pte: Pte): number {
 /** The allocation generation of the mapped frame (0 for device pfns). */
 export function pteGen(pte: Pte): number {
   return pte.kind === 'pfn' ? 0 : (pte.page?.gen ?? 0);
+}
+
+/**
+ * True when the entry names a frame someone may use through it: a present entry, or a
+ * device-private entry (its device uses the page in place). These are the entries the
+ * oracles see as mappings.
+ */
+export function pteMapsFrame(pte: Pte): boolean {
+  return pte.kind === 'page' || pte.kind === 'pfn' || pte.kind === 'device';
+}
+
+/** True when the entry holds a reverse-map entry of its frame ('page' or 'device', not zero). */
+export function pteHasRmap(pte: Pte): pte is Pte & { page: NonNullable<Pte['page']> } {
+  return (
+    (pte.kind === 'page' || pte.kind === 'device') && pte.page !== null && pte.page.kind !== 'zero'
+  );
 }

@@ -114,6 +114,24 @@ export class SecondaryMmu {
     if (k.trace.on) k.trace.emit('dev-update', { dev: this.name, phase: 'end' });
   }
 
+  /**
+   * The driver migrates [start, end) of `mm` itself (migrate_vma_setup() with its owner, whose
+   * MIGRATE invalidation it skips): until {@link endOwnMigration} it updates this table's
+   * translations of the range on its own.
+   */
+  beginOwnMigration(mm: Mm, start: number, end: number): void {
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('dev-own-migrate', { dev: this.name, mm: mm.id, start, end, phase: 'begin' });
+  }
+
+  /** The migration begun by {@link beginOwnMigration} is finalized. */
+  endOwnMigration(mm: Mm, start: number, end: number): void {
+    const k = kernel();
+    if (k.trace.on)
+      k.trace.emit('dev-own-migrate', { dev: this.name, mm: mm.id, start, end, phase: 'end' });
+  }
+
   /** The table is destroyed: no translation may remain, and nothing may use or update it. */
   retire(): void {
     const k = kernel();

@@ -49,6 +49,8 @@ export class CoherenceOracle {
   /** Reverse indexes: pfn → CPU keys mapping it, and pfn → "device key" pairs. */
   private readonly cpuUsers = new Map<number, Set<number>>();
   private readonly devUsers = new Map<number, Set<string>>();
+  /** Own migrations in progress: device → the ranges it keeps up to date itself. */
+  private readonly own = new Map<string, { mm: number; start: number; end: number }[]>();
 
   /** Feeds one trace event; throws a KernelBug on a violation. */
   readonly onEvent = (e: TraceEvent): void => {
@@ -70,6 +72,9 @@ export class CoherenceOracle {
         return;
       case 'dev-unmap':
         this.devUnmap(e);
+        return;
+      case 'dev-own-migrate':
+        this.ownMigrate(e);
         return;
       case 'dev-access':
         this.devAccess(e);
@@ -122,6 +127,7 @@ export class CoherenceOracle {
     if (devs === undefined || devs.size === 0) return;
     for (const [dev, t] of devs) {
       this.checks++;
+      if (this.exempt(dev, key)) continue;
       if (next === undefined || !next.readable) {
         this.fail(
           'coherence',
@@ -145,24 +151,7 @@ export class CoherenceOracle {
 
   private devMap(e: TraceEventOf<'dev-map'>): void {
     const key = keyOf(e.mm, e.addr);
-    const cur = this.cpu.get(key);
-    this.checks++;
-    if (cur === undefined || !cur.readable) {
-      this.fail(
-        'coherence',
-        `device ${e.dev} commits a translation of ${where(key)} but the CPU entry is ${cur === undefined ? 'not present' : 'inaccessible'} (stale snapshot)`,
-      );
-    }
-    if (cur.pfn !== e.pfn || cur.gen !== e.gen)
-      this.fail(
-        'coherence',
-        `device ${e.dev} commits ${where(key)} → pfn ${e.pfn} but the CPU entry now maps pfn ${cur.pfn} (stale snapshot)`,
-      );
-    if (e.writable && !cur.writable)
-      this.fail(
-        'coherence',
-        `device ${e.dev} commits a writable translation of ${where(key)} but the CPU entry is read-only`,
-      );
+    if (!this.exempt(e.dev, key)) this.checkCommit(e, key);
     this.frameLive(e.pfn, e.gen, `device ${e.dev} mapping ${where(key)}`);
     let devs = this.dev.get(key);
     if (devs === undefined) {
@@ -173,6 +162,74 @@ export class CoherenceOracle {
     if (prev !== undefined) this.devUsers.get(prev.pfn)?.delete(`${e.dev} ${key}`);
     devs.set(e.dev, { pfn: e.pfn, gen: e.gen, readable: true, writable: e.writable });
     link(this.devUsers, e.pfn, `${e.dev} ${key}`);
+  }
+
+  /** Whether `dev` is migrating the page of `key` itself (its translation is its own affair). */
+  private exempt(dev: string, key: number): boolean {
+    const windows = this.own.get(dev);
+    if (windows === undefined) return false;
+    const mm = Math.floor(key / MM_SHIFT);
+    const addr = (key % MM_SHIFT) * 4096;
+    return windows.some((w) => w.mm === mm && addr >= w.start && addr < w.end);
+  }
+
+  /**
+   * An own migration begins or ends. At the end, each translation the device holds in the
+   * range must agree with the CPU entry, as one committed then would.
+   */
+  private ownMigrate(e: TraceEventOf<'dev-own-migrate'>): void {
+    let windows = this.own.get(e.dev);
+    if (e.phase === 'begin') {
+      if (windows === undefined) {
+        windows = [];
+        this.own.set(e.dev, windows);
+      }
+      windows.push({ mm: e.mm, start: e.start, end: e.end });
+      return;
+    }
+    const i =
+      windows?.findIndex((w) => w.mm === e.mm && w.start === e.start && w.end === e.end) ?? -1;
+    if (windows === undefined || i < 0)
+      this.fail('coherence', `device ${e.dev} ends an own migration it never began`);
+    windows.splice(i, 1);
+    for (let addr = e.start; addr < e.end; addr += 4096) {
+      const key = keyOf(e.mm, addr);
+      const t = this.dev.get(key)?.get(e.dev);
+      if (t === undefined || this.exempt(e.dev, key)) continue;
+      this.checkCommit(
+        { dev: e.dev, pfn: t.pfn, gen: t.gen, writable: t.writable },
+        key,
+        'after its own migration',
+        'holds',
+      );
+    }
+  }
+
+  /** A translation (committed, or kept through an own migration) must match the CPU entry. */
+  private checkCommit(
+    e: { dev: string; pfn: number; gen: number; writable: boolean },
+    key: number,
+    when = '(stale snapshot)',
+    verb = 'commits',
+  ): void {
+    const cur = this.cpu.get(key);
+    this.checks++;
+    if (cur === undefined || !cur.readable) {
+      this.fail(
+        'coherence',
+        `device ${e.dev} ${verb} a translation of ${where(key)} but the CPU entry is ${cur === undefined ? 'not present' : 'inaccessible'} ${when}`,
+      );
+    }
+    if (cur.pfn !== e.pfn || cur.gen !== e.gen)
+      this.fail(
+        'coherence',
+        `device ${e.dev} ${verb} ${where(key)} → pfn ${e.pfn} but the CPU entry now maps pfn ${cur.pfn} ${when}`,
+      );
+    if (e.writable && !cur.writable)
+      this.fail(
+        'coherence',
+        `device ${e.dev} ${verb} a writable translation of ${where(key)} but the CPU entry is read-only${when === '(stale snapshot)' ? '' : ` ${when}`}`,
+      );
   }
 
   private devUnmap(e: TraceEventOf<'dev-unmap'>): void {

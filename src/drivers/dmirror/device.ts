@@ -4,11 +4,13 @@ import { PAGE_SIZE, VM_MIXEDMAP } from '../../mm/constants.ts';
 import type { File } from '../../mm/file.ts';
 import type { Machine } from '../../mm/machine.ts';
 import type { Vma } from '../../mm/vma.ts';
+import { DmirrorDevmem } from './devmem.ts';
+import { dmirrorDevmemFault } from './migrate.ts';
 
 /**
- * struct dmirror_device: one of the hmm_dmirror0..3 character devices. Devices 0–1 would back
- * device-private memory and 2–3 coherent memory; the memory chunks, their free lists and
- * migration come with the device-private issue (this class is where they will live).
+ * struct dmirror_device: one of the hmm_dmirror0..3 character devices, with its device-private
+ * memory (the model gives all four private memory: Linux's 2–3 are coherent, which it lacks).
+ * The device itself is the pgmap owner of its pages.
  */
 export class DmirrorDevice {
   readonly machine: Machine;
@@ -18,6 +20,8 @@ export class DmirrorDevice {
   readonly file: File;
   /** Opens so far: names each mirror (`hmm_dmirror0#1`, ...). */
   opens = 0;
+  /** The device memory: chunks of device-private pages (dmirror_device_init()). */
+  readonly devmem: DmirrorDevmem;
 
   constructor(machine: Machine, index: number) {
     if (!Number.isInteger(index) || index < 0 || index > 3)
@@ -25,6 +29,7 @@ export class DmirrorDevice {
     this.machine = machine;
     this.index = index;
     this.name = `hmm_dmirror${index}`;
+    this.devmem = new DmirrorDevmem(machine, this, dmirrorDevmemFault);
     const self = this;
     this.file = machine.createFile(`/dev/${this.name}`, {
       ops: {

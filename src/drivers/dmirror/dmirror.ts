@@ -19,6 +19,7 @@ import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
 import type { MmuNotifierRange } from '../../mm/mmu-notifier-types.ts';
 import { SecondaryMmu } from '../../mm/secondary-mmu.ts';
 import type { DmirrorDevice } from './device.ts';
+import { dmirrorMigrateToDevice, dmirrorMigrateToSystem } from './migrate.ts';
 import { dmirrorRead, dmirrorWrite } from './read-write.ts';
 import { dmirrorSnapshot } from './snapshot.ts';
 import {
@@ -89,6 +90,9 @@ export class Dmirror {
     this.pt.unmapAll(this.mm);
     this.mutex.unlock();
     yield* mmuIntervalNotifierRemove(this.notifier);
+    // The device's pages in use, of any address space, go back to system memory: a later CPU
+    // fault on one would otherwise look for this mirror.
+    yield* this.device.devmem.evictAll();
   }
 
   /**
@@ -124,15 +128,18 @@ export class Dmirror {
         this.flags = cmd.npages;
         return;
       case HMM_DMIRROR_MIGRATE_TO_DEV:
+        return yield* dmirrorMigrateToDevice(this, cmd);
       case HMM_DMIRROR_MIGRATE_TO_SYS:
+        return yield* dmirrorMigrateToSystem(this, cmd);
+      case HMM_DMIRROR_RELEASE:
+        return yield* this.device.devmem.removeChunks();
       case HMM_DMIRROR_EXCLUSIVE:
       case HMM_DMIRROR_CHECK_EXCLUSIVE:
-      case HMM_DMIRROR_RELEASE:
-        // Device-private memory, migration and exclusive access are the next step of this
-        // driver; until then these requests are refused rather than half-done.
+        // Device-exclusive access is the next step of this driver; until then these requests
+        // are refused rather than half-done.
         throw new Errno(
           'EINVAL',
-          `${this.device.name}: request ${request} needs device-private memory, not modelled yet`,
+          `${this.device.name}: request ${request} needs device-exclusive entries, not modelled yet`,
         );
       default:
         throw new Errno('EINVAL', `${this.device.name}: unknown request ${request}`);

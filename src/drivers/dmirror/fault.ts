@@ -54,7 +54,15 @@ function* rangeFault(d: Dmirror, start: number, end: number, write: boolean): Co
     if (k.now > timeout)
       throw new Errno('EBUSY', `${d.pt.name}: fault of [${start}, ${end}) timed out`);
     const seq = yield* mmuIntervalReadBegin(d.notifier);
-    const range = hmmRange(d.notifier, seq, start, end, { fault: true, write });
+    const range = hmmRange(
+      d.notifier,
+      seq,
+      start,
+      end,
+      { fault: true, write },
+      undefined,
+      d.device,
+    );
     yield* d.mm.mmapLock.downRead();
     try {
       yield* hmmRangeFault(d.mm, range);

@@ -9,20 +9,39 @@ import type { Co } from '../../kernel/task.ts';
 import { Errno } from '../../lib/errors.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
 import type { PageData } from '../../mm/page-data.ts';
+import { backing } from './devmem.ts';
 import type { Dmirror } from './dmirror.ts';
 import { dmirrorFault } from './fault.ts';
 import type { HmmDmirrorCmd } from './uapi.ts';
 
-/** The contents of the frame a device entry points at; a device write dirties the page. */
+/**
+ * The contents of the frame a device entry points at (a device-private page's are its backing
+ * page's); a device write dirties the page.
+ */
 function frameData(d: Dmirror, pfn: number, write: boolean): PageData {
   const machine = d.mm.machine;
   const page = machine.phys.page(pfn);
   if (page === undefined) return machine.deviceMemory(pfn);
+  if (page.pgmap !== null) return backing(page);
   if (write) page.dirty = true;
   return page.data;
 }
 
-function checkBuffer(cmd: HmmDmirrorCmd): number {
+/**
+ * dmirror_do_read() of [start, end) into `into` (offset 0 at `start`): the pages read before
+ * the first one the device has no entry for.
+ */
+export function* dmirrorReadBack(
+  d: Dmirror,
+  start: number,
+  end: number,
+  into: Uint8Array,
+): Co<number> {
+  return yield* walk(d, start, end, false, (data, o) => data.read(0, into, o, PAGE_SIZE), start);
+}
+
+/** The user buffer must hold `npages` pages (EFAULT otherwise); returns their byte size. */
+export function checkBuffer(cmd: HmmDmirrorCmd): number {
   const bytes = cmd.npages * PAGE_SIZE;
   if (cmd.ptr.length < bytes)
     throw new Errno(

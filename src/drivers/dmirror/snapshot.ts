@@ -29,9 +29,13 @@ import {
   mmuIntervalSetSeq,
 } from '../../mm/mmu-interval-notifier.ts';
 import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
+import type { Page } from '../../mm/page.ts';
+import { PFN_SPAN } from '../../mm/phys-mem.ts';
 import type { Dmirror } from './dmirror.ts';
 import { FAULT_CHUNK_PAGES } from './fault.ts';
 import {
+  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+  HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
   HMM_DMIRROR_PROT_ERROR,
   HMM_DMIRROR_PROT_NONE,
   HMM_DMIRROR_PROT_PMD,
@@ -41,12 +45,27 @@ import {
   type HmmDmirrorCmd,
 } from './uapi.ts';
 
-/** dmirror_mkentry(): the SNAPSHOT byte of one output pfn. */
-export function snapshotByte(entry: number): number {
+/**
+ * dmirror_mkentry(): the SNAPSHOT byte of one output pfn. `pageOf` finds the page of a pfn
+ * (device-private pages are this device's, `owner`, or another's).
+ */
+export function snapshotByte(
+  entry: number,
+  pageOf: (pfn: number) => Page | undefined = () => undefined,
+  owner: unknown = null,
+): number {
   const flags = hmmPfnFlags(entry);
   if (flags & HMM_PFN_ERROR) return HMM_DMIRROR_PROT_ERROR;
   if (!(flags & HMM_PFN_VALID)) return HMM_DMIRROR_PROT_NONE;
-  let b = hmmPfnToPfn(entry) === 0 ? HMM_DMIRROR_PROT_ZERO : HMM_DMIRROR_PROT_NONE;
+  const pfn = hmmPfnToPfn(entry);
+  const pgmap = pageOf(pfn)?.pgmap ?? null;
+  let b = HMM_DMIRROR_PROT_NONE;
+  if (pgmap !== null)
+    b =
+      pgmap.owner === owner
+        ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL
+        : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+  else if (pfn % PFN_SPAN === 0) b = HMM_DMIRROR_PROT_ZERO;
   b |= flags & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
   if (hmmPfnMapOrder(entry) === 9) b |= HMM_DMIRROR_PROT_PMD;
   return b;
@@ -80,7 +99,15 @@ function* snapshotChunk(
       if (k.now > timeout)
         throw new Errno('EBUSY', `${d.pt.name}: snapshot of [${start}, ${end}) timed out`);
       const seq = yield* mmuIntervalReadBegin(tmp);
-      const range = hmmRange(tmp, seq, start, end, { fault: false, write: false });
+      const range = hmmRange(
+        tmp,
+        seq,
+        start,
+        end,
+        { fault: false, write: false },
+        undefined,
+        d.device,
+      );
       yield* d.mm.mmapLock.downRead();
       try {
         yield* hmmRangeFault(d.mm, range);
@@ -95,7 +122,10 @@ function* snapshotChunk(
         mutex.unlock();
         continue;
       }
-      for (let i = 0; i < range.pfns.length; i++) out[offset + i] = snapshotByte(range.pfns[i]!);
+      const phys = d.mm.machine.phys;
+      const pageOf = (pfn: number) => phys.page(pfn);
+      for (let i = 0; i < range.pfns.length; i++)
+        out[offset + i] = snapshotByte(range.pfns[i]!, pageOf, d.device);
       mutex.unlock();
       return;
     }

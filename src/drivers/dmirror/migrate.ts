@@ -1,0 +1,232 @@
+/**
+ * dmirror's migrations (lib/test_hmm.c): dmirror_migrate_to_device() with
+ * dmirror_migrate_alloc_and_copy() and dmirror_migrate_finalize_and_map(),
+ * dmirror_migrate_to_system(), and dmirror_devmem_fault() (the pgmap's migrate_to_ram) with
+ * dmirror_devmem_fault_alloc_and_copy().
+ */
+
+import { charge } from '../../cost/charge.ts';
+import type { Co } from '../../kernel/task.ts';
+import { Errno } from '../../lib/errors.ts';
+import { hex, PAGE_SIZE } from '../../mm/constants.ts';
+import { mmput } from '../../mm/exit.ts';
+import type { VmFault } from '../../mm/memremap.ts';
+import {
+  MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM,
+  type MigrateVma,
+  migrateVma,
+  migrateVmaFinalize,
+  migrateVmaPages,
+  migrateVmaSetup,
+} from '../../mm/migrate-device.ts';
+import { mmgetNotZero } from '../../mm/mm-refs.ts';
+import type { Page } from '../../mm/page.ts';
+import type { Vma } from '../../mm/vma.ts';
+import { backing } from './devmem.ts';
+import type { Dmirror } from './dmirror.ts';
+import { checkBuffer, dmirrorReadBack } from './read-write.ts';
+import { HMM_DMIRROR_FLAG_FAIL_ALLOC, type HmmDmirrorCmd } from './uapi.ts';
+
+/** Pages per migrate_vma call: the src/dst arrays hold one PMD's worth. */
+export const MIGRATE_CHUNK_PAGES = 512;
+
+/** Whether `d` can still migrate: the mirrored process is alive (an mm_users reference). */
+function mmgetOrEinval(d: Dmirror): void {
+  if (!mmgetNotZero(d.mm)) throw new Errno('EINVAL', `${d.pt.name}: the mirrored process is gone`);
+}
+
+/**
+ * The chunks of [start, end) under mmap_lock for read: each at most 512 pages inside one VMA,
+ * which must exist and be readable (EINVAL).
+ */
+function* forEachChunk(
+  d: Dmirror,
+  start: number,
+  end: number,
+  fn: (vma: Vma, from: number, to: number) => Co,
+): Co {
+  mmgetOrEinval(d);
+  try {
+    yield* d.mm.mmapLock.downRead();
+    try {
+      for (let addr = start, next: number; addr < end; addr = next) {
+        const vma = d.mm.findVma(addr);
+        if (vma === undefined || !vma.readable)
+          throw new Errno('EINVAL', `${d.pt.name}: no readable VMA at ${hex(addr)} to migrate`);
+        next = Math.min(end, addr + MIGRATE_CHUNK_PAGES * PAGE_SIZE, vma.end);
+        yield* fn(vma, addr, next);
+      }
+    } finally {
+      d.mm.mmapLock.upRead();
+    }
+  } finally {
+    yield* mmput(d.mm);
+  }
+}
+
+/**
+ * dmirror_migrate_to_device(): migrates system pages, holes and the zero page of the range to
+ * this device in chunks, then reads the whole range back through the device table: `cpages`
+ * counts the pages read, and a page the device has no entry for is ENOENT.
+ */
+export function* dmirrorMigrateToDevice(d: Dmirror, cmd: HmmDmirrorCmd): Co {
+  const bytes = checkBuffer(cmd);
+  const start = cmd.addr;
+  const end = start + cmd.npages * PAGE_SIZE;
+  yield* forEachChunk(d, start, end, function* (vma, from, to) {
+    const args = migrateVma(
+      vma,
+      from,
+      to,
+      MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND,
+      d.device,
+    );
+    yield* ownMigration(d, args, allocAndCopy, finalizeAndMap);
+  });
+  const bounce = new Uint8Array(bytes);
+  const n = yield* dmirrorReadBack(d, start, end, bounce);
+  cmd.cpages = n;
+  if (n < cmd.npages)
+    throw new Errno('ENOENT', `${d.pt.name}: page ${hex(start + n * PAGE_SIZE)} did not migrate`);
+  cmd.ptr.set(bounce);
+}
+
+/**
+ * One migrate_vma round of this mirror's own: setup, the driver's copy, pages, the driver's
+ * table update, finalize. The device table is declared the driver's to keep for the range
+ * meanwhile (its MIGRATE invalidation skips it).
+ */
+function* ownMigration(
+  d: Dmirror,
+  args: MigrateVma,
+  copy: (d: Dmirror, args: MigrateVma) => Co,
+  update: (d: Dmirror, args: MigrateVma) => Co,
+): Co {
+  d.pt.beginOwnMigration(d.mm, args.start, args.end);
+  try {
+    yield* migrateVmaSetup(args);
+    try {
+      yield* copy(d, args);
+      yield* migrateVmaPages(args);
+      yield* update(d, args);
+    } finally {
+      yield* migrateVmaFinalize(args);
+    }
+  } finally {
+    d.pt.endOwnMigration(d.mm, args.start, args.end);
+  }
+}
+
+/**
+ * dmirror_migrate_alloc_and_copy(): a device page for each entry to migrate, its backing page
+ * filled from the source (zeroed for a hole or the zero page). FAIL_ALLOC fails the first
+ * allocation once: that page simply stays behind.
+ */
+function* allocAndCopy(d: Dmirror, args: MigrateVma): Co {
+  for (let i = 0; i < args.src.length; i++) {
+    const src = args.src[i]!;
+    if (!src.migrate) continue;
+    if (d.flags & HMM_DMIRROR_FLAG_FAIL_ALLOC) {
+      d.flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
+      continue;
+    }
+    const dpage = yield* d.device.devmem.allocPage(d);
+    if (dpage === null) continue;
+    const data = backing(dpage);
+    if (src.page !== null) {
+      data.copyFrom(src.page.data);
+      charge('page.copy');
+    } else data.clear();
+    const write = src.write || (src.page === null && args.vma.writable);
+    args.dst[i] = { page: dpage, write };
+  }
+}
+
+/** dmirror_migrate_finalize_and_map(): under the mutex, each migrated page enters the table. */
+function* finalizeAndMap(d: Dmirror, args: MigrateVma): Co {
+  yield* d.mutex.lock();
+  try {
+    for (let i = 0; i < args.src.length; i++) {
+      const dst = args.dst[i];
+      if (!args.src[i]!.migrate || dst === null || dst === undefined) continue;
+      d.pt.map(d.mm, args.start + i * PAGE_SIZE, {
+        pfn: dst.page.pfn,
+        gen: dst.page.gen,
+        writable: dst.write,
+      });
+    }
+  } finally {
+    d.mutex.unlock();
+  }
+}
+
+/**
+ * dmirror_migrate_to_system(): migrates this device's pages of the range back to system
+ * memory; `cpages` counts the entries collected and migrated.
+ */
+export function* dmirrorMigrateToSystem(d: Dmirror, cmd: HmmDmirrorCmd): Co {
+  const end = cmd.addr + cmd.npages * PAGE_SIZE;
+  yield* forEachChunk(d, cmd.addr, end, function* (vma, from, to) {
+    const args = migrateVma(
+      vma,
+      from,
+      to,
+      MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_COMPOUND,
+      d.device,
+    );
+    yield* ownMigration(d, args, faultAllocAndCopy, eraseMigrated);
+    for (const s of args.src) if (s.page !== null && s.migrate) cmd.cpages++;
+  });
+}
+
+/**
+ * dmirror_devmem_fault() (migrate_to_ram): the mirror that migrated the page (its backing
+ * page says which) migrates back the faulting page; a failed setup is SIGBUS, no system page
+ * ENOMEM (VM_FAULT_OOM).
+ */
+export function* dmirrorDevmemFault(vmf: VmFault): Co {
+  const rpage = vmf.page.zoneDeviceData as Page;
+  const d = rpage.zoneDeviceData as Dmirror;
+  const args = migrateVma(
+    vmf.vma,
+    vmf.addr,
+    vmf.addr + PAGE_SIZE,
+    MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+    d.device,
+    vmf.page,
+  );
+  yield* ownMigration(d, args, faultAllocAndCopy, eraseMigrated);
+  if (starved.has(args))
+    throw new Errno('ENOMEM', `${d.pt.name}: no system page to migrate ${hex(vmf.addr)} back`);
+}
+
+/** Migrations back that found no system page for some entry. */
+const starved = new WeakSet<MigrateVma>();
+
+/**
+ * dmirror_devmem_fault_alloc_and_copy(): a system page for each device page to migrate back,
+ * filled from its backing page; the device's entry for it is erased first.
+ */
+function* faultAllocAndCopy(d: Dmirror, args: MigrateVma): Co {
+  for (let i = 0; i < args.src.length; i++) {
+    const src = args.src[i]!;
+    if (src.page === null || !src.migrate) continue;
+    const page = yield* args.vma.mm.machine.allocPage('anon');
+    if (page === null) {
+      starved.add(args);
+      continue;
+    }
+    page.locked = true;
+    yield* d.mutex.lock();
+    d.pt.unmapRange(d.mm, args.start + i * PAGE_SIZE, args.start + (i + 1) * PAGE_SIZE);
+    d.mutex.unlock();
+    page.data.copyFrom(backing(src.page));
+    charge('page.copy');
+    args.dst[i] = { page, write: src.write };
+  }
+}
+
+/** The device entries of pages migrated back are gone already (erased before the copy). */
+function* eraseMigrated(_d: Dmirror, _args: MigrateVma): Co {}
