@@ -207,6 +207,51 @@ export const MUTANTS: readonly MutantInfo[] = [
     reach: { scenario: 'dmirror-race', set: {}, strategy: 'pct', seed: 1, runs: 10 },
   },
   {
+    name: 'mm.devmem-fault-unlocked',
+    description:
+      'a CPU fault on a device-private entry calls migrate_to_ram() holding neither the page lock nor a reference (and passes no fault_page)',
+    history:
+      '16ce101db85d "mm/memory.c: fix race when faulting a device private page" (v6.1): a concurrent migration could free the page and its driver data first; 1afaeb8293c9 later made the fault trylock it too',
+    rule: 'use-after-free',
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 2, runs: 1000 },
+  },
+  {
+    name: 'mm.migrate-hole-no-notify',
+    description:
+      'migrate_vma_pages() inserts a new page over a hole or the zero page without its MIGRATE invalidation',
+    history:
+      '8315ada7f095 "mm/migrate: allow migrate_vma() to alloc new page on empty entry" (2017) put the notifier around the insertion; 5e5dda81a0df (v5.11) made it MIGRATE with the owner. Without it a device that mirrored the zero page after the collect keeps it',
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 2, runs: 200 },
+  },
+  {
+    name: 'dmirror.own-migrate-blinds-fault',
+    description:
+      "dmirror's invalidate callback returns at once for its own MIGRATE event (as lib/test_hmm.c does), so its concurrent fault commits the page the migration replaced",
+    history:
+      "lib/test_hmm.c's own-migration skip (MMU_NOTIFY_MIGRATE with owner, 998427b3ad2c, v5.9): found by odpsim's sweep of dmirror-race migrate=1; the model's dmirror counts its own migrations and the fault retries",
+    rule: 'coherence',
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 1, runs: 200 },
+  },
+  {
+    name: 'dmirror.migrate-map-unchecked',
+    description:
+      'dmirror_migrate_finalize_and_map() stores the migrated pages without checking for an invalidation since the migration began (as lib/test_hmm.c does)',
+    history:
+      "lib/test_hmm.c: a racing munmap or DONTNEED zaps the migration entry, migrate_vma_finalize() frees the new device page, and the table still maps it; found by odpsim's sweep of dmirror-race migrate=1",
+    rule: 'use-after-free',
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 1, runs: 100 },
+  },
+  {
+    name: 'mm.fork-copies-exclusive',
+    description:
+      "fork copies a device-exclusive entry into the child as a present read-only entry and leaves the parent's in place, so the parent's next access restores a writable entry to a page the child maps",
+    history:
+      'copy_nonpresent_pte() has restored the parent\'s entry and copied it as present since b756a3b5e7ea "mm: Device exclusive memory access" (v5.14); 9a914592140e (v6.15) fixed the writability of restore_exclusive_pte()',
+    rule: 'cow',
+    reach: { scenario: 'default', set: {}, strategy: 'pct', seed: 2, runs: 20 },
+  },
+  {
     name: 'dmirror.nonblock-mutex',
     description:
       'the dmirror invalidate callback sleeps on its mutex even for a non-blockable range',

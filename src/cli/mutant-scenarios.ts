@@ -91,6 +91,11 @@ export const MUTANT_SCENARIOS: Readonly<Record<string, readonly string[]>> = {
     'itree-nonblock-leak --set dmirror=1 --set fix=1',
     'swarm',
   ],
+  'mm.devmem-fault-unlocked': ['default', 'dmirror-race --set migrate=1'],
+  'mm.migrate-hole-no-notify': ['dmirror-race --set migrate=1'],
+  'dmirror.own-migrate-blinds-fault': ['default', 'dmirror-race --set migrate=1'],
+  'dmirror.migrate-map-unchecked': ['default', 'dmirror-race --set migrate=1'],
+  'mm.fork-copies-exclusive': ['default'],
   'dmirror.nonblock-mutex': [
     'default',
     'dmirror-race',

@@ -10,10 +10,11 @@ import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE } from './constants.ts';
+import { removeDeviceExclusiveEntry } from './device-exclusive.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
-import type { Page } from './page.ts';
+import { type Page, unlockPage } from './page.ts';
 import type { Pte } from './pte.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
@@ -71,6 +72,10 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
     return false;
   }
   if (pte.kind === 'device') return yield* doDevicePrivatePage(mm, vma, addr, pte, write);
+  if (pte.kind === 'exclusive') {
+    yield* removeDeviceExclusiveEntry(mm, addr, pte);
+    return false;
+  }
   if (pte.kind === 'swap') {
     const swap = mm.machine.swap;
     if (swap.inReclaim.has(pte.swap)) {
@@ -286,6 +291,11 @@ function* doDevicePrivatePage(
     mm.ptl.unlock();
     return false;
   }
+  if (page.locked) {
+    mm.ptl.unlock();
+    yield* machine.pageLockWait.waitEvent(() => !page.locked || mm.pte(addr) !== pte);
+    return false;
+  }
   // Mutant: before 16ce101db85d (v6.1) the fault called migrate_to_ram() holding neither the
   // page lock nor a reference, so a concurrent migration could free the page (and its driver
   // data) first.
@@ -295,19 +305,13 @@ function* doDevicePrivatePage(
     yield* pgmap.migrateToRam({ vma, addr, page, write });
     return false;
   }
-  if (page.locked) {
-    mm.ptl.unlock();
-    yield* machine.migrationWait.waitEvent(() => !page.locked || mm.pte(addr) !== pte);
-    return false;
-  }
   page.locked = true;
   machine.phys.get(page);
   mm.ptl.unlock();
   try {
     yield* pgmap.migrateToRam({ vma, addr, page, write });
   } finally {
-    page.locked = false;
-    machine.migrationWait.wakeUpAll();
+    unlockPage(machine, page);
     machine.phys.put(page);
   }
   return false;

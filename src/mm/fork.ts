@@ -10,6 +10,7 @@ import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { VM_DONTCOPY, VM_LOCKED, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
+import { restoreExclusivePte } from './device-exclusive.ts';
 import { mmput } from './exit.ts';
 import type { Machine } from './machine.ts';
 import { noteMigrationEntryCopy } from './migrate.ts';
@@ -84,7 +85,7 @@ function needsCopy(vma: Vma): boolean {
   const mm = vma.mm;
   for (const addr of mm.addressesIn(vma.start, vma.end)) {
     const pte = mm.pte(addr)!;
-    if (pte.kind === 'swap' || pte.kind === 'device') return true;
+    if (pte.kind === 'swap' || pte.kind === 'device' || pte.kind === 'exclusive') return true;
     if ((pte.kind === 'page' || pte.kind === 'migration') && pte.page?.isAnon) return true;
   }
   return false;
@@ -178,6 +179,19 @@ function copyOne(
       if (cow && pte.writable) parent.protectPte(addr, pte, true, false);
       child.setPte(addr, { ...pte, writable: cow ? false : pte.writable });
       return;
+    case 'exclusive':
+      // Mutant: the entry is copied to the child as a present one and the parent keeps it, so
+      // the parent's next access restores a writable entry to a page the child maps (COW
+      // broken). copy_nonpresent_pte() restores the parent's entry and copies it as present,
+      // since b756a3b5e7ea (v5.14) introduced the entries.
+      if (kernel().mutant('mm.fork-copies-exclusive')) {
+        machine.phys.get(pte.page!);
+        child.setPte(addr, { ...pte, kind: 'page', writable: false, accessed: false });
+        return;
+      }
+      restoreExclusivePte(parent, addr, pte);
+      pte = parent.pte(addr)!;
+      break;
     case 'page':
       break;
     default:

@@ -84,6 +84,8 @@ export class Machine {
   readonly notifierSrcu = new Srcu('mmu_notifier_srcu');
   /** Where faults on migration entries wait (migration_entry_wait()). */
   readonly migrationWait = new WaitQueue('migration');
+  /** Where folio_lock() waits for a page's lock (woken by every {@link unlockPage}). */
+  readonly pageLockWait = new WaitQueue('page-lock');
   readonly mms: Mm[] = [];
   readonly files: File[] = [];
   /** Every process made on this machine; one whose `mm` is set still holds an mm_users reference. */

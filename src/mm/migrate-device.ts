@@ -16,7 +16,7 @@ import { migrationEntry, migrationSites, remapAll, unmapAll, untrackMigration } 
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifierRange } from './mmu-notifier-types.ts';
-import { Page } from './page.ts';
+import { Page, unlockPage } from './page.ts';
 import type { Pte } from './pte.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
@@ -232,7 +232,7 @@ function* migrateDeviceUnmap(
 /** The end of one collected page's migration: entries gone, unlocked, our reference put. */
 function release(machine: Machine, page: Page, faultPage: Page | null): void {
   untrackMigration(machine, page);
-  if (page !== faultPage) page.locked = false;
+  if (page !== faultPage) unlockPage(machine, page);
   machine.phys.put(page);
 }
 
@@ -338,7 +338,7 @@ function* finalize(
       release(machine, page, faultPage);
     }
     if (fresh !== null) {
-      fresh.locked = false;
+      unlockPage(machine, fresh);
       machine.phys.put(fresh);
     }
   }

@@ -14,7 +14,7 @@ import type { Machine } from './machine.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
-import { Page } from './page.ts';
+import { Page, unlockPage } from './page.ts';
 import type { Pte } from './pte.ts';
 import { rmapWalk } from './rmap.ts';
 import { flushTlbRange } from './tlb.ts';
@@ -121,11 +121,11 @@ function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
         untrackMigration(machine, page);
       }
     } finally {
-      fresh.locked = false;
+      unlockPage(machine, fresh);
       phys.put(fresh);
     }
   } finally {
-    page.locked = false;
+    unlockPage(machine, page);
     phys.put(page);
   }
 }

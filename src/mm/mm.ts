@@ -1,7 +1,7 @@
-import { kernel } from '../kernel/kernel.ts';
+import { bug, kernel } from '../kernel/kernel.ts';
 import { RwSemaphore } from '../kernel/sync/rwsem.ts';
 import { SpinLock } from '../kernel/sync/spinlock.ts';
-import { PAGE_SIZE } from './constants.ts';
+import { hex, PAGE_SIZE } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { RmapOwner } from './page.ts';
@@ -116,7 +116,23 @@ export class Mm implements RmapOwner {
   setPte(addr: number, pte: Pte): void {
     this.pt.set(addr / PAGE_SIZE, pte);
     if (pteHasRmap(pte)) pte.page.addRmap(this, addr);
+    this.checkCow(addr, pte);
     this.tracePteSet(addr, pte);
+  }
+
+  /**
+   * An anonymous page another address space maps (shared since fork) may not be mapped
+   * writable: a write would reach both (PageAnonExclusive's rule).
+   */
+  private checkCow(addr: number, pte: Pte): void {
+    const page = pte.page;
+    if (pte.kind !== 'page' || !pte.writable || page === null || page.kind !== 'anon') return;
+    const other = page.rmap.find((e) => e.mm !== this) as { mm: Mm; addr: number } | undefined;
+    if (other !== undefined)
+      bug(
+        'cow',
+        `mm${this.id} ${hex(addr)} maps pfn ${page.pfn} writable while mm${other.mm.id} ${hex(other.addr)} maps it too (copy-on-write broken)`,
+      );
   }
 
   /**
@@ -128,6 +144,7 @@ export class Mm implements RmapOwner {
   protectPte(addr: number, pte: Pte, readable: boolean, writable: boolean): Pte {
     const now = { ...pte, readable, writable };
     this.pt.set(addr / PAGE_SIZE, now);
+    this.checkCow(addr, now);
     this.tracePteSet(addr, now);
     return now;
   }

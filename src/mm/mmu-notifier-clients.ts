@@ -79,15 +79,30 @@ export const MN_CLIENTS: Readonly<Record<MnClient, MnClientInfo>> = {
 /**
  * The events the model's mm raises, by the callbacks that see them: a classic subscriber's
  * range callbacks and an interval subscription's invalidate (which also gets mn_itree_release()'s
- * RELEASE at exit). MIGRATE, EXCLUSIVE and SOFT_DIRTY exist in the enum but no modelled path
- * raises them (no migrate_vma, make_device_exclusive or soft-dirty clearing).
+ * RELEASE at exit). SOFT_DIRTY exists in the enum but no modelled path raises it.
  */
 export const RAISED_EVENTS: {
   readonly classic: readonly MmuNotifyEvent[];
   readonly interval: readonly MmuNotifyEvent[];
 } = {
-  classic: ['UNMAP', 'CLEAR', 'PROTECTION_VMA', 'PROTECTION_PAGE'],
-  interval: ['UNMAP', 'CLEAR', 'PROTECTION_VMA', 'PROTECTION_PAGE', 'RELEASE'],
+  classic: ['UNMAP', 'CLEAR', 'PROTECTION_VMA', 'PROTECTION_PAGE', 'MIGRATE', 'EXCLUSIVE'],
+  interval: [
+    'UNMAP',
+    'CLEAR',
+    'PROTECTION_VMA',
+    'PROTECTION_PAGE',
+    'MIGRATE',
+    'EXCLUSIVE',
+    'RELEASE',
+  ],
+};
+
+/** Events only device memory raises, which swarm's worlds do not have yet. */
+const DEVICE_MEMORY_EVENTS: Readonly<Record<string, string>> = {
+  MIGRATE:
+    'when a device migrates memory (dmirror MIGRATE_TO_DEV/TO_SYS: the default scenario, dmirror-race --set migrate=1); swarm does not draw device memory yet',
+  EXCLUSIVE:
+    'when a device takes exclusive access (dmirror EXCLUSIVE: the default scenario); swarm does not draw device memory yet',
 };
 
 /** The coverage item of a callback: `client callback` and, for a range callback, ` EVENT`. */
@@ -143,8 +158,12 @@ export const MN_CONDITIONS: Readonly<Record<string, string>> = {
 
 /** When a callback item is reached beyond correct code in a scenario with its client; null: always. */
 export function mnCondition(item: string): string | null {
-  const [client = '', callback = ''] = item.split(' ');
+  const [client = '', callback = '', event = ''] = item.split(' ');
   return (
-    MN_CONDITIONS[item] ?? MN_CONDITIONS[`${client} ${callback}`] ?? MN_CONDITIONS[client] ?? null
+    MN_CONDITIONS[item] ??
+    MN_CONDITIONS[`${client} ${callback}`] ??
+    MN_CONDITIONS[client] ??
+    DEVICE_MEMORY_EVENTS[event] ??
+    null
   );
 }

@@ -58,9 +58,14 @@ function entryRights(flags: number, writable: boolean): { readable: boolean; wri
   };
 }
 
-/** Entries change_protection() rewrites: present ones, and device-private ones. */
+/** Entries change_protection() rewrites: present, device-private and device-exclusive ones. */
 function protectable(pte: Pte | undefined): pte is Pte {
-  return pte !== undefined && (pte.kind === 'device' || ptePresent(pte));
+  return pte !== undefined && (deviceHeld(pte) || ptePresent(pte));
+}
+
+/** Device-private and device-exclusive entries: their write bit only ever goes. */
+function deviceHeld(pte: Pte): boolean {
+  return pte.kind === 'device' || pte.kind === 'exclusive';
 }
 
 /**
@@ -96,9 +101,9 @@ function* changeProtection(vma: Vma, start: number, end: number): Co {
   for (const addr of addrs) {
     const pte = mm.pte(addr);
     if (pte === undefined || !protectable(pte)) continue;
-    if (pte.kind === 'device') {
-      // change_pte_range(): a writable device-private entry becomes read-only, whatever the
-      // new rights (no TLB entry to flush: the CPU never mapped it).
+    if (deviceHeld(pte)) {
+      // change_pte_range(): a writable device-private or device-exclusive entry becomes
+      // read-only, whatever the new rights (no TLB entry to flush: the CPU does not map it).
       if (pte.writable) mm.protectPte(addr, pte, true, false);
       continue;
     }

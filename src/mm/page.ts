@@ -16,6 +16,26 @@ export interface RmapOwner {
   readonly id: number;
 }
 
+/** The part of a machine page locking needs (avoids an import cycle with Machine). */
+export interface PageLockOwner {
+  readonly pageLockWait: {
+    waitEvent(condition: () => boolean): Co;
+    wakeUpAll(): void;
+  };
+}
+
+/** folio_lock(): takes the page lock, waiting while someone else holds it. */
+export function* lockPage(machine: PageLockOwner, page: Page): Co {
+  yield* machine.pageLockWait.waitEvent(() => !page.locked);
+  page.locked = true;
+}
+
+/** folio_unlock(): drops the page lock and wakes those waiting for it. */
+export function unlockPage(machine: PageLockOwner, page: Page): void {
+  page.locked = false;
+  machine.pageLockWait.wakeUpAll();
+}
+
 /** The part of a dev_pagemap a page needs (avoids an import cycle with memremap.ts). */
 export interface DevPagemapRef {
   /** pgmap->owner: who may see these pages in place (hmm_range_fault's dev_private_owner). */

@@ -5,11 +5,12 @@ import type { Page } from './page.ts';
  * is a migration entry (not present; faults wait for the migration); `pfn` maps a device frame
  * that has no struct page (VM_PFNMAP / VM_MIXEDMAP inserts); `device` is a device-private
  * entry (not present: the page lives in device memory, and a CPU fault asks its driver to
- * migrate it back).
+ * migrate it back); `exclusive` is a device-exclusive entry (not present: a device has atomic
+ * access to the page until a CPU access restores the entry).
  */
 export interface Pte {
-  kind: 'page' | 'swap' | 'migration' | 'pfn' | 'device';
-  /** The frame, for 'page', 'migration' and 'device' entries (the old frame while it migrates). */
+  kind: 'page' | 'swap' | 'migration' | 'pfn' | 'device' | 'exclusive';
+  /** The frame, for 'page', 'migration', 'device' and 'exclusive' entries (the old one while it migrates). */
   page: Page | null;
   /** Swap slot for 'swap' entries. */
   swap: number;
@@ -39,11 +40,11 @@ export function pteGen(pte: Pte): number {
 
 /**
  * True when the entry names a frame someone may use through it: a present entry, or a
- * device-private entry (its device uses the page in place). These are the entries the
+ * device-private or device-exclusive entry (a device uses the page in place). These are the entries the
  * oracles see as mappings.
  */
 export function pteMapsFrame(pte: Pte): boolean {
-  return pte.kind === 'page' || pte.kind === 'pfn' || pte.kind === 'device';
+  return pte.kind !== 'swap' && pte.kind !== 'migration';
 }
 
 /** True when the entry holds a reverse-map entry of its frame ('page' or 'device', not zero). */

@@ -13,7 +13,7 @@ import type { Machine } from './machine.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
-import type { Page } from './page.ts';
+import { type Page, unlockPage } from './page.ts';
 import type { Pte } from './pte.ts';
 import { pageReferenced, rmapWalk } from './rmap.ts';
 import { setTlbUbcFlushPending, tryToUnmapFlush } from './tlb-batch.ts';
@@ -123,7 +123,7 @@ function* reclaimPage(machine: Machine, page: Page): Co<boolean> {
       machine.swap.cacheWait.wakeUpAll();
       machine.swap.free(slot);
     }
-    page.locked = false;
+    unlockPage(machine, page);
   }
 }
 

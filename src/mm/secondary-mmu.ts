@@ -8,6 +8,8 @@ export interface DeviceTranslation {
   readonly pfn: number;
   readonly gen: number;
   readonly writable: boolean;
+  /** An atomic-access entry (over a device-exclusive CPU entry; dmirror's ATOMIC tag). */
+  readonly atomic?: boolean;
 }
 
 /** The frame a CPU entry maps, as a device would record it when it mirrors the entry. */

@@ -46,9 +46,12 @@ export function* zapVmaRange(
     // tlb_remove_tlb_entry(): only a present entry can be in a TLB.
     if (ptePresent(pte)) gather.track(addr, addr + PAGE_SIZE);
     if (pte.kind === 'swap') mm.machine.swap.free(pte.swap);
-    // zap_nonpresent_ptes(): a device-private page loses this mapping's reference at once.
-    else if (pte.kind === 'device') mm.machine.phys.put(pte.page!);
-    else if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero') {
+    // zap_nonpresent_ptes(): a device-private or device-exclusive page loses this mapping's
+    // reference at once.
+    else if (pte.kind === 'device' || pte.kind === 'exclusive') {
+      if (pte.dirty) pte.page!.dirty = true;
+      mm.machine.phys.put(pte.page!);
+    } else if (pte.kind === 'page' && pte.page !== null && pte.page.kind !== 'zero') {
       if (pte.dirty) pte.page.dirty = true;
       gather.removePage(pte.page);
     }

@@ -1,7 +1,12 @@
 import { installOracles } from '../check/oracles/install.ts';
 import { DmirrorDevice } from '../drivers/dmirror/device.ts';
 import { Dmirror } from '../drivers/dmirror/dmirror.ts';
-import { HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from '../drivers/dmirror/uapi.ts';
+import {
+  HMM_DMIRROR_EXCLUSIVE,
+  HMM_DMIRROR_MIGRATE_TO_DEV,
+  HMM_DMIRROR_READ,
+  HMM_DMIRROR_WRITE,
+} from '../drivers/dmirror/uapi.ts';
 import { svaDma } from '../drivers/iommu/ats.ts';
 import { iommuSvaBindDevice, iommuSvaUnbindDevice, type SvaBond } from '../drivers/iommu/sva.ts';
 import { join, sleep } from '../kernel/context.ts';
@@ -36,6 +41,8 @@ const RW = PROT_READ | PROT_WRITE;
 const THINK_NS = 20_000;
 /** The SVA device touches every SVA_STRIDE-th page: a sample, so it does not dominate the run. */
 const SVA_STRIDE = 8;
+/** The CPU touches back every MIGRATE_TOUCH_STRIDE-th migrated page (the rest stay on the device). */
+const MIGRATE_TOUCH_STRIDE = 2;
 /** Values the SVA device writes start here (the dmirror device writes r·1,000,000 + page). */
 const SVA_VALUE = 500_000;
 
@@ -46,7 +53,9 @@ const param = (p: ScenarioParams, name: string) => paramOf('default', p, name);
  * mirrors, reading and writing it chunk by chunk, and an SVA device (IOMMU shared virtual
  * addressing: an IOTLB filled by walks of the CPU page table) reads and writes a sample of its
  * pages, while other threads munmap its tail, toggle write protection on a region, fork (the
- * child checks and writes its copy), discard a region with madvise(DONTNEED), and reclaim (a
+ * child checks and writes its copy), discard a region with madvise(DONTNEED), migrate part of a
+ * region to the device's private memory and give the device exclusive access to the rest (the
+ * CPU then touches half of it back), and reclaim (a
  * kswapd thread); where `pressure` leaves the machine fewer frames than pages, faults reclaim
  * too. Every page read by the CPU, either device or the child is checked against the values
  * its writers put there.
@@ -54,7 +63,7 @@ const param = (p: ScenarioParams, name: string) => paramOf('default', p, name);
 export const defaultScenario: Scenario = {
   name: 'default',
   description:
-    'a dmirror device mirrors a process and an SVA device shares its page table while threads munmap, mprotect, fork, madvise and reclaim under memory pressure',
+    'a dmirror device mirrors a process and an SVA device shares its page table while threads munmap, mprotect, fork, madvise, migrate to device memory, take exclusive access and reclaim under memory pressure',
   params: [
     {
       name: 'pages',
@@ -132,6 +141,14 @@ function buildDefault(
   let dmirror: Dmirror | null = null;
   let sva: SvaBond | null = null;
   const at = (page: number) => base + page * PAGE_SIZE;
+  /** A dmirror command over pages [first, end) whose read-back is checked when it succeeds. */
+  function* deviceCommand(request: number, who: string, first: number, end: number): Co {
+    const n = end - first;
+    const buf = new Uint8Array(n * PAGE_SIZE);
+    const c = { addr: at(first), ptr: buf, npages: n, cpages: 0, faults: 0 };
+    if ((yield* dmirror!.ioctl(request, c)) === 0)
+      for (let i = 0; i < n; i++) values.check(who, first + i, buf, i * PAGE_SIZE);
+  }
 
   const workers: Task[] = [
     k.spawn('device', function* () {
@@ -198,6 +215,28 @@ function buildDefault(
       yield* sleep(THINK_NS * 4);
       for (let p = 2 * eighth; p < 3 * eighth; p++) values.allow(p, 0);
       yield* madvise(mm, at(2 * eighth), eighth * PAGE_SIZE, MADV_DONTNEED);
+    }),
+    k.spawn('migrate', function* () {
+      yield* ready.wait();
+      // The fourth eighth, which no other thread unmaps, protects or discards: the device
+      // takes atomic access to its second half (device-exclusive entries, which the fork
+      // thread may meet) and migrates its first half to device memory; the CPU then touches
+      // every other page back.
+      const half = Math.max(1, Math.floor(eighth / 2));
+      const region = { first: 3 * eighth, end: 4 * eighth };
+      for (let r = 0; r < rounds; r++) {
+        yield* sleep(THINK_NS * 2);
+        yield* deviceCommand(HMM_DMIRROR_EXCLUSIVE, 'EXCLUSIVE', region.first + half, region.end);
+        yield* deviceCommand(
+          HMM_DMIRROR_MIGRATE_TO_DEV,
+          'MIGRATE_TO_DEV',
+          region.first,
+          region.first + half,
+        );
+        yield* sleep(THINK_NS);
+        for (let p = region.first; p < region.end; p += MIGRATE_TOUCH_STRIDE)
+          values.check('CPU touch', p, yield* cpuRead(mm, at(p), PAGE_SIZE), 0);
+      }
     }),
     k.spawn('kswapd', function* () {
       yield* ready.wait();

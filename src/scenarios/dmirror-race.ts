@@ -1,7 +1,12 @@
 import { installOracles } from '../check/oracles/install.ts';
 import { DmirrorDevice } from '../drivers/dmirror/device.ts';
 import { Dmirror } from '../drivers/dmirror/dmirror.ts';
-import { HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from '../drivers/dmirror/uapi.ts';
+import {
+  HMM_DMIRROR_MIGRATE_TO_DEV,
+  HMM_DMIRROR_MIGRATE_TO_SYS,
+  HMM_DMIRROR_READ,
+  HMM_DMIRROR_WRITE,
+} from '../drivers/dmirror/uapi.ts';
 import { join } from '../kernel/context.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Completion } from '../kernel/sync/completion.ts';
@@ -30,6 +35,8 @@ import { PageValues, pageOf } from './page-values.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 
 const RW = PROT_READ | PROT_WRITE;
+/** Passes of the second device over the buffer with migrate=1, a page per READ. */
+const DEVICE1_PASSES = 2;
 const initial = (p: number) => p + 1;
 const written = (p: number) => 100 + p;
 
@@ -84,13 +91,82 @@ export const dmirrorRaceScenario: Scenario = {
       min: 0,
       max: 1,
     },
+    {
+      name: 'migrate',
+      description:
+        '1: a thread also migrates the buffer to the device and back (MIGRATE_TO_DEV, MIGRATE_TO_SYS), the CPU reads it meanwhile (faulting device pages back), and a second device (hmm_dmirror1) READs it twice, a page at a time',
+      default: 0,
+      min: 0,
+      max: 1,
+    },
   ],
   build(k: Kernel, p: ScenarioParams): void {
-    buildRace(k, p.pages ?? 4, p.frames ?? 8, p.oom === 1);
+    buildRace(k, p.pages ?? 4, p.frames ?? 8, p.oom === 1, p.migrate === 1);
   },
 };
 
-function buildRace(k: Kernel, pages: number, frames: number, oom: boolean): void {
+/**
+ * The threads of `migrate=1`: dmirror 0 migrates the whole buffer to its memory and back, the
+ * CPU reads every page (pulling device pages back), and a second device reads the buffer (its
+ * faults pull dmirror 0's pages back too).
+ */
+function migrationThreads(
+  k: Kernel,
+  machine: Machine,
+  mm: Mm,
+  pages: number,
+  values: PageValues,
+  started: { base: number; dmirror: Dmirror | null; ready: Completion },
+): Task[] {
+  const device1 = new DmirrorDevice(machine, 1);
+  const whole = (ptr: Uint8Array) => ({
+    addr: started.base,
+    ptr,
+    npages: pages,
+    cpages: 0,
+    faults: 0,
+  });
+  return [
+    k.spawn('migrate', function* () {
+      yield* started.ready.wait();
+      const d = started.dmirror!;
+      const buf = new Uint8Array(pages * PAGE_SIZE);
+      if ((yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, whole(buf))) === 0)
+        for (let p = 0; p < pages; p++)
+          values.check('MIGRATE_TO_DEV read-back', p, buf, p * PAGE_SIZE);
+      yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, whole(buf));
+    }),
+    k.spawn('touch', function* () {
+      yield* started.ready.wait();
+      for (let p = 0; p < pages; p++) {
+        try {
+          const bytes = yield* cpuRead(mm, started.base + p * PAGE_SIZE, PAGE_SIZE);
+          values.check('CPU touch', p, bytes, 0);
+        } catch (e) {
+          // The last page may be unmapped under the read, or the whole space reaped; with
+          // fewer frames than pages, device pages' backing frames may leave none (VM_FAULT_OOM).
+          if (isErrno(e, 'ENOMEM')) continue;
+          if (!isErrno(e, 'EFAULT') || !(values.isUnmapped(p) || mm.unstable)) throw e;
+        }
+      }
+    }),
+    k.spawn('device1', function* () {
+      yield* started.ready.wait();
+      const d1 = yield* Dmirror.open(device1, mm);
+      // Page by page: a READ of one page can commit while a migration holds the others.
+      for (let pass = 0; pass < DEVICE1_PASSES; pass++) {
+        for (let p = 0; p < pages; p++) {
+          const buf = new Uint8Array(PAGE_SIZE);
+          const c = { ...whole(buf), addr: started.base + p * PAGE_SIZE, npages: 1 };
+          if ((yield* d1.ioctl(HMM_DMIRROR_READ, c)) === 0) values.check('device1 READ', p, buf, 0);
+        }
+      }
+      yield* d1.close();
+    }),
+  ];
+}
+
+function buildRace(k: Kernel, pages: number, frames: number, oom: boolean, migrate: boolean): void {
   const machine = new Machine(k, { frames });
   installOracles(k, machine);
   const device = new DmirrorDevice(machine, 0);
@@ -144,6 +220,8 @@ function buildRace(k: Kernel, pages: number, frames: number, oom: boolean): void
       }
     }),
   ];
+  const started = { base: 0, dmirror: null as Dmirror | null, ready };
+  if (migrate) workers.push(...migrationThreads(k, machine, mm, pages, values, started));
   k.spawn('process', function* () {
     base = yield* mmap(mm, {
       len: pages * PAGE_SIZE,
@@ -152,6 +230,8 @@ function buildRace(k: Kernel, pages: number, frames: number, oom: boolean): void
     });
     for (let p = 0; p < pages; p++) yield* cpuWrite(mm, base + p * PAGE_SIZE, pageOf(initial(p)));
     dmirror = yield* Dmirror.open(device, mm);
+    started.base = base;
+    started.dmirror = dmirror;
     ready.completeAll();
     for (const t of workers) yield* join(t);
     yield* checkPages(mm, base, pages, values, 'process');

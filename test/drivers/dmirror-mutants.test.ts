@@ -5,8 +5,10 @@ import { test } from 'node:test';
 import { explore, type Kernel } from '../../src/index.ts';
 import { dmirrorRaceScenario } from '../../src/scenarios/dmirror-race.ts';
 
-const world = (oom: number) => (k: Kernel) =>
-  dmirrorRaceScenario.build(k, { pages: 4, frames: 8, oom });
+const world =
+  (oom: number, migrate = 0) =>
+  (k: Kernel) =>
+    dmirrorRaceScenario.build(k, { pages: 4, frames: 8, oom, migrate });
 const PCT = { strategy: 'pct', seed: 1, depth: 3, runs: 10_000 } as const;
 
 for (const oom of [0, 1]) {
@@ -16,6 +18,12 @@ for (const oom of [0, 1]) {
     assert.equal(r.runs, 10_000);
   });
 }
+
+test('dmirror-race with device migration (migrate=1) is clean with the correct mm and driver (pct, seed 1, 10,000 runs)', () => {
+  const r = explore(world(0, 1), PCT);
+  assert.equal(r.failure, null, r.failure?.bug.message);
+  assert.equal(r.runs, 10_000);
+});
 
 const cases: [string, number, string, RegExp][] = [
   ['dmirror.no-read-retry', 0, 'coherence', /commits a translation|commits mm1/],

@@ -9,7 +9,8 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  * Progress of device faults (spec rdma-odp.md §6, 6): a device fault may give up and retry
  * only because an invalidation of its address space ran while it worked. A retry ('dev-retry')
  * when no invalidation of that mm is in flight and none started, ended or failed since the
- * attempt began (the task's 'dev-fault', or its previous retry) is a refusal with no cause: with no
+ * attempt began (the task's 'dev-fault', or its previous retry) is a refusal with no cause (a
+ * driver's own migration beginning or ending counts as one, for its mm): with no
  * invalidation in flight, a fault on mapped memory must complete.
  */
 export class LivenessOracle {
@@ -32,6 +33,10 @@ export class LivenessOracle {
         this.activity(e.mm, e.step, -1);
         return;
       case 'mmu-release':
+        this.activity(e.mm, e.step, 0);
+        return;
+      // A driver's own migration changes the range without invalidating it for the driver.
+      case 'dev-own-migrate':
         this.activity(e.mm, e.step, 0);
         return;
       case 'dev-fault':

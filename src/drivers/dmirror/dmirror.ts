@@ -6,6 +6,7 @@
 
 import { kernel } from '../../kernel/kernel.ts';
 import { Mutex } from '../../kernel/sync/mutex.ts';
+import { WaitQueue } from '../../kernel/sync/wait-queue.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno, isErrno } from '../../lib/errors.ts';
 import { PAGE_SIZE } from '../../mm/constants.ts';
@@ -19,6 +20,7 @@ import { MmuIntervalNotifier } from '../../mm/mmu-interval-notifier-types.ts';
 import type { MmuNotifierRange } from '../../mm/mmu-notifier-types.ts';
 import { SecondaryMmu } from '../../mm/secondary-mmu.ts';
 import type { DmirrorDevice } from './device.ts';
+import { dmirrorCheckExclusive, dmirrorExclusive } from './exclusive.ts';
 import { dmirrorMigrateToDevice, dmirrorMigrateToSystem } from './migrate.ts';
 import { dmirrorRead, dmirrorWrite } from './read-write.ts';
 import { dmirrorSnapshot } from './snapshot.ts';
@@ -53,6 +55,15 @@ export class Dmirror {
   readonly notifier: MmuIntervalNotifier;
   /** dmirror->flags (HMM_DMIRROR_FLAG_*). */
   flags = 0;
+  /**
+   * This mirror's migrations in progress, and a generation bumped (under the mutex) when one
+   * begins, ends or is invalidated: they leave the table and the notifier sequence alone, so a
+   * fault of this mirror that raced one finds out here instead (see {@link ownMigrationRaced}).
+   */
+  readonly ownRanges: { start: number; end: number }[] = [];
+  ownGeneration = 0;
+  /** Where faults wait for an own migration of their range to end (as read_begin waits). */
+  readonly ownDone = new WaitQueue('dmirror-own-migration');
   private closed = false;
 
   private constructor(device: DmirrorDevice, mm: Mm) {
@@ -134,26 +145,37 @@ export class Dmirror {
       case HMM_DMIRROR_RELEASE:
         return yield* this.device.devmem.removeChunks();
       case HMM_DMIRROR_EXCLUSIVE:
+        return yield* dmirrorExclusive(this, cmd);
       case HMM_DMIRROR_CHECK_EXCLUSIVE:
-        // Device-exclusive access is the next step of this driver; until then these requests
-        // are refused rather than half-done.
-        throw new Errno(
-          'EINVAL',
-          `${this.device.name}: request ${request} needs device-exclusive entries, not modelled yet`,
-        );
+        return yield* dmirrorCheckExclusive(this, cmd);
       default:
         throw new Errno('EINVAL', `${this.device.name}: unknown request ${request}`);
     }
   }
 
   /**
-   * dmirror_interval_invalidate(): skips its own migrations; otherwise takes the mutex
+   * dmirror_interval_invalidate(): a MIGRATE invalidation of this mirror's own migration keeps
+   * the table (the migration updates it) but bumps the own generation, so racing faults retry
+   * (Linux's skips any with its device as owner: see the mutant); otherwise it takes the mutex
    * (trylock when the range is not blockable), sets the sequence and erases the entries of
    * [start >> PAGE_SHIFT, end >> PAGE_SHIFT] (inclusive: one page more, harmlessly).
    */
   private *invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, cur: number): Co<boolean> {
-    if (range.event === 'MIGRATE' && range.owner === this.device) return true;
     const k = kernel();
+    if (range.event === 'MIGRATE' && range.owner === this.device) {
+      // Mutant: Linux's dmirror returns here for any migration with its device as owner, so a
+      // fault of this mirror that snapshot the range before the migration commits the page it
+      // replaced (found by sweeping dmirror-race with migrate=1), and another open of the
+      // device keeps its entries.
+      if (k.mutant('dmirror.own-migrate-blinds-fault')) return true;
+      if (this.ownRanges.some((r) => r.start <= range.start && range.end <= r.end)) {
+        if (range.blockable) yield* this.mutex.lock();
+        else if (!this.mutex.tryLock()) return false;
+        this.ownGeneration++;
+        this.mutex.unlock();
+        return true;
+      }
+    }
     const sleepsAnyway = k.mutant('dmirror.nonblock-mutex');
     if (range.blockable || sleepsAnyway) yield* this.mutex.lock();
     else if (!this.mutex.tryLock()) return false;
@@ -179,6 +201,22 @@ export class Dmirror {
       mmuIntervalSetSeq(sub, cur);
     }
     return true;
+  }
+
+  /**
+   * Waits until no own migration overlaps [start, end), then returns the own generation: a
+   * fault's snapshot taken after this is stale if the generation moves before it commits.
+   */
+  *ownMigrationBegin(start: number, end: number): Co<number> {
+    const overlaps = () => this.ownRanges.some((r) => r.start < end && start < r.end);
+    if (overlaps() && !kernel().mutant('dmirror.own-migrate-blinds-fault'))
+      yield* this.ownDone.waitEvent(() => !overlaps());
+    return this.ownGeneration;
+  }
+
+  /** Whether an own migration began, ended or was invalidated since `gen` (mutex held). */
+  ownMigrationRaced(gen: number): boolean {
+    return gen !== this.ownGeneration && !kernel().mutant('dmirror.own-migrate-blinds-fault');
   }
 
   /** dmirror_do_update(): erases the device entries of the range (and one page more). */

@@ -53,6 +53,7 @@ function* rangeFault(d: Dmirror, start: number, end: number, write: boolean): Co
     if (pass > 0) yield* spend('hmm.retry');
     if (k.now > timeout)
       throw new Errno('EBUSY', `${d.pt.name}: fault of [${start}, ${end}) timed out`);
+    const own = yield* d.ownMigrationBegin(start, end);
     const seq = yield* mmuIntervalReadBegin(d.notifier);
     const range = hmmRange(
       d.notifier,
@@ -76,10 +77,11 @@ function* rangeFault(d: Dmirror, start: number, end: number, write: boolean): Co
     }
     yield* d.mutex.lock();
     // Mutant: commit without asking whether an invalidation hit the range meanwhile.
-    if (!k.mutant('dmirror.no-read-retry') && mmuIntervalReadRetry(d.notifier, seq)) {
+    const ownRaced = d.ownMigrationRaced(own);
+    if (!k.mutant('dmirror.no-read-retry') && (mmuIntervalReadRetry(d.notifier, seq) || ownRaced)) {
       d.mutex.unlock();
-      if (k.trace.on)
-        k.trace.emit('dev-retry', { dev: d.pt.name, mm: d.mm.id, start, reason: 'read_retry' });
+      const reason = ownRaced ? 'own migration' : 'read_retry';
+      if (k.trace.on) k.trace.emit('dev-retry', { dev: d.pt.name, mm: d.mm.id, start, reason });
       continue;
     }
     try {

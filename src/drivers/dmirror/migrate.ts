@@ -6,6 +6,7 @@
  */
 
 import { charge } from '../../cost/charge.ts';
+import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno } from '../../lib/errors.ts';
 import { hex, PAGE_SIZE } from '../../mm/constants.ts';
@@ -22,6 +23,7 @@ import {
   migrateVmaSetup,
 } from '../../mm/migrate-device.ts';
 import { mmgetNotZero } from '../../mm/mm-refs.ts';
+import { mmuIntervalReadBegin, mmuIntervalReadRetry } from '../../mm/mmu-interval-notifier.ts';
 import type { Page } from '../../mm/page.ts';
 import type { Vma } from '../../mm/vma.ts';
 import { backing } from './devmem.ts';
@@ -102,21 +104,38 @@ function* ownMigration(
   d: Dmirror,
   args: MigrateVma,
   copy: (d: Dmirror, args: MigrateVma) => Co,
-  update: (d: Dmirror, args: MigrateVma) => Co,
+  update: (d: Dmirror, args: MigrateVma, seq: number) => Co,
 ): Co {
-  d.pt.beginOwnMigration(d.mm, args.start, args.end);
+  const seq = yield* mmuIntervalReadBegin(d.notifier);
+  const own = { start: args.start, end: args.end };
+  yield* ownBracket(d, () => {
+    d.pt.beginOwnMigration(d.mm, args.start, args.end);
+    d.ownRanges.push(own);
+  });
   try {
     yield* migrateVmaSetup(args);
     try {
       yield* copy(d, args);
       yield* migrateVmaPages(args);
-      yield* update(d, args);
+      yield* update(d, args, seq);
     } finally {
       yield* migrateVmaFinalize(args);
     }
   } finally {
-    d.pt.endOwnMigration(d.mm, args.start, args.end);
+    yield* ownBracket(d, () => {
+      d.pt.endOwnMigration(d.mm, args.start, args.end);
+      d.ownRanges.splice(d.ownRanges.indexOf(own), 1);
+    });
   }
+}
+
+/** Under the mutex, an own migration begins or ends: racing faults must retry. */
+function* ownBracket(d: Dmirror, change: () => void): Co {
+  yield* d.mutex.lock();
+  change();
+  d.ownGeneration++;
+  d.mutex.unlock();
+  d.ownDone.wakeUpAll();
 }
 
 /**
@@ -141,13 +160,31 @@ function* allocAndCopy(d: Dmirror, args: MigrateVma): Co {
     } else data.clear();
     const write = src.write || (src.page === null && args.vma.writable);
     args.dst[i] = { page: dpage, write };
+    // The copy takes time (and alloc_page() may sleep): other threads run meanwhile.
+    yield;
   }
 }
 
-/** dmirror_migrate_finalize_and_map(): under the mutex, each migrated page enters the table. */
-function* finalizeAndMap(d: Dmirror, args: MigrateVma): Co {
+/**
+ * dmirror_migrate_finalize_and_map(): under the mutex, each migrated page enters the table. If
+ * another invalidation hit the mirror since the migration began (an entry may be gone), the
+ * range's entries are erased instead: the device faults them in again, and a read-back finds
+ * them missing.
+ */
+function* finalizeAndMap(d: Dmirror, args: MigrateVma, seq: number): Co {
   yield* d.mutex.lock();
   try {
+    // Mutant: Linux's dmirror stores the pages unchecked; one whose entry a racing munmap or
+    // DONTNEED zapped is freed by migrate_vma_finalize() while the table still maps it (found
+    // by sweeping dmirror-race with migrate=1).
+    if (
+      !kernel().mutant('dmirror.migrate-map-unchecked') &&
+      mmuIntervalReadRetry(d.notifier, seq)
+    ) {
+      // The old pages' entries, which the own invalidation left, must not outlive them either.
+      d.pt.unmapRange(d.mm, args.start, args.end);
+      return;
+    }
     for (let i = 0; i < args.src.length; i++) {
       const dst = args.dst[i];
       if (!args.src[i]!.migrate || dst === null || dst === undefined) continue;
@@ -229,4 +266,4 @@ function* faultAllocAndCopy(d: Dmirror, args: MigrateVma): Co {
 }
 
 /** The device entries of pages migrated back are gone already (erased before the copy). */
-function* eraseMigrated(_d: Dmirror, _args: MigrateVma): Co {}
+function* eraseMigrated(_d: Dmirror, _args: MigrateVma, _seq: number): Co {}

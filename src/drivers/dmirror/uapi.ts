@@ -8,17 +8,17 @@
 export const HMM_DMIRROR_READ = 0x00;
 /** HMM_DMIRROR_WRITE: the device writes `npages` pages from the buffer, faulting them in. */
 export const HMM_DMIRROR_WRITE = 0x01;
-/** HMM_DMIRROR_MIGRATE_TO_DEV: migrate to device-private memory (not modelled: EINVAL). */
+/** HMM_DMIRROR_MIGRATE_TO_DEV: migrate to device-private memory, then read the range back. */
 export const HMM_DMIRROR_MIGRATE_TO_DEV = 0x02;
-/** HMM_DMIRROR_MIGRATE_TO_SYS: migrate back to system memory (not modelled: EINVAL). */
+/** HMM_DMIRROR_MIGRATE_TO_SYS: migrate this device's pages back to system memory. */
 export const HMM_DMIRROR_MIGRATE_TO_SYS = 0x03;
 /** HMM_DMIRROR_SNAPSHOT: one HMM_DMIRROR_PROT_* byte per page, without faulting. */
 export const HMM_DMIRROR_SNAPSHOT = 0x04;
-/** HMM_DMIRROR_EXCLUSIVE: make_device_exclusive() on the range (not modelled: EINVAL). */
+/** HMM_DMIRROR_EXCLUSIVE: make_device_exclusive() on the range, then read it back. */
 export const HMM_DMIRROR_EXCLUSIVE = 0x05;
-/** HMM_DMIRROR_CHECK_EXCLUSIVE: are the pages still exclusive? (not modelled: EINVAL). */
+/** HMM_DMIRROR_CHECK_EXCLUSIVE: EPERM while a page of the range is still exclusive. */
 export const HMM_DMIRROR_CHECK_EXCLUSIVE = 0x06;
-/** HMM_DMIRROR_RELEASE: evict the device-private pages (not modelled: EINVAL). */
+/** HMM_DMIRROR_RELEASE: evict and remove the device's private memory. */
 export const HMM_DMIRROR_RELEASE = 0x07;
 /** HMM_DMIRROR_FLAGS: set HMM_DMIRROR_FLAG_* test switches. */
 export const HMM_DMIRROR_FLAGS = 0x08;
