@@ -213,7 +213,7 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '16ce101db85d "mm/memory.c: fix race when faulting a device private page" (v6.1): a concurrent migration could free the page and its driver data first; 1afaeb8293c9 later made the fault trylock it too',
     rule: 'use-after-free',
-    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 2, runs: 1000 },
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 1, runs: 700 },
   },
   {
     name: 'mm.migrate-hole-no-notify',
@@ -222,14 +222,14 @@ export const MUTANTS: readonly MutantInfo[] = [
     history:
       '8315ada7f095 "mm/migrate: allow migrate_vma() to alloc new page on empty entry" (2017) put the notifier around the insertion; 5e5dda81a0df (v5.11) made it MIGRATE with the owner. Without it a device that mirrored the zero page after the collect keeps it',
     rule: 'coherence',
-    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 2, runs: 200 },
+    reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 4, runs: 1000 },
   },
   {
     name: 'dmirror.own-migrate-blinds-fault',
     description:
       "dmirror's invalidate callback returns at once for its own MIGRATE event (as lib/test_hmm.c does), so its concurrent fault commits the page the migration replaced",
     history:
-      "lib/test_hmm.c's own-migration skip (MMU_NOTIFY_MIGRATE with owner, 998427b3ad2c, v5.9): found by odpsim's sweep of dmirror-race migrate=1; the model's dmirror counts its own migrations and the fault retries",
+      "lib/test_hmm.c's own-migration skip (the MIGRATE event and its owner came with 998427b3ad2c in 2020): found by odpsim's sweep of dmirror-race migrate=1; the model's dmirror tracks its own migrations and the fault waits or retries",
     rule: 'coherence',
     reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 1, runs: 200 },
   },

@@ -11,12 +11,10 @@ import {
 import { type Co, Completion } from '../../src/index.ts';
 import {
   MAP_ANONYMOUS,
-  MAP_PRIVATE,
   MAP_SHARED,
   PAGE_SIZE,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/constants.ts';
 import { mmput } from '../../src/mm/exit.ts';
 import { fork } from '../../src/mm/fork.ts';
@@ -24,6 +22,7 @@ import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { mprotect } from '../../src/mm/mprotect.ts';
 import {
+  ANON,
   cmd,
   cpuCheckInts,
   cpuFillInts,
@@ -31,24 +30,19 @@ import {
   fillInts,
   firstMismatch,
   hmmTest,
+  id,
+  kinds,
   mirrorBuffer,
   N,
+  ok,
+  RW,
 } from './hmm-harness.ts';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const EPERM = -1;
 const EFAULT = -14;
-const id = (i: number) => i;
 const plus1 = (i: number) => i + 1;
 
-function ok(r: { ok: boolean; bug: { message: string } | null }): void {
-  assert.equal(r.ok, true, r.bug?.message);
-}
-
-function kinds(mm: Mm, addr: number, n: number): Set<string> {
-  return new Set(Array.from({ length: n }, (_, i) => mm.pte(addr + i * PAGE_SIZE)?.kind ?? 'none'));
-}
+const kindSet = (mm: Mm, addr: number, n: number) => new Set(kinds(mm, addr, n));
 
 /** N pages holding k, made exclusive: EXCLUSIVE(N) → 0, cpages N, mirror k. */
 function* exclusive(f: Fixture, n = N): Co<number> {
@@ -58,7 +52,7 @@ function* exclusive(f: Fixture, n = N): Co<number> {
   assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_EXCLUSIVE, c), 0);
   assert.equal(c.cpages, n);
   assert.equal(firstMismatch(c.ptr, id), -1);
-  assert.deepEqual(kinds(f.mm, ptr, n), new Set(['exclusive']));
+  assert.deepEqual(kindSet(f.mm, ptr, n), new Set(['exclusive']));
   return ptr;
 }
 
@@ -69,7 +63,7 @@ test('hmm_exclusive: EXCLUSIVE(N) → 0, cpages N; the CPU adds 1 to every int (
       const check = cmd(ptr, mirrorBuffer(1), N);
       assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_CHECK_EXCLUSIVE, check), EPERM);
       yield* cpuFillInts(f.mm, ptr, 0, N, plus1);
-      assert.deepEqual(kinds(f.mm, ptr, N), new Set(['page']));
+      assert.deepEqual(kindSet(f.mm, ptr, N), new Set(['page']));
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, N, plus1), -1);
       assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_CHECK_EXCLUSIVE, check), 0);
     }),
@@ -94,7 +88,7 @@ test('hmm_exclusive_cow: EXCLUSIVE(N), fork; parent and child each add 1 and rea
       const ptr = yield* exclusive(f);
       const child = yield* fork(f.mm);
       // Fork restored the parent's entries and shares the pages read-only.
-      assert.deepEqual(kinds(f.mm, ptr, N), new Set(['page']));
+      assert.deepEqual(kindSet(f.mm, ptr, N), new Set(['page']));
       const done = new Completion('child');
       f.k.spawn('child', function* () {
         yield* cpuFillInts(child, ptr, 0, N, (i) => i - 1);

@@ -1,12 +1,19 @@
 // Harness for the ported hmm-tests: a kernel, a machine, the oracles, device 0, and helpers
 // that move whole pages of 32-bit ints between the CPU and a mirror buffer.
 
+import assert from 'node:assert/strict';
 import { installOracles } from '../../src/check/oracles/install.ts';
 import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
 import type { HmmDmirrorCmd } from '../../src/drivers/dmirror/uapi.ts';
 import { type Co, Kernel, type KernelOptions, type RunResult } from '../../src/index.ts';
-import { PAGE_SIZE } from '../../src/mm/constants.ts';
+import {
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../src/mm/constants.ts';
 import { cpuRead, cpuWrite } from '../../src/mm/cpu-access.ts';
 import { mmput } from '../../src/mm/exit.ts';
 import { Machine } from '../../src/mm/machine.ts';
@@ -135,4 +142,21 @@ export function pattern(c: number): Uint8Array {
     patterns.set(c, p);
   }
   return p;
+}
+
+/** Read/write protection, and private anonymous memory: the mappings the selftests use. */
+export const RW = PROT_READ | PROT_WRITE;
+export const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+/** The selftests' int patterns: ptr[k] = k, and its negation. */
+export const id = (i: number) => i;
+export const neg = (i: number) => -i;
+
+/** The run ended without a bug (the message of the one it met, otherwise). */
+export function ok(r: { ok: boolean; bug: { message: string } | null }): void {
+  assert.equal(r.ok, true, r.bug?.message);
+}
+
+/** The kind of entry that maps each page of [addr, addr + n pages) ('none' for no entry). */
+export function kinds(mm: Mm, addr: number, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => mm.pte(addr + i * PAGE_SIZE)?.kind ?? 'none');
 }

@@ -11,23 +11,19 @@ import {
 } from '../../src/drivers/dmirror/uapi.ts';
 import { type Co, Completion } from '../../src/index.ts';
 import {
-  MAP_ANONYMOUS,
-  MAP_PRIVATE,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PAGE_SIZE,
   PMD_SIZE,
-  PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/constants.ts';
 import { mmput } from '../../src/mm/exit.ts';
 import { fork } from '../../src/mm/fork.ts';
-import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { mremap } from '../../src/mm/mremap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
 import {
+  ANON,
   cmd,
   cpuCheckInts,
   cpuFillInts,
@@ -35,25 +31,17 @@ import {
   fillInts,
   firstMismatch,
   hmmTest,
+  id,
+  kinds,
   mirrorBuffer,
   N,
+  neg,
+  ok,
+  RW,
 } from './hmm-harness.ts';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 /** P: pages per PMD. */
 const P = PMD_SIZE / PAGE_SIZE;
-const id = (i: number) => i;
-const neg = (i: number) => -i;
-
-function ok(r: { ok: boolean; bug: { message: string } | null }): void {
-  assert.equal(r.ok, true, r.bug?.message);
-}
-
-/** Which entry kind maps each page of [addr, addr + n pages). */
-function kinds(mm: Mm, addr: number, n: number): string[] {
-  return Array.from({ length: n }, (_, i) => mm.pte(addr + i * PAGE_SIZE)?.kind ?? 'none');
-}
 
 /** M2D(npages) at ptr → 0, cpages npages, and the read-back holds k. */
 function* migrateAll(d: Dmirror, ptr: number, npages: number): Co<Uint8Array> {

@@ -20,7 +20,6 @@ import {
   PAGE_SIZE,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32 } from '../../src/mm/cpu-access.ts';
 import { mmput } from '../../src/mm/exit.ts';
@@ -31,6 +30,7 @@ import { mprotect } from '../../src/mm/mprotect.ts';
 import { munmap } from '../../src/mm/munmap.ts';
 import { truncateFile } from '../../src/mm/truncate.ts';
 import {
+  ANON,
   cmd,
   cpuCheckInts,
   cpuFillInts,
@@ -38,21 +38,17 @@ import {
   fillInts,
   firstMismatch,
   hmmTest,
+  id,
   mirrorBuffer,
   N,
+  neg,
+  ok,
   pattern,
+  RW,
 } from './hmm-harness.ts';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const EFAULT = -14;
 const EPERM = -1;
-const id = (i: number) => i;
-const neg = (i: number) => -i;
-
-function ok(r: { ok: boolean; bug: { message: string } | null }): void {
-  assert.equal(r.ok, true, r.bug?.message);
-}
 
 test('1 open_close: open and close return 0', () => {
   ok(hmmTest(function* () {}));

@@ -20,44 +20,35 @@ import {
 import { type Co, Completion } from '../../src/index.ts';
 import {
   MAP_ANONYMOUS,
-  MAP_PRIVATE,
   MAP_SHARED,
   PAGE_SIZE,
   PROT_NONE,
   PROT_READ,
-  PROT_WRITE,
 } from '../../src/mm/constants.ts';
 import { mmput } from '../../src/mm/exit.ts';
 import { fork } from '../../src/mm/fork.ts';
 import { getUserPages, unpinUserPages } from '../../src/mm/gup.ts';
-import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { mprotect } from '../../src/mm/mprotect.ts';
 import { munmap } from '../../src/mm/munmap.ts';
 import {
+  ANON,
   cmd,
   cpuCheckInts,
   cpuFillInts,
   type Fixture,
   firstMismatch,
   hmmTest,
+  id,
+  kinds,
   mirrorBuffer,
+  ok,
+  RW,
 } from '../acceptance/hmm-harness.ts';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const ENOENT = -2;
 const EFAULT = -14;
 const EINVAL = -22;
-const id = (i: number) => i;
-
-function ok(r: { ok: boolean; bug: { message: string } | null }): void {
-  assert.equal(r.ok, true, r.bug?.message);
-}
-
-function kinds(mm: Mm, addr: number, n: number): string[] {
-  return Array.from({ length: n }, (_, i) => mm.pte(addr + i * PAGE_SIZE)?.kind ?? 'none');
-}
 
 function* filled(f: Fixture, n: number, flags = ANON): Co<number> {
   const ptr = yield* mmap(f.mm, { len: n * PAGE_SIZE, prot: RW, flags });
