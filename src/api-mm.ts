@@ -27,6 +27,7 @@ export { iommuSvaBindDevice, iommuSvaUnbindDevice, SvaBond } from './drivers/iom
 export { KvmMirror } from './drivers/kvm/kvm-mirror.ts';
 export * from './mm/constants.ts';
 export { cpuRead, cpuReadU32, cpuWrite, cpuWriteU32 } from './mm/cpu-access.ts';
+export { makeDeviceExclusive } from './mm/device-exclusive.ts';
 export { exitMmap, mmput } from './mm/exit.ts';
 export { handleMmFault } from './mm/fault.ts';
 export { File, type FileOps } from './mm/file.ts';
@@ -46,7 +47,30 @@ export {
 } from './mm/hmm.ts';
 export { Machine, type MachineOptions } from './mm/machine.ts';
 export { madvise } from './mm/madvise.ts';
+export {
+  DEV_PAGEMAP_MAX_PAGES,
+  DevPagemap,
+  type DevPagemapOps,
+  isDevicePrivatePage,
+  type VmFault,
+} from './mm/memremap.ts';
 export { migratePage } from './mm/migrate.ts';
+export {
+  MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_VMA_SELECT_DEVICE_COHERENT,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM,
+  type MigrateDst,
+  type MigrateSrc,
+  type MigrateVma,
+  migrateDeviceFinalize,
+  migrateDevicePages,
+  migrateDeviceRange,
+  migrateVma,
+  migrateVmaFinalize,
+  migrateVmaPages,
+  migrateVmaSetup,
+} from './mm/migrate-device.ts';
 export { Mm } from './mm/mm.ts';
 export { MM_PATH_CONDITIONS, MM_PATHS, type MmPathName, mmPathCondition } from './mm/mm-path.ts';
 export { mmdrop, mmget, mmgetNotZero, mmgrab } from './mm/mm-refs.ts';

@@ -61,12 +61,14 @@ export function* checkPages(
 /**
  * `dmirror-race`: the HMM test device READs then WRITEs a small process buffer while a
  * thread discards a page (DONTNEED), write-protects and restores another, reclaims, and
- * unmaps the last one — optionally followed by the OOM reaper. Small enough to explore
- * thousands of schedules; the dmirror mutants are found here.
+ * unmaps the last one — optionally followed by the OOM reaper, and with device migration
+ * (`migrate`). Small enough to explore thousands of schedules; the dmirror and device-memory
+ * mutants are found here.
  */
 export const dmirrorRaceScenario: Scenario = {
   name: 'dmirror-race',
-  description: 'dmirror READ/WRITE racing madvise, mprotect, reclaim, munmap (and the OOM reaper)',
+  description:
+    'dmirror READ/WRITE racing madvise, mprotect, reclaim, munmap (and the OOM reaper, and device migration)',
   params: [
     {
       name: 'pages',
