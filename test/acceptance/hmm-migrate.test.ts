@@ -6,11 +6,14 @@ import { test } from 'node:test';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
 import {
   HMM_DMIRROR_MIGRATE_TO_DEV,
+  HMM_DMIRROR_MIGRATE_TO_SYS,
   HMM_DMIRROR_RELEASE,
   HMM_DMIRROR_WRITE,
 } from '../../src/drivers/dmirror/uapi.ts';
 import { type Co, Completion } from '../../src/index.ts';
 import {
+  MAP_ANONYMOUS,
+  MAP_SHARED,
   MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
@@ -177,3 +180,36 @@ for (const before of [false, true])
         );
       });
     }
+
+test('migrate_shared: M2D(N) of shared anonymous memory → -ENOENT (shmem pages do not migrate)', () => {
+  ok(
+    hmmTest(function* (f) {
+      const ptr = yield* mmap(f.mm, {
+        len: N * PAGE_SIZE,
+        prot: RW,
+        flags: MAP_SHARED | MAP_ANONYMOUS,
+      });
+      const c = cmd(ptr, mirrorBuffer(N), N);
+      assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, c), -2);
+    }),
+  );
+});
+
+test('migrate_multiple: 10 rounds of mmap, M2D(N) → cpages N, M2S(N) → cpages N, the CPU reads k, munmap', () => {
+  ok(
+    hmmTest(function* (f) {
+      for (let round = 0; round < 10; round++) {
+        const ptr = yield* filled(f);
+        yield* migrateAll(f.dmirror, ptr, N);
+        const back = cmd(ptr, mirrorBuffer(N), N);
+        assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, back), 0);
+        assert.equal(back.cpages, N);
+        assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, N, id), -1);
+        yield* munmap(f.mm, ptr, N * PAGE_SIZE);
+      }
+      // Every device page went back to the device, and the free list serves the next round.
+      assert.equal(f.device.devmem.cfree, 10 * N);
+      assert.equal(f.device.devmem.chunks.length, 1);
+    }),
+  );
+});
