@@ -107,11 +107,15 @@ function* ownMigration(
   update: (d: Dmirror, args: MigrateVma, seq: number) => Co,
 ): Co {
   const seq = yield* mmuIntervalReadBegin(d.notifier);
+  // A CPU fault of another process (a fork child) on one of this device's pages migrates in
+  // that address space, which this mirror does not mirror: nothing of its own to keep.
+  const mine = args.vma.mm === d.mm;
   const own = { start: args.start, end: args.end };
-  yield* ownBracket(d, () => {
-    d.pt.beginOwnMigration(d.mm, args.start, args.end);
-    d.ownRanges.push(own);
-  });
+  if (mine)
+    yield* ownBracket(d, () => {
+      d.pt.beginOwnMigration(d.mm, args.start, args.end);
+      d.ownRanges.push(own);
+    });
   try {
     yield* migrateVmaSetup(args);
     try {
@@ -122,10 +126,11 @@ function* ownMigration(
       yield* migrateVmaFinalize(args);
     }
   } finally {
-    yield* ownBracket(d, () => {
-      d.pt.endOwnMigration(d.mm, args.start, args.end);
-      d.ownRanges.splice(d.ownRanges.indexOf(own), 1);
-    });
+    if (mine)
+      yield* ownBracket(d, () => {
+        d.pt.endOwnMigration(d.mm, args.start, args.end);
+        d.ownRanges.splice(d.ownRanges.indexOf(own), 1);
+      });
   }
 }
 
