@@ -68,7 +68,7 @@ export const defaultScenario: Scenario = {
     {
       name: 'pages',
       description:
-        "pages of the mirrored buffer, a multiple of 8: the threads work on eighths of it (munmap the last, write-protect the second, discard the third; kswapd frees an eighth's worth of frames per pass)",
+        "pages of the mirrored buffer, a multiple of 8: the threads work on eighths of it (munmap the last, write-protect the second, discard the third, migrate to the device and take exclusive access to the fourth; kswapd frees an eighth's worth of frames per pass)",
       default: 512,
       min: 64,
       max: 1 << 22,
@@ -76,7 +76,7 @@ export const defaultScenario: Scenario = {
     {
       name: 'rounds',
       description:
-        'READ/WRITE passes of the device over the buffer; also the write-protect toggles of the mprotect thread, and the kswapd thread makes 2×rounds passes',
+        "READ/WRITE passes of the device over the buffer; also the write-protect toggles of the mprotect thread and the migrate thread's rounds, and the kswapd thread makes 2×rounds passes",
       default: 2,
       min: 1,
       max: 1000,
