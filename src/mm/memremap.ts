@@ -85,11 +85,6 @@ export class DevPagemap implements DevPagemapRef {
     return this.made;
   }
 
-  /** Pages with a reference (in use by the driver or mapped). */
-  get busy(): number {
-    return this.made.filter((p) => p.refcount > 0).length;
-  }
-
   /** Whether memunmap_pages() has begun: the driver keeps no free pages of it. */
   get isRemoved(): boolean {
     return this.removed;

@@ -40,16 +40,18 @@ export function pteGen(pte: Pte): number {
 
 /**
  * True when the entry names a frame someone may use through it: a present entry, or a
- * device-private or device-exclusive entry (a device uses the page in place). These are the entries the
- * oracles see as mappings.
+ * device-private or device-exclusive entry (a device uses the page in place). These are the
+ * entries the oracles see as mappings.
  */
 export function pteMapsFrame(pte: Pte): boolean {
   return pte.kind !== 'swap' && pte.kind !== 'migration';
 }
 
-/** True when the entry holds a reverse-map entry of its frame ('page' or 'device', not zero). */
+/**
+ * True when the entry holds a reverse-map entry of its frame ('page', 'device' or 'exclusive':
+ * a device-exclusive page stays mapped, so reclaim and migration leave it; not the zero page).
+ */
 export function pteHasRmap(pte: Pte): pte is Pte & { page: NonNullable<Pte['page']> } {
-  return (
-    (pte.kind === 'page' || pte.kind === 'device') && pte.page !== null && pte.page.kind !== 'zero'
-  );
+  const kind = pte.kind === 'page' || pte.kind === 'device' || pte.kind === 'exclusive';
+  return kind && pte.page !== null && pte.page.kind !== 'zero';
 }

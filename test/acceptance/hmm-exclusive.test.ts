@@ -21,6 +21,7 @@ import { fork } from '../../src/mm/fork.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { mprotect } from '../../src/mm/mprotect.ts';
+import { shrinkMemory } from '../../src/mm/reclaim.ts';
 import {
   ANON,
   cmd,
@@ -139,6 +140,20 @@ test('EXCLUSIVE errors: a PROT_NONE or missing page â†’ -EFAULT; shared memory â
         yield* f.dmirror.ioctl(HMM_DMIRROR_EXCLUSIVE, cmd(shared, mirrorBuffer(1), 1)),
         -95,
       );
+    }),
+  );
+});
+
+test('a device-exclusive page stays mapped: reclaim leaves it, and the CPU reads it back intact', () => {
+  ok(
+    hmmTest(function* (f) {
+      const ptr = yield* exclusive(f, 4);
+      const page = f.mm.pte(ptr)!.page!;
+      assert.equal(page.mapcount, 1);
+      yield* shrinkMemory(f.machine, 64);
+      assert.deepEqual(kindSet(f.mm, ptr, 4), new Set(['exclusive']));
+      assert.equal(f.mm.pte(ptr)!.page, page);
+      assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, 4, id), -1);
     }),
   );
 });

@@ -196,22 +196,18 @@ export class CoherenceOracle {
       const key = keyOf(e.mm, addr);
       const t = this.dev.get(key)?.get(e.dev);
       if (t === undefined || this.exempt(e.dev, key)) continue;
-      this.checkCommit(
-        { dev: e.dev, pfn: t.pfn, gen: t.gen, writable: t.writable },
-        key,
-        'after its own migration',
-        'holds',
-      );
+      this.checkCommit({ ...t, dev: e.dev }, key, true);
     }
   }
 
-  /** A translation (committed, or kept through an own migration) must match the CPU entry. */
+  /** A translation (committed, or `kept` through an own migration) must match the CPU entry. */
   private checkCommit(
     e: { dev: string; pfn: number; gen: number; writable: boolean },
     key: number,
-    when = '(stale snapshot)',
-    verb = 'commits',
+    kept = false,
   ): void {
+    const verb = kept ? 'holds' : 'commits';
+    const when = kept ? 'after its own migration' : '(stale snapshot)';
     const cur = this.cpu.get(key);
     this.checks++;
     if (cur === undefined || !cur.readable) {
@@ -228,7 +224,7 @@ export class CoherenceOracle {
     if (e.writable && !cur.writable)
       this.fail(
         'coherence',
-        `device ${e.dev} ${verb} a writable translation of ${where(key)} but the CPU entry is read-only${when === '(stale snapshot)' ? '' : ` ${when}`}`,
+        `device ${e.dev} ${verb} a writable translation of ${where(key)} but the CPU entry is read-only${kept ? ` ${when}` : ''}`,
       );
   }
 
