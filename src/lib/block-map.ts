@@ -49,6 +49,12 @@ export class BlockMap<T> implements Iterable<[number, T]> {
     return true;
   }
 
+  /** True when the block holding page number `n` has no entry (a PMD with no PTE). */
+  blockEmpty(n: number): boolean {
+    const b = this.blocks.get(Math.floor(n / BLOCK));
+    return b === undefined || b.every((p) => p === undefined);
+  }
+
   /** Page numbers with an entry. */
   *keys(): IterableIterator<number> {
     for (const [key, b] of this.blocks) {

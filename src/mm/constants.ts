@@ -9,6 +9,8 @@ export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 4096;
 /** PMD_SIZE: 2 MiB. */
 export const PMD_SIZE = 2 * 1024 * 1024;
+/** HPAGE_PMD_NR: the pages of a PMD-mapped transparent huge page (512). */
+export const HPAGE_PMD_NR = PMD_SIZE / 4096;
 /** TASK_SIZE on x86-64 with 4-level paging: the user address limit. */
 export const TASK_SIZE = 2 ** 47;
 /** Where top-down mmap placement starts (mmap_base, below the stack gap). */
@@ -60,6 +62,10 @@ export const MREMAP_DONTUNMAP = 4;
 export const MADV_DONTNEED = 4;
 /** MADV_FREE: the pages may be reclaimed lazily unless written again. */
 export const MADV_FREE = 8;
+/** MADV_HUGEPAGE: the range may get transparent huge pages (sets VM_HUGEPAGE). */
+export const MADV_HUGEPAGE = 14;
+/** MADV_NOHUGEPAGE: the range gets no new transparent huge pages (sets VM_NOHUGEPAGE). */
+export const MADV_NOHUGEPAGE = 15;
 
 // VM_* flags of a VMA (include/linux/mm.h)
 /** VM_READ: the VMA may be read. */
@@ -90,6 +96,10 @@ export const VM_DONTCOPY = 0x20000;
 export const VM_DONTEXPAND = 0x40000;
 /** VM_MIXEDMAP: device frames and struct pages mixed (vm_insert_pfn/page()). */
 export const VM_MIXEDMAP = 0x10000000;
+/** VM_HUGEPAGE: MADV_HUGEPAGE'd; the model's THP mode is "madvise", so only these VMAs get THPs. */
+export const VM_HUGEPAGE = 0x20000000;
+/** VM_NOHUGEPAGE: MADV_NOHUGEPAGE'd. */
+export const VM_NOHUGEPAGE = 0x40000000;
 /** VM_DONTDUMP: left out of core dumps. */
 export const VM_DONTDUMP = 0x4000000;
 

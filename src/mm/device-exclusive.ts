@@ -8,6 +8,7 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE } from './constants.ts';
 import { getUserPages } from './gup.ts';
+import { splitHugePmd } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { lockPage, type Page, unlockPage } from './page.ts';
@@ -34,6 +35,8 @@ export function* makeDeviceExclusive(mm: Mm, addr: number, owner: unknown): Co<P
       throw new Errno('EOPNOTSUPP', `make_device_exclusive: ${hex(addr)} is not anonymous memory`);
     }
     yield* lockPage(mm.machine, page!);
+    // A device-exclusive entry is a PTE: a THP's PMD is split first.
+    yield* splitHugePmd(mm, addr);
     if (yield* swapEntry(mm, addr, page!, owner)) return page!;
     unlockPage(mm.machine, page!);
     mm.machine.phys.put(page!);
@@ -47,7 +50,7 @@ function* swapEntry(mm: Mm, addr: number, page: Page, owner: unknown): Co<boolea
   yield* invalidateRangeStart(range);
   yield* mm.ptl.lock();
   const pte = mm.pte(addr);
-  const ok = pte?.kind === 'page' && pte.page === page && pte.writable;
+  const ok = pte?.kind === 'page' && pte.page === page && pte.writable && !mm.pmdHuge(addr);
   if (ok) {
     mm.clearPte(addr);
     flushTlbRange(mm, addr, addr + PAGE_SIZE);

@@ -1,5 +1,6 @@
 /**
- * The CPU page-fault handler (handle_mm_fault()): anonymous first touch and the zero page,
+ * The CPU page-fault handler (handle_mm_fault()): anonymous first touch and the zero page
+ * (a THP or the huge zero page where huge-memory.ts allows),
  * file faults from the page cache, swap-in, waiting on migration, COW (wp_page_copy) and
  * write-upgrade of exclusive pages, and ->fault of driver VMAs. The caller holds mmap_lock
  * for read.
@@ -11,6 +12,13 @@ import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
 import { hex, PAGE_SIZE } from './constants.ts';
 import { removeDeviceExclusiveEntry } from './device-exclusive.ts';
+import {
+  doHugePmdAnonymousPage,
+  doHugePmdWpPage,
+  pmdAlign,
+  pmdNone,
+  thpEligible,
+} from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
@@ -66,7 +74,14 @@ function* handleMmFaultBody(mm: Mm, addr: number, write: boolean): Co {
 /** One attempt; false means "raced, retry". */
 function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean> {
   const pte = mm.pte(addr);
-  if (pte === undefined) return yield* doMissing(mm, vma, addr, write);
+  if (pte === undefined) {
+    const haddr = pmdAlign(addr);
+    if (!mm.unstable && thpEligible(vma, haddr) && pmdNone(mm, haddr)) {
+      const done = yield* doHugePmdAnonymousPage(mm, haddr, write);
+      if (done !== null) return done;
+    }
+    return yield* doMissing(mm, vma, addr, write);
+  }
   if (pte.kind === 'migration') {
     yield* mm.machine.migrationWait.waitEvent(() => mm.pte(addr)?.kind !== 'migration');
     return false;
@@ -85,7 +100,10 @@ function* faultOnce(mm: Mm, vma: Vma, addr: number, write: boolean): Co<boolean>
     return yield* doSwapPage(mm, addr, pte, write);
   }
   if (!pte.readable) pte.readable = vma.readable;
-  if (write && !pte.writable) return yield* doWpPage(mm, vma, addr, pte);
+  if (write && !pte.writable) {
+    if (mm.pmdHuge(addr)) return yield* doHugePmdWpPage(mm, addr, pte);
+    return yield* doWpPage(mm, vma, addr, pte);
+  }
   pte.accessed = true;
   if (write) pte.dirty = true;
   return true;

@@ -9,9 +9,10 @@ import { charge } from '../cost/charge.ts';
 import { bug, kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
-import { VM_DONTCOPY, VM_LOCKED, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
+import { PMD_SIZE, VM_DONTCOPY, VM_LOCKED, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
 import { restoreExclusivePte } from './device-exclusive.ts';
 import { mmput } from './exit.ts';
+import { hugePmdPinned, hugePmdsIn, splitHugePmd } from './huge-memory.ts';
 import type { Machine } from './machine.ts';
 import { noteMigrationEntryCopy } from './migrate.ts';
 import { Mm } from './mm.ts';
@@ -115,6 +116,11 @@ function* copyPageRange(dst: Vma, src: Vma): Co {
   const child = dst.mm;
   const machine = parent.machine;
   const cow = src.isCow;
+  // copy_huge_pmd(): a THP with a DMA-pinned page is split (-EAGAIN), so its pages are copied
+  // one by one below; any other huge mapping is shared write-protected as it is.
+  if (cow)
+    for (const haddr of hugePmdsIn(parent, src.start, src.end))
+      if (hugePmdPinned(parent, haddr)) yield* splitHugePmd(parent, haddr);
   // Pages for the pinned anonymous pages, allocated before any lock (may reclaim).
   const spare: Page[] = [];
   if (cow && machine.earlyCowPinned) {
@@ -135,6 +141,7 @@ function* copyPageRange(dst: Vma, src: Vma): Co {
     const pte = parent.pte(addr)!;
     copyOne(machine, parent, child, addr, pte, cow, src.isShared, spare);
   }
+  for (const haddr of hugePmdsIn(parent, src.start, src.end)) child.hugePmds.add(haddr / PMD_SIZE);
   if (cow) flushTlbRange(parent, src.start, src.end);
   child.ptl.unlock();
   parent.ptl.unlock();

@@ -28,6 +28,8 @@ export const HMM_PFN_REQ_FAULT = HMM_PFN_VALID;
 export const HMM_PFN_REQ_WRITE = HMM_PFN_WRITE;
 const REQ_BITS = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
 const ORDER_SHIFT = 3;
+/** The map order of a PMD mapping (2 MiB = 2^9 pages). */
+const PMD_ORDER = 9;
 const FLAG_SPAN = 256;
 
 /** The pfn an output entry names. */
@@ -156,6 +158,11 @@ function ownDevicePage(range: HmmRange, pte: Pte): boolean {
   return range.devPrivateOwner !== null && pte.page?.pgmap?.owner === range.devPrivateOwner;
 }
 
+/** hmm_vma_handle_pmd()'s map order in an output entry: 9 under a huge PMD, else 0. */
+function mapOrder(mm: Mm, addr: number): number {
+  return mm.pmdHuge(addr) ? PMD_ORDER << ORDER_SHIFT : 0;
+}
+
 /** The end of the PMD that holds `addr`: where one step of the page walk stops. */
 function pmdEnd(addr: number): number {
   return addr - (addr % PMD_SIZE) + PMD_SIZE;
@@ -214,7 +221,10 @@ function* hmmRangeFaultBody(mm: Mm, range: HmmRange): Co {
     if (pte?.kind === 'device' && ownDevicePage(range, pte)) {
       // hmm_is_device_private_entry(): reported in place, even for a write request.
       range.pfns[i] =
-        pte.page!.pfn * FLAG_SPAN + HMM_PFN_VALID + (pte.writable ? HMM_PFN_WRITE : 0);
+        pte.page!.pfn * FLAG_SPAN +
+        mapOrder(mm, addr) +
+        HMM_PFN_VALID +
+        (pte.writable ? HMM_PFN_WRITE : 0);
       range.gens[i] = pte.page!.gen;
       i++;
       addr += PAGE_SIZE;
@@ -231,7 +241,7 @@ function* hmmRangeFaultBody(mm: Mm, range: HmmRange): Co {
     } else {
       const pfn = pte.kind === 'pfn' ? pte.pfn : pte.page!.pfn;
       range.pfns[i] =
-        pfn * FLAG_SPAN + (0 << ORDER_SHIFT) + HMM_PFN_VALID + (pte.writable ? HMM_PFN_WRITE : 0);
+        pfn * FLAG_SPAN + mapOrder(mm, addr) + HMM_PFN_VALID + (pte.writable ? HMM_PFN_WRITE : 0);
       range.gens[i] = pte.kind === 'pfn' ? 0 : pte.page!.gen;
     }
     i++;

@@ -4,6 +4,7 @@ import { Srcu } from '../kernel/sync/srcu.ts';
 import { WaitQueue } from '../kernel/sync/wait-queue.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
+import { HPAGE_PMD_NR } from './constants.ts';
 import './events.ts';
 import { File, type FileOps } from './file.ts';
 import { Mm } from './mm.ts';
@@ -112,8 +113,12 @@ export class Machine {
       throw new Errno('EINVAL', `frames must be a positive integer, got ${frames}`);
     const c = counters(kernel);
     this.index = c.machines++;
-    if (frames >= DEVICE_PRIVATE_PFN_OFFSET || this.index >= 256)
-      throw new Errno('EINVAL', `frames must be below 2^31 and a world has at most 256 machines`);
+    // The huge zero page's 512 frames follow the allocatable ones, below device-private pfns.
+    if (frames + HPAGE_PMD_NR >= DEVICE_PRIVATE_PFN_OFFSET || this.index >= 256)
+      throw new Errno(
+        'EINVAL',
+        `frames must be below 2^31 - ${HPAGE_PMD_NR} and a world has at most 256 machines`,
+      );
     this.phys = new PhysMem({ frames, pfnBase: this.index * PFN_SPAN });
     this.nextDevicePfn = DEVICE_PFN_BASE + this.index * 2 ** 36;
     this.swap = new SwapSpace(options.swapSlots ?? 1 << 20);

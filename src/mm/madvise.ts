@@ -1,13 +1,28 @@
 /**
- * madvise(2) (mm/madvise.c) for the two advices that drop memory: MADV_DONTNEED
+ * madvise(2) (mm/madvise.c) for MADV_HUGEPAGE / MADV_NOHUGEPAGE (hugepage_madvise()) and the
+ * two advices that drop memory: MADV_DONTNEED
  * (zap_page_range_single(): one CLEAR invalidation per VMA, pages freed after the flush) and
  * MADV_FREE (madvise_free_single_vma(): private anonymous pages become clean and lazily
- * freeable, reclaim may then discard them instead of swapping). Both run under mmap_lock held
- * for read.
+ * freeable, reclaim may then discard them instead of swapping). Those two run under mmap_lock
+ * held for read, the THP advices under it held for write.
  */
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
-import { hex, MADV_DONTNEED, MADV_FREE, PAGE_SIZE, VM_LOCKED, VM_PFNMAP } from './constants.ts';
+import {
+  hex,
+  MADV_DONTNEED,
+  MADV_FREE,
+  MADV_HUGEPAGE,
+  MADV_NOHUGEPAGE,
+  PAGE_SIZE,
+  VM_DONTEXPAND,
+  VM_HUGEPAGE,
+  VM_IO,
+  VM_LOCKED,
+  VM_MIXEDMAP,
+  VM_NOHUGEPAGE,
+  VM_PFNMAP,
+} from './constants.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
@@ -15,11 +30,36 @@ import { checkUserRange } from './munmap.ts';
 import { flushTlbRange, MmuGather, tlbRevoked } from './tlb.ts';
 import { flushTlbBatchedPending } from './tlb-batch.ts';
 import type { Vma } from './vma.ts';
+import { splitToRange } from './vma-split.ts';
 import { zapRange } from './zap.ts';
 
 /** Whether an advice is one the model implements (madvise_behavior_valid()). */
 function adviceValid(advice: number): boolean {
-  return advice === MADV_DONTNEED || advice === MADV_FREE;
+  return (
+    advice === MADV_DONTNEED ||
+    advice === MADV_FREE ||
+    advice === MADV_HUGEPAGE ||
+    advice === MADV_NOHUGEPAGE
+  );
+}
+
+/** VM_NO_KHUGEPAGED: VMAs hugepage_madvise() leaves as they are. */
+const VM_NO_KHUGEPAGED = VM_IO | VM_PFNMAP | VM_MIXEDMAP | VM_DONTEXPAND;
+
+/**
+ * hugepage_madvise() through madvise_update_vma(): MADV_HUGEPAGE sets VM_HUGEPAGE and clears
+ * VM_NOHUGEPAGE, MADV_NOHUGEPAGE the reverse; a VMA whose flags change is split to the range
+ * first. Existing huge mappings stay (Linux does not split them for NOHUGEPAGE either).
+ */
+function* hugepageMadvise(mm: Mm, start: number, end: number, advice: number): Co {
+  const set = advice === MADV_HUGEPAGE ? VM_HUGEPAGE : VM_NOHUGEPAGE;
+  const clear = advice === MADV_HUGEPAGE ? VM_NOHUGEPAGE : VM_HUGEPAGE;
+  for (const vma of mm.vmasIn(start, end)) {
+    const flags = (vma.flags & ~clear) | set;
+    if (vma.flags & VM_NO_KHUGEPAGED || flags === vma.flags) continue;
+    const parts = yield* splitToRange(mm, Math.max(start, vma.start), Math.min(end, vma.end));
+    for (const part of parts) part.flags = flags;
+  }
 }
 
 /** madvise_dontneed_free_valid_vma() / can_madv_lru_vma(): why `vma` refuses, or null. */
@@ -81,8 +121,9 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
 }
 
 /**
- * madvise(2) with MADV_DONTNEED or MADV_FREE over [addr, addr + len). Takes mmap_lock for
- * read. DONTNEED zaps each VMA's part (zap_page_range_single(), CLEAR): anonymous memory reads
+ * madvise(2) with MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE or MADV_NOHUGEPAGE over
+ * [addr, addr + len). DONTNEED and FREE take mmap_lock for read, the THP advices for write
+ * (they split VMAs: see {@link hugepageMadvise}). DONTNEED zaps each VMA's part (zap_page_range_single(), CLEAR): anonymous memory reads
  * back as zeros, file pages are re-read from the page cache. FREE marks private anonymous
  * pages lazyfree (see {@link madviseFreeRange}).
  *
@@ -98,6 +139,17 @@ export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co 
     throw new Errno('EINVAL', `madvise: advice ${String(advice)} is unknown or not modelled`);
   const end = checkUserRange('madvise', addr, len, null);
   if (len === 0) return;
+  if (advice === MADV_HUGEPAGE || advice === MADV_NOHUGEPAGE) {
+    yield* mm.mmapLock.downWrite();
+    try {
+      yield* hugepageMadvise(mm, addr, end, advice);
+      if (!mm.covered(addr, end))
+        throw new Errno('ENOMEM', `madvise: [${hex(addr)}, ${hex(end)}) has unmapped holes`);
+    } finally {
+      mm.mmapLock.upWrite();
+    }
+    return;
+  }
   yield* mm.mmapLock.downRead();
   try {
     const vmas = mm.vmasIn(addr, end);

@@ -9,7 +9,24 @@
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { Errno } from '../lib/errors.ts';
-import { hex, PAGE_SIZE, VM_DONTEXPAND, VM_IO, VM_MIXEDMAP, VM_PFNMAP } from './constants.ts';
+import {
+  HPAGE_PMD_NR,
+  hex,
+  PAGE_SIZE,
+  PMD_SIZE,
+  VM_DONTEXPAND,
+  VM_IO,
+  VM_MIXEDMAP,
+  VM_PFNMAP,
+} from './constants.ts';
+import {
+  hugePmdsIn,
+  mapHugePmd,
+  pmdNone,
+  splitHugePmd,
+  splitPartialPmds,
+  thpEligible,
+} from './huge-memory.ts';
 import type { Machine } from './machine.ts';
 import { isDevicePrivatePage } from './memremap.ts';
 import { migrationEntry, migrationSites, remapAll, unmapAll, untrackMigration } from './migrate.ts';
@@ -28,8 +45,9 @@ export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
 /** MIGRATE_VMA_SELECT_DEVICE_COHERENT: device-coherent pages (the model has none). */
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 /**
- * MIGRATE_VMA_SELECT_COMPOUND: collect a PMD-mapped THP as one entry. Accepted; the model maps
- * anonymous memory with PTEs only, so every entry is a small page.
+ * MIGRATE_VMA_SELECT_COMPOUND: collect a PMD-mapped THP (or device THP), or an empty PMD of a
+ * THP-eligible VMA, as one compound entry. Without it such a PMD is split and its pages move
+ * one by one.
  */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
 const SELECT_ALL =
@@ -43,17 +61,25 @@ const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
 /**
  * One src entry (MIGRATE_PFN_*): the page (null for a hole or the zero page), whether it is
  * to migrate (MIGRATE_PFN_MIGRATE) and whether it was mapped writable (MIGRATE_PFN_WRITE).
+ * `compound` (MIGRATE_PFN_COMPOUND) marks the first of 512 entries that move as one THP; unlike
+ * Linux, whose other 511 entries are empty, the model lists each page of the THP.
  */
 export interface MigrateSrc {
   page: Page | null;
   migrate: boolean;
   write: boolean;
+  compound: boolean;
 }
 
-/** One dst entry the driver fills: its new page (locked, one reference) and the WRITE flag. */
+/**
+ * One dst entry the driver fills: its new page (locked, one reference) and the WRITE flag.
+ * For a compound src the driver gives either a THP (512 entries, the first `compound`) or 512
+ * small pages, in which case the core splits the source first.
+ */
 export interface MigrateDst {
   readonly page: Page;
   readonly write: boolean;
+  readonly compound?: boolean;
 }
 
 /** struct migrate_vma. */
@@ -109,7 +135,12 @@ export function migrateVma(
     pgmapOwner,
     // Mutant mm.devmem-fault-unlocked: the kernel before 16ce101db85d had no fault_page.
     faultPage: kernel().mutant('mm.devmem-fault-unlocked') ? null : faultPage,
-    src: Array.from({ length: n }, () => ({ page: null, migrate: false, write: false })),
+    src: Array.from({ length: n }, () => ({
+      page: null,
+      migrate: false,
+      write: false,
+      compound: false,
+    })),
     dst: new Array<MigrateDst | null>(n).fill(null),
     cpages: 0,
   };
@@ -146,19 +177,99 @@ function anonymous(vma: Vma): boolean {
   return vma.file === null && !vma.isShared;
 }
 
+/** What collection does with a huge PMD: take it whole, split it first, or leave it. */
+function hugePmdPlan(args: MigrateVma, haddr: number): 'whole' | 'split' | 'skip' {
+  const mm = args.vma.mm;
+  const pte = mm.pte(haddr);
+  const page = pte?.page ?? null;
+  if (pte === undefined || page === null || !anonymous(args.vma)) return 'skip';
+  if (page.kind === 'zero') return args.flags & MIGRATE_VMA_SELECT_SYSTEM ? 'split' : 'skip';
+  if (haddr < args.start || haddr + PMD_SIZE > args.end) return 'split';
+  let selected = true;
+  for (let a = haddr; a < haddr + PMD_SIZE && selected; a += PAGE_SIZE) {
+    const p = mm.pte(a);
+    selected = p !== undefined && selectable(args, p) !== null && p.page!.mapcount === 1;
+  }
+  if (selected && args.flags & MIGRATE_VMA_SELECT_COMPOUND) return 'whole';
+  return selectable(args, pte) !== null ? 'split' : 'skip';
+}
+
+/**
+ * migrate_vma_collect_pmd()'s splits, done before the walk: a huge PMD the range covers in
+ * part, the huge zero page, and a THP that is not collected whole (no SELECT_COMPOUND, a page
+ * pinned or mapped elsewhere) become PTEs.
+ */
+function* splitForCollect(args: MigrateVma): Co {
+  const mm = args.vma.mm;
+  if (mm.hugePmds.size === 0) return;
+  yield* splitPartialPmds(mm, args.start, args.end);
+  for (const haddr of hugePmdsIn(mm, args.start, args.end))
+    if (hugePmdPlan(args, haddr) === 'split') yield* splitHugePmd(mm, haddr);
+}
+
+/**
+ * A compound entry at `haddr` (src index `i`), under the PTL: an empty PMD of a THP-eligible
+ * VMA, or a huge PMD whose 512 pages are all selected and unlocked (the folio trylock). True
+ * when collected; a huge PMD that cannot be is skipped whole.
+ */
+function collectHuge(args: MigrateVma, i: number, haddr: number): boolean {
+  const mm = args.vma.mm;
+  const whole = haddr + PMD_SIZE <= args.end && args.flags & MIGRATE_VMA_SELECT_COMPOUND;
+  if (!mm.pmdHuge(haddr)) {
+    if (!whole || !(args.flags & MIGRATE_VMA_SELECT_SYSTEM)) return false;
+    if (!pmdNone(mm, haddr) || !thpEligible(args.vma, haddr)) return false;
+    for (let j = 0; j < HPAGE_PMD_NR; j++) args.src[i + j]!.migrate = true;
+    args.src[i]!.compound = true;
+    args.cpages += HPAGE_PMD_NR;
+    return true;
+  }
+  if (hugePmdPlan(args, haddr) !== 'whole') return true;
+  for (let a = haddr; a < haddr + PMD_SIZE; a += PAGE_SIZE) {
+    const page = mm.pte(a)!.page!;
+    if (page.locked && page !== args.faultPage) return true;
+  }
+  for (let j = 0; j < HPAGE_PMD_NR; j++) collectPte(args, i + j, haddr + j * PAGE_SIZE);
+  args.src[i]!.compound = true;
+  return true;
+}
+
+/** Under the PTL: the page at `addr` (selected and locked) gives way to a migration entry. */
+function collectPte(args: MigrateVma, i: number, addr: number): void {
+  const mm = args.vma.mm;
+  const pte = mm.pte(addr)!;
+  const page = pte.page!;
+  const src = args.src[i]!;
+  if (page !== args.faultPage) page.locked = true;
+  mm.machine.phys.get(page);
+  if (pte.dirty) page.dirty = true;
+  mm.replacePte(addr, migrationEntry(page, pte));
+  migrationSites(page).push({ mm, addr });
+  mm.machine.phys.put(page);
+  src.page = page;
+  src.migrate = true;
+  src.write = pte.writable;
+  args.cpages++;
+}
+
 /** migrate_vma_collect(): one walk of the range under the PTL. */
 function* migrateVmaCollect(args: MigrateVma): Co {
   const { vma, start, end } = args;
   const mm = vma.mm;
-  const machine = mm.machine;
+  yield* splitForCollect(args);
   const range = rangeInit(mm, 'MIGRATE', start, end, { owner: args.pgmapOwner });
   yield* invalidateRangeStart(range);
   yield* mm.ptl.lock();
   let flush = false;
   for (let i = 0, addr = start; addr < end; i++, addr += PAGE_SIZE) {
+    if (!anonymous(vma)) break;
+    if (addr % PMD_SIZE === 0 && collectHuge(args, i, addr)) {
+      flush ||= mm.pte(addr)?.kind === 'migration';
+      i += HPAGE_PMD_NR - 1;
+      addr += PMD_SIZE - PAGE_SIZE;
+      continue;
+    }
     const pte = mm.pte(addr);
     const src = args.src[i]!;
-    if (!anonymous(vma)) continue;
     const zero = pte?.kind === 'page' && pte.page?.kind === 'zero';
     if (pte === undefined || zero) {
       // A hole or the zero page: a new page can be inserted there (migrate_vma_insert_page()).
@@ -168,22 +279,10 @@ function* migrateVmaCollect(args: MigrateVma): Co {
       continue;
     }
     const page = selectable(args, pte);
-    if (page === null) continue;
     // The fault holds its page locked already (1afaeb8293c9); any other must trylock.
-    if (page !== args.faultPage) {
-      if (page.locked) continue;
-      page.locked = true;
-    }
-    machine.phys.get(page);
-    if (pte.dirty) page.dirty = true;
-    mm.replacePte(addr, migrationEntry(page, pte));
-    migrationSites(page).push({ mm, addr });
+    if (page === null || (page !== args.faultPage && page.locked)) continue;
     if (pte.kind === 'page') flush = true;
-    machine.phys.put(page);
-    src.page = page;
-    src.migrate = true;
-    src.write = pte.writable;
-    args.cpages++;
+    collectPte(args, i, addr);
   }
   if (flush) flushTlbRange(mm, start, end);
   mm.ptl.unlock();
@@ -248,6 +347,16 @@ export function* migrateVmaPages(args: MigrateVma): Co {
   for (let i = 0, addr = args.start; addr < args.end; i++, addr += PAGE_SIZE) {
     const src = args.src[i]!;
     const dst = args.dst[i];
+    if (src.compound && dst?.compound) {
+      const notify = range === null && !kernel().mutant('mm.migrate-hole-no-notify');
+      yield* migrateCompound(args, i, addr, notify);
+      i += HPAGE_PMD_NR - 1;
+      addr += PMD_SIZE - PAGE_SIZE;
+      continue;
+    }
+    // migrate_vma_split_folio(): the driver gave small pages, so the source moves as such.
+    if (src.compound && src.page !== null && dst !== null && dst !== undefined)
+      yield* splitHugePmd(mm, addr, args.pgmapOwner);
     if (!src.migrate) continue;
     if (dst === null || dst === undefined) {
       src.migrate = false;
@@ -266,6 +375,37 @@ export function* migrateVmaPages(args: MigrateVma): Co {
     if (!(yield* migrateVmaInsertPage(args.vma, addr, dst.page))) src.migrate = false;
   }
   if (range !== null) yield* invalidateRangeEnd(range);
+}
+
+/**
+ * migrate_vma_pages() for a compound entry whose driver gave a THP: all 512 pages move or none
+ * does (a page dropped from the collection, or one holding a new reference, fails the folio). A
+ * hole gets the THP mapped by one huge PMD (migrate_vma_insert_huge_pmd_page(), under its
+ * MIGRATE invalidation when `notify`); one no longer empty fails.
+ */
+function* migrateCompound(args: MigrateVma, i: number, haddr: number, notify: boolean): Co {
+  const group = args.src.slice(i, i + HPAGE_PMD_NR);
+  const fresh = args.dst.slice(i, i + HPAGE_PMD_NR).map((d) => d?.page ?? null);
+  const fail = () => {
+    for (const s of group) s.migrate = false;
+  };
+  if (group.some((s) => !s.migrate) || fresh.some((p) => p === null)) return fail();
+  if (group[0]!.page !== null) {
+    for (let j = 0; j < HPAGE_PMD_NR; j++)
+      if (!commitPage(group[j]!.page!, fresh[j]!, args.faultPage)) return fail();
+    return;
+  }
+  const mm = args.vma.mm;
+  if (!anonymous(args.vma) || mm.unstable || !pmdNone(mm, haddr)) return fail();
+  const range = rangeInit(mm, 'MIGRATE', haddr, haddr + PMD_SIZE, { owner: args.pgmapOwner });
+  if (notify) yield* invalidateRangeStart(range);
+  const pages = fresh as Page[];
+  for (const p of pages) mm.machine.phys.get(p);
+  const writable = args.vma.writable;
+  const ok = yield* mapHugePmd(mm, haddr, pages, (page) => insertedEntry(page, writable));
+  if (ok && pages[0]!.pgmap === null) for (const p of pages) mm.machine.phys.lru.add(p);
+  if (notify) yield* invalidateRangeEnd(range);
+  if (!ok) fail();
 }
 
 /** folio_migrate_mapping() for an anonymous or device page: no reference may have appeared. */
@@ -294,22 +434,27 @@ function* migrateVmaInsertPage(vma: Vma, addr: number, page: Page): Co<boolean> 
       flushTlbRange(mm, addr, addr + PAGE_SIZE);
     }
     machine.phys.get(page);
-    const device = page.pgmap !== null;
-    mm.setPte(addr, {
-      kind: device ? 'device' : 'page',
-      page,
-      swap: 0,
-      pfn: 0,
-      readable: true,
-      writable: vma.writable,
-      dirty: !device && vma.writable,
-      accessed: true,
-    });
-    if (!device) machine.phys.lru.add(page);
+    mm.setPte(addr, insertedEntry(page, vma.writable));
+    if (page.pgmap === null) machine.phys.lru.add(page);
     return true;
   } finally {
     mm.ptl.unlock();
   }
+}
+
+/** The entry migrate_vma_insert_page() makes: device-private for a device page. */
+function insertedEntry(page: Page, writable: boolean): Pte {
+  const device = page.pgmap !== null;
+  return {
+    kind: device ? 'device' : 'page',
+    page,
+    swap: 0,
+    pfn: 0,
+    readable: true,
+    writable,
+    dirty: !device && writable,
+    accessed: true,
+  };
 }
 
 /**
@@ -359,7 +504,7 @@ function* migrateDeviceRangeBody(machine: Machine, pages: readonly Page[]): Co<M
   for (const page of pages) {
     if (!(page instanceof Page) || page.pgmap === null)
       throw new Errno('EINVAL', 'migrate_device_range: not a device-private page');
-    const s: MigrateSrc = { page: null, migrate: false, write: false };
+    const s: MigrateSrc = { page: null, migrate: false, write: false, compound: false };
     src.push(s);
     if (page.refcount === 0 || page.kind !== 'device' || page.locked) continue;
     machine.phys.get(page);

@@ -11,6 +11,7 @@ import { Errno } from '../lib/errors.ts';
 import { PAGE_SIZE } from './constants.ts';
 import { File } from './file.ts';
 import type { Machine } from './machine.ts';
+import { splitHugePmd } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
@@ -136,6 +137,8 @@ function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
  */
 export function* unmapAll(machine: Machine, page: Page, sites: MigrationSite[]): Co {
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
+    // TTU_SPLIT_HUGE_PMD: one page of a huge mapping is unmapped on its own.
+    yield* splitHugePmd(mm, addr);
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();

@@ -1,7 +1,7 @@
 import { bug, kernel } from '../kernel/kernel.ts';
 import { RwSemaphore } from '../kernel/sync/rwsem.ts';
 import { SpinLock } from '../kernel/sync/spinlock.ts';
-import { hex, PAGE_SIZE } from './constants.ts';
+import { hex, PAGE_SIZE, PMD_SIZE } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { NotifierSubscriptions } from './mmu-notifier-subscriptions.ts';
 import type { RmapOwner } from './page.ts';
@@ -22,6 +22,11 @@ export class Mm implements RmapOwner {
   readonly vmas: Vma[] = [];
   /** Page table: virtual page number → entry. */
   readonly pt = new PageTable();
+  /**
+   * PMDs mapped huge (pmd_trans_huge(), by addr / PMD_SIZE): their 512 entries map one
+   * transparent huge page, or the huge zero page, or a device THP (see huge-memory.ts).
+   */
+  readonly hugePmds = new Set<number>();
   readonly mmapLock: RwSemaphore;
   readonly ptl: SpinLock;
   /** anon_vma->rwsem, as one lock per mm: the rmap walk takes it for read. */
@@ -102,6 +107,11 @@ export class Mm implements RmapOwner {
   removeVma(vma: Vma): void {
     const i = this.vmas.indexOf(vma);
     if (i >= 0) this.vmas.splice(i, 1);
+  }
+
+  /** True when the PMD holding `addr` is mapped huge. */
+  pmdHuge(addr: number): boolean {
+    return this.hugePmds.size > 0 && this.hugePmds.has(Math.floor(addr / PMD_SIZE));
   }
 
   /** The entry for `addr`, if any. */

@@ -16,6 +16,7 @@ import {
   MREMAP_MAYMOVE,
   onlyKnownBits,
   PAGE_SIZE,
+  PMD_SIZE,
   pageAlign,
   pageAligned,
   TASK_SIZE,
@@ -25,6 +26,7 @@ import {
 } from './constants.ts';
 import type { File } from './file.ts';
 import { noteMigrationEntryMove } from './migrate.ts';
+import { hugePmdsIn, splitHugePmd, splitPartialPmds } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { unmappedArea } from './mmap.ts';
@@ -122,6 +124,12 @@ function* movePageTables(
   // only after dropping the PTL and rmap locks, so reclaim or truncate could free a moved page
   // while a CPU still reached it through the old address.
   const lateFlush = kernel().mutant('mm.mremap-flush-after-unlock');
+  // move_huge_pmd() moves a huge mapping whole when the destination is PMD-aligned too; any
+  // other is split first (Linux inside the range, the model just before it).
+  yield* splitPartialPmds(mm, oldAddr, oldEnd);
+  const huge = hugePmdsIn(mm, oldAddr, oldEnd);
+  for (const haddr of huge)
+    if ((newAddr + haddr - oldAddr) % PMD_SIZE !== 0) yield* splitHugePmd(mm, haddr);
   const range = rangeInit(mm, 'UNMAP', oldAddr, oldEnd);
   yield* invalidateRangeStart(range);
   if (file !== null) yield* file.iMmapLock.downWrite();
@@ -137,6 +145,10 @@ function* movePageTables(
     mm.setPte(to, { ...pte });
     if (pte.kind === 'migration' && pte.page !== null)
       noteMigrationEntryMove(pte.page, mm, addr, to);
+  }
+  for (const haddr of hugePmdsIn(mm, oldAddr, oldEnd)) {
+    mm.hugePmds.delete(haddr / PMD_SIZE);
+    mm.hugePmds.add((newAddr + haddr - oldAddr) / PMD_SIZE);
   }
   if (flush && !lateFlush) flushTlbRange(mm, oldAddr, oldEnd);
   mm.ptl.unlock();

@@ -1,4 +1,5 @@
 import { bug, kernel } from '../kernel/kernel.ts';
+import { HPAGE_PMD_NR } from './constants.ts';
 import { Page, type PageKind } from './page.ts';
 
 /** Options of the simulated physical memory. */
@@ -48,6 +49,31 @@ export class PhysMem {
   /** Frames in use. */
   get usedFrames(): number {
     return this.frames - this.freeList.length;
+  }
+
+  private hugeZeroPages: Page[] | null = null;
+
+  /**
+   * The huge zero page (get_huge_zero_folio()): 512 read-only zero frames right after the
+   * allocatable ones, made on first use and never freed (Linux frees it under memory pressure
+   * once unused; the model keeps it, as it does the zero page).
+   */
+  hugeZero(): readonly Page[] {
+    if (this.hugeZeroPages !== null) return this.hugeZeroPages;
+    const k = kernel();
+    const pages: Page[] = [];
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      const pfn = this.pfnBase + this.frames + 1 + i;
+      const page = new Page(pfn);
+      page.kind = 'zero';
+      page.refcount = 1;
+      page.gen = 1;
+      this.pages[pfn - this.pfnBase] = page;
+      pages.push(page);
+      if (k.trace.on) k.trace.emit('page-alloc', { pfn, gen: 1, kind: 'zero' });
+    }
+    this.hugeZeroPages = pages;
+    return pages;
   }
 
   /** ZONE_DEVICE pages of this machine by pfn (memremap_pages() gives them struct pages). */

@@ -10,6 +10,7 @@ import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
 import { File } from './file.ts';
 import type { Machine } from './machine.ts';
+import { splitHugePmd } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
@@ -31,6 +32,8 @@ function* tryToUnmapBody(machine: Machine, page: Page, swapSlot: number | null):
   let redirtied = false;
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     if (redirtied) return;
+    // TTU_SPLIT_HUGE_PMD: one page of a huge mapping is unmapped on its own.
+    yield* splitHugePmd(mm, addr);
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();

@@ -1,6 +1,7 @@
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
-import { PAGE_SIZE } from './constants.ts';
+import { PAGE_SIZE, PMD_SIZE } from './constants.ts';
+import { splitHugePmd } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { Vma } from './vma.ts';
 
@@ -9,6 +10,8 @@ import { Vma } from './vma.ts';
  * gets ->open. Returns the upper part.
  */
 export function* splitVma(vma: Vma, addr: number): Co<Vma> {
+  // vma_adjust_trans_huge(): a huge PMD may not straddle two VMAs.
+  if (addr % PMD_SIZE !== 0) yield* splitHugePmd(vma.mm, addr);
   const upper = new Vma(
     vma.mm,
     addr,

@@ -7,6 +7,7 @@ import { preempt } from '../kernel/context.ts';
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';
 import { PAGE_SIZE } from './constants.ts';
+import { dropHugePmds, splitPartialPmds } from './huge-memory.ts';
 import type { Mm } from './mm.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { MmuNotifyEvent } from './mmu-notifier-types.ts';
@@ -61,6 +62,8 @@ export function* zapVmaRange(
       yield* mm.ptl.lock();
     }
   }
+  // zap_huge_pmd(): the caller split the PMDs the range covers in part.
+  if (!details.onlyFilePages) dropHugePmds(mm, start, end);
   mm.ptl.unlock();
   // zap_pmd_range()'s cond_resched(): the entries are cleared, their flush is still to come.
   yield* preempt();
@@ -78,6 +81,11 @@ export function* zapRange(
   event: MmuNotifyEvent,
   details: ZapDetails = {},
 ): Co {
+  // zap_pmd_range() splits a huge PMD the range covers in part (Linux inside the range, the
+  // model just before it: the split has its own invalidation either way).
+  if (!details.onlyFilePages)
+    for (const vma of vmas)
+      yield* splitPartialPmds(mm, Math.max(start, vma.start), Math.min(end, vma.end));
   const gather = new MmuGather(mm);
   const range = rangeInit(mm, event, start, end);
   if (kernel().mutant('mm.free-before-start')) {

@@ -7,6 +7,7 @@
 
 import type { Co } from '../../kernel/task.ts';
 import { Errno } from '../../lib/errors.ts';
+import { HPAGE_PMD_NR } from '../../mm/constants.ts';
 import type { Machine } from '../../mm/machine.ts';
 import { DevPagemap, type DevPagemapOps } from '../../mm/memremap.ts';
 import {
@@ -66,6 +67,28 @@ export class DmirrorDevmem {
     dpage.locked = true;
     this.calloc++;
     return dpage;
+  }
+
+  /**
+   * dmirror_devmem_alloc_page() of order 9: a device THP, 512 device pages each with its backing
+   * page (Linux takes one from the PMD-sized free list; the model's pages need not be
+   * contiguous). Null, with nothing held, when any of them cannot be had.
+   */
+  *allocHuge(mirror: object): Co<Page[] | null> {
+    const pages: Page[] = [];
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      const page = yield* this.allocPage(mirror);
+      if (page !== null) {
+        pages.push(page);
+        continue;
+      }
+      for (const p of pages) {
+        p.locked = false;
+        this.machine.phys.put(p);
+      }
+      return null;
+    }
+    return pages;
   }
 
   private takeFree(): Page | null {

@@ -9,8 +9,9 @@ import { charge } from '../../cost/charge.ts';
 import { kernel } from '../../kernel/kernel.ts';
 import type { Co } from '../../kernel/task.ts';
 import { Errno } from '../../lib/errors.ts';
-import { hex, PAGE_SIZE } from '../../mm/constants.ts';
+import { HPAGE_PMD_NR, hex, PAGE_SIZE, PMD_SIZE } from '../../mm/constants.ts';
 import { mmput } from '../../mm/exit.ts';
+import { allocHugeFolio, pmdAlign } from '../../mm/huge-memory.ts';
 import type { VmFault } from '../../mm/memremap.ts';
 import {
   MIGRATE_VMA_SELECT_COMPOUND,
@@ -143,31 +144,53 @@ function* ownBracket(d: Dmirror, change: () => void): Co {
   d.ownDone.wakeUpAll();
 }
 
+/** HMM_DMIRROR_FLAG_FAIL_ALLOC: true (and the flag cleared) when it fails this allocation. */
+function failAlloc(d: Dmirror): boolean {
+  if (!(d.flags & HMM_DMIRROR_FLAG_FAIL_ALLOC)) return false;
+  d.flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
+  return true;
+}
+
 /**
  * dmirror_migrate_alloc_and_copy(): a device page for each entry to migrate, its backing page
- * filled from the source (zeroed for a hole or the zero page). FAIL_ALLOC fails the first
- * allocation once: that page simply stays behind.
+ * filled from the source (zeroed for a hole or the zero page); a device THP for a compound
+ * entry. FAIL_ALLOC fails the next allocation once: a small page then stays behind, a compound
+ * entry gets 512 small device pages instead (the core splits the source).
  */
 function* allocAndCopy(d: Dmirror, args: MigrateVma): Co {
+  const devmem = d.device.devmem;
   for (let i = 0; i < args.src.length; i++) {
     const src = args.src[i]!;
     if (!src.migrate) continue;
-    if (d.flags & HMM_DMIRROR_FLAG_FAIL_ALLOC) {
-      d.flags &= ~HMM_DMIRROR_FLAG_FAIL_ALLOC;
+    if (src.compound) {
+      const huge = failAlloc(d) ? null : yield* devmem.allocHuge(d);
+      for (let j = 0; j < HPAGE_PMD_NR; j++) {
+        const dpage = huge?.[j] ?? (yield* devmem.allocPage(d));
+        if (dpage !== null) copyToDevice(args, i + j, dpage, j === 0 && huge !== null);
+      }
+      i += HPAGE_PMD_NR - 1;
+      yield;
       continue;
     }
-    const dpage = yield* d.device.devmem.allocPage(d);
+    if (failAlloc(d)) continue;
+    const dpage = yield* devmem.allocPage(d);
     if (dpage === null) continue;
-    const data = backing(dpage);
-    if (src.page !== null) {
-      data.copyFrom(src.page.data);
-      charge('page.copy');
-    } else data.clear();
-    const write = src.write || (src.page === null && args.vma.writable);
-    args.dst[i] = { page: dpage, write };
+    copyToDevice(args, i, dpage, false);
     // The copy takes time (and alloc_page() may sleep): other threads run meanwhile.
     yield;
   }
+}
+
+/** Fills the backing page of `dpage` from src entry `i` and makes it that entry's dst. */
+function copyToDevice(args: MigrateVma, i: number, dpage: Page, compound: boolean): void {
+  const src = args.src[i]!;
+  const data = backing(dpage);
+  if (src.page !== null) {
+    data.copyFrom(src.page.data);
+    charge('page.copy');
+  } else data.clear();
+  const write = src.write || (src.page === null && args.vma.writable);
+  args.dst[i] = { page: dpage, write, compound };
 }
 
 /**
@@ -231,11 +254,14 @@ export function* dmirrorMigrateToSystem(d: Dmirror, cmd: HmmDmirrorCmd): Co {
 export function* dmirrorDevmemFault(vmf: VmFault): Co {
   const rpage = vmf.page.zoneDeviceData as Page;
   const d = rpage.zoneDeviceData as Dmirror;
+  // A device THP still mapped by a huge PMD goes back whole.
+  const huge = vmf.vma.mm.pmdHuge(vmf.addr);
+  const start = huge ? pmdAlign(vmf.addr) : vmf.addr;
   const args = migrateVma(
     vmf.vma,
-    vmf.addr,
-    vmf.addr + PAGE_SIZE,
-    MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+    start,
+    start + (huge ? PMD_SIZE : PAGE_SIZE),
+    MIGRATE_VMA_SELECT_DEVICE_PRIVATE | (huge ? MIGRATE_VMA_SELECT_COMPOUND : 0),
     d.device,
     vmf.page,
   );
@@ -248,25 +274,48 @@ export function* dmirrorDevmemFault(vmf: VmFault): Co {
 const starved = new WeakSet<MigrateVma>();
 
 /**
- * dmirror_devmem_fault_alloc_and_copy(): a system page for each device page to migrate back,
- * filled from its backing page; the device's entry for it is erased first.
+ * dmirror_devmem_fault_alloc_and_copy(): a system page for each device page to migrate back
+ * (a THP for a compound entry; 512 small pages on FAIL_ALLOC or when none is free), filled
+ * from its backing page; the device's entries for them are erased first.
  */
 function* faultAllocAndCopy(d: Dmirror, args: MigrateVma): Co {
+  const machine = args.vma.mm.machine;
   for (let i = 0; i < args.src.length; i++) {
     const src = args.src[i]!;
     if (src.page === null || !src.migrate) continue;
-    const page = yield* args.vma.mm.machine.allocPage('anon');
-    if (page === null) {
-      starved.add(args);
+    if (src.compound) {
+      const huge = failAlloc(d) ? null : yield* allocHugeFolio(machine);
+      yield* eraseDeviceEntries(d, args, i, HPAGE_PMD_NR);
+      for (let j = 0; j < HPAGE_PMD_NR; j++) {
+        const page = huge?.[j] ?? (yield* machine.allocPage('anon'));
+        copyToSystem(args, i + j, page, j === 0 && huge !== null);
+      }
+      i += HPAGE_PMD_NR - 1;
       continue;
     }
+    const page = yield* machine.allocPage('anon');
+    if (page !== null) yield* eraseDeviceEntries(d, args, i, 1);
+    copyToSystem(args, i, page, false);
+  }
+}
+
+/** Under the mutex, the device's entries for src entries [i, i + n) go. */
+function* eraseDeviceEntries(d: Dmirror, args: MigrateVma, i: number, n: number): Co {
+  yield* d.mutex.lock();
+  d.pt.unmapRange(d.mm, args.start + i * PAGE_SIZE, args.start + (i + n) * PAGE_SIZE);
+  d.mutex.unlock();
+}
+
+/** Fills system page `page` (null: none could be had) from src entry `i`'s backing page. */
+function copyToSystem(args: MigrateVma, i: number, page: Page | null, compound: boolean): void {
+  const src = args.src[i]!;
+  if (page === null) starved.add(args);
+  else if (src.page === null || !src.migrate) args.vma.mm.machine.phys.put(page);
+  else {
     page.locked = true;
-    yield* d.mutex.lock();
-    d.pt.unmapRange(d.mm, args.start + i * PAGE_SIZE, args.start + (i + 1) * PAGE_SIZE);
-    d.mutex.unlock();
     page.data.copyFrom(backing(src.page));
     charge('page.copy');
-    args.dst[i] = { page, write: src.write };
+    args.dst[i] = { page, write: src.write, compound };
   }
 }
 
