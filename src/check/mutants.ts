@@ -243,6 +243,15 @@ export const MUTANTS: readonly MutantInfo[] = [
     reach: { scenario: 'dmirror-race', set: { migrate: 1 }, strategy: 'pct', seed: 1, runs: 100 },
   },
   {
+    name: 'mm.thp-split-no-notify',
+    description:
+      '__split_huge_pmd() runs without its CLEAR invalidation of the 2 MiB range, so a device that mirrored the huge zero page keeps those frames after the PTEs move to the zero page',
+    history:
+      '2ec74c3ef2d8 "mm: move all mmu notifier invocations to be done outside the PT lock" (v3.7) removed pmdp_splitting_flush_notify() and put a range_start/end pair around the split instead; the mutant is the split with neither',
+    rule: 'coherence',
+    reach: { scenario: 'default', set: {}, strategy: 'pct', seed: 1, runs: 5 },
+  },
+  {
     name: 'mm.fork-copies-exclusive',
     description:
       "fork copies a device-exclusive entry into the child as a present read-only entry and leaves the parent's in place, so the parent's next access restores a writable entry to a page the child maps",

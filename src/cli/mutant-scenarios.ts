@@ -92,9 +92,10 @@ export const MUTANT_SCENARIOS: Readonly<Record<string, readonly string[]>> = {
     'swarm',
   ],
   'mm.devmem-fault-unlocked': ['default', 'dmirror-race --set migrate=1'],
-  'mm.migrate-hole-no-notify': ['dmirror-race --set migrate=1'],
+  'mm.migrate-hole-no-notify': ['default', 'dmirror-race --set migrate=1'],
   'dmirror.own-migrate-blinds-fault': ['default', 'dmirror-race --set migrate=1'],
   'dmirror.migrate-map-unchecked': ['default', 'dmirror-race --set migrate=1'],
+  'mm.thp-split-no-notify': ['default'],
   'mm.fork-copies-exclusive': ['default'],
   'dmirror.nonblock-mutex': [
     'default',

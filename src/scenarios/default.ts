@@ -32,6 +32,7 @@ import { mmap } from '../mm/mmap.ts';
 import { mprotect } from '../mm/mprotect.ts';
 import { munmap } from '../mm/munmap.ts';
 import { shrinkMemory } from '../mm/reclaim.ts';
+import { mapThpRegion, THP_REGION_FRAMES, THP_REGION_PAGES, thpRounds } from './default-thp.ts';
 import { checkPages } from './dmirror-race.ts';
 import { PageValues, pageOf } from './page-values.ts';
 import { paramOf, type Scenario, type ScenarioParams } from './scenario.ts';
@@ -90,6 +91,14 @@ export const defaultScenario: Scenario = {
       max: 1 << 16,
     },
     {
+      name: 'thp',
+      description:
+        '1 adds a 2 MiB-aligned MADV_HUGEPAGE region of two PMDs (and 1,088 frames for it) where a thread has the device read the huge zero page before the CPU writes it, and the CPU fault in a THP the device then writes, migrates whole and the CPU touches back and partly write-protects; 0 leaves it out',
+      default: 1,
+      min: 0,
+      max: 1,
+    },
+    {
       name: 'pressure',
       description:
         'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames, the 4×chunk keeping a device command in memory; where that is below pages (at the defaults: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
@@ -110,8 +119,10 @@ export const defaultScenario: Scenario = {
   build(k: Kernel, p: ScenarioParams): void {
     const pages = param(p, 'pages');
     const chunk = param(p, 'chunk');
-    const frames = defaultFrames(pages, chunk, param(p, 'pressure'));
-    buildDefault(k, pages, param(p, 'rounds'), chunk, frames);
+    const thp = param(p, 'thp') === 1;
+    const frames =
+      defaultFrames(pages, chunk, param(p, 'pressure')) + (thp ? THP_REGION_FRAMES : 0);
+    buildDefault(k, pages, param(p, 'rounds'), chunk, frames, thp);
   },
 };
 
@@ -129,15 +140,20 @@ function buildDefault(
   rounds: number,
   chunk: number,
   frames: number,
+  thp: boolean,
 ): void {
   const eighth = Math.max(1, Math.floor(pages / 8));
   const machine = new Machine(k, { frames });
   installOracles(k, machine);
   const device = new DmirrorDevice(machine, 0);
   const mm = machine.createMm();
-  const values = new PageValues(k, pages, (p) => p + 1);
+  // The buffer's pages, then the THP region's (which start as zeros).
+  const values = new PageValues(k, pages + (thp ? THP_REGION_PAGES : 0), (p) =>
+    p < pages ? p + 1 : 0,
+  );
   const ready = new Completion('ready');
   let base = 0;
+  let thpBase = 0;
   let dmirror: Dmirror | null = null;
   let sva: SvaBond | null = null;
   const at = (page: number) => base + page * PAGE_SIZE;
@@ -247,18 +263,28 @@ function buildDefault(
     }),
   ];
 
+  if (thp)
+    workers.push(
+      k.spawn('thp', function* () {
+        yield* ready.wait();
+        yield* thpRounds(mm, dmirror!, { base: thpBase, values, first: pages }, rounds);
+      }),
+    );
+
   k.spawn('process', function* () {
     base = yield* mmap(mm, {
       len: pages * PAGE_SIZE,
       prot: RW,
       flags: MAP_PRIVATE | MAP_ANONYMOUS,
     });
+    if (thp) thpBase = yield* mapThpRegion(mm);
     for (let p = 0; p < pages; p++) yield* cpuWrite(mm, at(p), pageOf(p + 1));
     dmirror = yield* Dmirror.open(device, mm);
     sva = yield* iommuSvaBindDevice('sva0', mm);
     ready.completeAll();
     for (const t of workers) yield* join(t);
     yield* checkPages(mm, base, pages, values, 'process');
+    if (thp) yield* checkPages(mm, thpBase, THP_REGION_PAGES, values, 'process', pages);
     yield* iommuSvaUnbindDevice(sva);
     yield* dmirror.close();
     yield* mmput(mm);

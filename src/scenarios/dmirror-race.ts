@@ -40,18 +40,22 @@ const DEVICE1_PASSES = 2;
 const initial = (p: number) => p + 1;
 const written = (p: number) => 100 + p;
 
-/** The process's final look at its pages (a reaped address space faults with SIGBUS). */
+/**
+ * The process's final look at its pages (a reaped address space faults with SIGBUS); page p of
+ * the mapping is page `first` + p of `values`.
+ */
 export function* checkPages(
   mm: Mm,
   base: number,
   pages: number,
   values: PageValues,
   who: string,
+  first = 0,
 ): Co {
   for (let p = 0; p < pages; p++) {
-    if (values.isUnmapped(p)) continue;
+    if (values.isUnmapped(first + p)) continue;
     try {
-      values.check(who, p, yield* cpuRead(mm, base + p * PAGE_SIZE, PAGE_SIZE), 0);
+      values.check(who, first + p, yield* cpuRead(mm, base + p * PAGE_SIZE, PAGE_SIZE), 0);
     } catch (e) {
       if (!(mm.unstable && isErrno(e, 'EFAULT'))) throw e;
     }

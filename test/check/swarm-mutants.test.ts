@@ -55,6 +55,8 @@ const NOT_FOUND: readonly string[] = [
   'dmirror.migrate-map-unchecked',
   // Swarm draws no device-exclusive access either; the default scenario finds it.
   'mm.fork-copies-exclusive',
+  // Nor transparent huge pages; the default scenario's THP thread finds it.
+  'mm.thp-split-no-notify',
 ];
 
 const build = worldBuilder(worldSpec('swarm', {}));
