@@ -45,6 +45,7 @@ export {
   hmmRange,
   hmmRangeFault,
 } from './mm/hmm.ts';
+export { pmdAlign, splitHugePmd, thpEligible } from './mm/huge-memory.ts';
 export { Machine, type MachineOptions } from './mm/machine.ts';
 export { madvise } from './mm/madvise.ts';
 export {

@@ -16,6 +16,7 @@ import type { Co } from '../kernel/task.ts';
 import { HPAGE_PMD_NR, PAGE_SIZE, PMD_SIZE, VM_HUGEPAGE, VM_NOHUGEPAGE } from './constants.ts';
 import type { Machine } from './machine.ts';
 import type { Mm } from './mm.ts';
+import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
 import type { Pte } from './pte.ts';
@@ -157,6 +158,10 @@ export function* doHugePmdWpPage(mm: Mm, addr: number, pte: Pte): Co<boolean> {
 export function* splitHugePmd(mm: Mm, addr: number, migrateOwner?: unknown): Co {
   const haddr = pmdAlign(addr);
   if (!mm.pmdHuge(haddr)) return;
+  yield* mmPath('__split_huge_pmd', mm, splitHugePmdBody(mm, haddr, migrateOwner));
+}
+
+function* splitHugePmdBody(mm: Mm, haddr: number, migrateOwner: unknown): Co {
   // Mutant: the split without its invalidation (the range 2ec74c3ef2d8 put around the
   // split when it removed pmdp_splitting_flush_notify()): a device that mirrored the huge
   // zero page keeps its frames after the PTEs move to the zero page.

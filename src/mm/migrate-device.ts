@@ -268,6 +268,8 @@ function* migrateVmaCollect(args: MigrateVma): Co {
       addr += PMD_SIZE - PAGE_SIZE;
       continue;
     }
+    // A THP faulted in since splitForCollect() is left whole.
+    if (mm.pmdHuge(addr)) continue;
     const pte = mm.pte(addr);
     const src = args.src[i]!;
     const zero = pte?.kind === 'page' && pte.page?.kind === 'zero';

@@ -34,6 +34,9 @@ export const MM_PATHS = [
   // Device-private memory: migration to a device and back, and a driver's eviction.
   'migrate_vma_setup',
   'migrate_device_range',
+  // Transparent huge pages: a PMD-mapped fault, and a PMD split.
+  'do_huge_pmd_anonymous_page',
+  '__split_huge_pmd',
   // Files and device mappings.
   'unmap_mapping_range',
   'truncate_pagecache',
@@ -60,6 +63,10 @@ export const MM_PATH_CONDITIONS: Readonly<Partial<Record<MmPathName, string>>> =
     'with device-private memory (dmirror MIGRATE_TO_DEV, the default scenario), which swarm does not draw yet',
   migrate_device_range:
     'when a dmirror device evicts its memory (RELEASE or close), which swarm does not draw yet',
+  do_huge_pmd_anonymous_page:
+    'with MADV_HUGEPAGE memory (the default scenario), which swarm does not draw yet',
+  __split_huge_pmd:
+    'with MADV_HUGEPAGE memory (the default scenario), which swarm does not draw yet',
 };
 
 /** What path `item` needs beyond correct code (MM_PATH_CONDITIONS); null: nothing. */

@@ -25,8 +25,8 @@ import {
   VM_PFNMAP,
 } from './constants.ts';
 import type { File } from './file.ts';
-import { noteMigrationEntryMove } from './migrate.ts';
 import { hugePmdsIn, splitHugePmd, splitPartialPmds } from './huge-memory.ts';
+import { noteMigrationEntryMove } from './migrate.ts';
 import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { unmappedArea } from './mmap.ts';

@@ -56,15 +56,15 @@ const param = (p: ScenarioParams, name: string) => paramOf('default', p, name);
  * pages, while other threads munmap its tail, toggle write protection on a region, fork (the
  * child checks and writes its copy), discard a region with madvise(DONTNEED), migrate part of a
  * region to the device's private memory and give the device exclusive access to the rest (the
- * CPU then touches half of it back), and reclaim (a
- * kswapd thread); where `pressure` leaves the machine fewer frames than pages, faults reclaim
- * too. Every page read by the CPU, either device or the child is checked against the values
- * its writers put there.
+ * CPU then touches half of it back), use transparent huge pages in a region of their own
+ * (default-thp.ts; `thp=0` leaves it out), and reclaim (a kswapd thread); where `pressure`
+ * leaves the machine fewer frames than pages, faults reclaim too. Every page read by the CPU,
+ * either device or the child is checked against the values its writers put there.
  */
 export const defaultScenario: Scenario = {
   name: 'default',
   description:
-    'a dmirror device mirrors a process and an SVA device shares its page table while threads munmap, mprotect, fork, madvise, migrate to device memory, take exclusive access and reclaim under memory pressure',
+    'a dmirror device mirrors a process and an SVA device shares its page table while threads munmap, mprotect, fork, madvise, migrate to device memory, take exclusive access, use transparent huge pages and reclaim under memory pressure',
   params: [
     {
       name: 'pages',
@@ -101,7 +101,7 @@ export const defaultScenario: Scenario = {
     {
       name: 'pressure',
       description:
-        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames, the 4×chunk keeping a device command in memory; where that is below pages (at the defaults: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
+        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames (plus 1,088 for the THP region with thp=1), the 4×chunk keeping a device command in memory; where that is below pages (at the defaults: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
       default: 75,
       min: 10,
       max: 400,

@@ -22,12 +22,12 @@ import { hmmPfnMapOrder, hmmRange, hmmRangeFault } from '../../src/mm/hmm.ts';
 import type { Machine } from '../../src/mm/machine.ts';
 import { madvise } from '../../src/mm/madvise.ts';
 import type { Mm } from '../../src/mm/mm.ts';
+import { mmap } from '../../src/mm/mmap.ts';
 import {
   mmuIntervalNotifierInsert,
   mmuIntervalReadBegin,
 } from '../../src/mm/mmu-interval-notifier.ts';
 import { MmuIntervalNotifier } from '../../src/mm/mmu-interval-notifier-types.ts';
-import { mmap } from '../../src/mm/mmap.ts';
 import { mprotect } from '../../src/mm/mprotect.ts';
 import { mremap } from '../../src/mm/mremap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
