@@ -36,9 +36,20 @@ test('the default scenario exercises every operation it names, and is determinis
   const a = run();
   assert.equal(a.r.ok, true, a.r.bug?.message);
   const events = new Set(
-    a.rec.events.map((e) => (e.type === 'mmu-start' ? `${e.type}:${e.event}` : e.type)),
+    a.rec.events.map((e) =>
+      e.type === 'mmu-start'
+        ? `${e.type}:${e.event}`
+        : e.type === 'mm-path'
+          ? `${e.type}:${e.fn}`
+          : e.type,
+    ),
   );
   for (const e of [
+    'mm-path:do_huge_pmd_anonymous_page',
+    'mm-path:__split_huge_pmd',
+    'mm-path:migrate_vma_setup',
+    'mmu-start:MIGRATE',
+    'mmu-start:EXCLUSIVE',
     'mmu-start:UNMAP',
     'mmu-start:PROTECTION_VMA',
     'mmu-start:PROTECTION_PAGE',

@@ -1,9 +1,8 @@
 /**
- * The CPU page-fault handler (handle_mm_fault()): anonymous first touch and the zero page
- * (a THP or the huge zero page where huge-memory.ts allows),
- * file faults from the page cache, swap-in, waiting on migration, COW (wp_page_copy) and
- * write-upgrade of exclusive pages, and ->fault of driver VMAs. The caller holds mmap_lock
- * for read.
+ * The CPU page-fault handler (handle_mm_fault()): anonymous first touch and the zero page (or
+ * a THP and the huge zero page, huge-memory.ts), file faults from the page cache, swap-in,
+ * waiting on migration, COW (wp_page_copy) and write-upgrade of exclusive pages, and ->fault
+ * of driver VMAs. The caller holds mmap_lock for read.
  */
 
 import { charge } from '../cost/charge.ts';

@@ -183,7 +183,8 @@ function* hmmVmaFault(mm: Mm, addr: number, end: number, write: boolean): Co {
  * a VMA, without read permission or on VM_IO/VM_PFNMAP when a fault is requested (else the
  * entry is ERROR); EPERM for a write request on a VMA without write permission; EBUSY as soon
  * as mmu_interval_check_retry() says the sequence moved (checked before each page, and after a
- * fault, which covers the rest of the PMD step). The zero page is reported read-only. A
+ * fault, which covers the rest of the PMD step). The zero page is reported read-only; a page
+ * under a huge PMD has map order 9 (hmm_vma_handle_pmd()). A
  * device-private page of the range's owner is reported as it is; another owner's is faulted
  * back (its driver's migrate_to_ram()) when a fault is requested, else reported as 0.
  */

@@ -4,7 +4,9 @@
  * migrate_vma_insert_page() for holes, migrate_vma_finalize(), and the pfn-range variants
  * migrate_device_range() / migrate_device_pages() / migrate_device_finalize() a driver uses
  * to evict its memory. The driver allocates the destination pages and copies the data
- * between setup and pages; the core only moves the mappings.
+ * between setup and pages; the core only moves the mappings. With SELECT_COMPOUND a THP moves
+ * whole (migrate_vma_collect_huge_pmd(), migrate_vma_insert_huge_pmd_page(), and
+ * migrate_vma_split_folio() when the driver gives small pages).
  */
 import { kernel } from '../kernel/kernel.ts';
 import type { Co } from '../kernel/task.ts';

@@ -1,6 +1,6 @@
 // The device-private passes of tools/testing/selftests/mm/hmm-tests.c, with the expected values
-// of shared/spec/hmm-tests.md §2 and N = 1024 pages. The model maps anonymous memory with small
-// pages only (a kernel without THP), so the THP passes of 6, 33 and 34 are not here.
+// of shared/spec/hmm-tests.md §2 and N = 1024 pages. The THP passes of 6, 33 and 34 are in
+// hmm-thp.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';

@@ -7,6 +7,7 @@ import {
   HMM_DMIRROR_FLAG_FAIL_ALLOC,
   HMM_DMIRROR_FLAGS,
   HMM_DMIRROR_MIGRATE_TO_DEV,
+  HMM_DMIRROR_MIGRATE_TO_SYS,
   HMM_DMIRROR_SNAPSHOT,
   HMM_DMIRROR_WRITE,
 } from '../../src/drivers/dmirror/uapi.ts';
@@ -176,6 +177,32 @@ test('migrate_anon_huge_fault_alloc: with FAIL_ALLOC a THP migrates as 512 small
       assert.equal(huge(f.mm, ptr), false);
       assert.deepEqual(yield* snapshotBytes(f.dmirror, ptr, P), [0x22]);
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, P, id), -1);
+    }),
+  );
+});
+
+test('a device THP comes back as 512 small pages when FAIL_ALLOC fails the system THP; MIGRATE_TO_SYS moves one whole', () => {
+  ok(
+    hmmTest(function* (f) {
+      const ptr = yield* thpRegion(f);
+      yield* cpuFillInts(f.mm, ptr, 0, P, id);
+      yield* migrate(f.dmirror, ptr, P);
+      const flags = cmd(ptr, mirrorBuffer(1), HMM_DMIRROR_FLAG_FAIL_ALLOC);
+      assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_FLAGS, flags), 0);
+      assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, 1, id), -1);
+      assert.deepEqual(new Set(kinds(f.mm, ptr, P)), new Set(['page']));
+      assert.equal(huge(f.mm, ptr), false, 'the device THP was split on the way back');
+      assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, P, id), -1);
+      // A second THP region: to the device and back with MIGRATE_TO_SYS, whole both ways.
+      const other = yield* thpRegion(f);
+      yield* cpuFillInts(f.mm, other, 0, P, neg);
+      yield* migrate(f.dmirror, other, P);
+      const c = cmd(other, mirrorBuffer(P), P);
+      assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, c), 0);
+      assert.equal(c.cpages, P);
+      assert.ok(huge(f.mm, other));
+      assert.deepEqual(yield* snapshotBytes(f.dmirror, other, P), [0x06]);
+      assert.equal(yield* cpuCheckInts(f.mm, other, 0, P, neg), -1);
     }),
   );
 });
