@@ -88,6 +88,10 @@ export function* mapHugePmd(
  * fault); false when the PMD was populated meanwhile (retry).
  */
 export function* doHugePmdAnonymousPage(mm: Mm, haddr: number, write: boolean): Co<boolean | null> {
+  return yield* mmPath('do_huge_pmd_anonymous_page', mm, hugeAnonymousFault(mm, haddr, write));
+}
+
+function* hugeAnonymousFault(mm: Mm, haddr: number, write: boolean): Co<boolean | null> {
   const machine = mm.machine;
   const entry = (writable: boolean) => (page: Page) => hugeEntry(page, writable);
   if (!write) return yield* mapHugePmd(mm, haddr, machine.phys.hugeZero(), entry(false));
