@@ -101,7 +101,7 @@ export const defaultScenario: Scenario = {
     {
       name: 'pressure',
       description:
-        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames (plus 1,088 for the THP region with thp=1), the 4×chunk keeping a device command in memory; where that is below pages (at the defaults: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); the kswapd thread reclaims at any value',
+        'sizes the machine: max(64, pages×pressure/100 + 4×chunk) frames (and 1,088 more for the THP region with thp=1), the 4×chunk keeping a device command in memory; where that is below pages (at the defaults with thp=0: pressure below 50) or within a few frames of it, faults reclaim too (at pages=64 no value gets there, as the machine never has fewer than 64 frames); with thp=1 faults in the buffer may take what the THP region leaves free, so pressure bites less (thp=0 measures it alone); the kswapd thread reclaims at any value',
       default: 75,
       min: 10,
       max: 400,

@@ -162,17 +162,17 @@ test('values inside a range that name nothing are EINVAL: rdma-odp design, mmap-
   );
 });
 
-test('default pressure: faults reclaim where the frames fall below pages (pressure < 50 at the defaults), not with 10% to spare, never at pages=64; kswapd reclaims at any value', () => {
+test('default pressure (thp=0): faults reclaim where the frames fall below pages (pressure < 50 at the defaults), not with 10% to spare, never at pages=64; kswapd reclaims at any value', () => {
   assert.ok(defaultFrames(512, 64, 49) < 512 && defaultFrames(512, 64, 50) === 512);
   // Within a few frames of pages, the costs' timing decides whether a fault finds none free.
-  const below = measure('default', { pressure: 45 });
-  const at = measure('default', { pressure: 60 });
-  const high = measure('default', { pressure: 400 });
+  const below = measure('default', { pressure: 45, thp: 0 });
+  const at = measure('default', { pressure: 60, thp: 0 });
+  const high = measure('default', { pressure: 400, thp: 0 });
   for (const m of [below, at, high]) assert.equal(m.bug, null, m.bug ?? '');
   assert.ok(below.directReclaims > 0, 'pressure=45 reclaims in faults');
   assert.equal(at.directReclaims, 0);
   // Well below pages, faults reclaim far more than kswapd does alone.
-  const squeezed = measure('default', { pressure: 30 });
+  const squeezed = measure('default', { pressure: 30, thp: 0 });
   assert.ok(
     squeezed.swapOuts > 2 * at.swapOuts,
     `${squeezed.swapOuts} swap-outs vs ${at.swapOuts}`,
@@ -182,8 +182,8 @@ test('default pressure: faults reclaim where the frames fall below pages (pressu
   assert.ok(high.swapOuts > 0);
   // At pages=64 the machine has at least 64 frames: no value of pressure matters (chunk=64).
   for (let p = 10; p <= 400; p += 10) assert.ok(defaultFrames(64, 64, p) >= 64);
-  const low = measure('default', { pages: 64, pressure: 10 });
-  assert.deepEqual(measure('default', { pages: 64, pressure: 400 }).stats, low.stats);
+  const low = measure('default', { pages: 64, pressure: 10, thp: 0 });
+  assert.deepEqual(measure('default', { pages: 64, pressure: 400, thp: 0 }).stats, low.stats);
   assert.equal(low.directReclaims, 0);
 });
 
