@@ -22,7 +22,7 @@ import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import { type Page, unlockPage } from './page.ts';
-import type { Pte } from './pte.ts';
+import { type Pte, pageEntry } from './pte.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
 
@@ -43,11 +43,6 @@ export function isSigbus(e: unknown): boolean {
 
 function oom(addr: number): Errno {
   return new Errno('ENOMEM', `VM_FAULT_OOM at ${hex(addr)}: no free frame after reclaim`);
-}
-
-/** Builds a present entry for a frame. */
-export function pageEntry(page: Page, writable: boolean, dirty: boolean): Pte {
-  return { kind: 'page', page, swap: 0, pfn: 0, readable: true, writable, dirty, accessed: true };
 }
 
 /** handle_mm_fault(): resolves a fault at `addr` (mmap_lock held for read by the caller). */

@@ -19,7 +19,7 @@ import type { Mm } from './mm.ts';
 import { mmPath } from './mm-path.ts';
 import { invalidateRangeEnd, invalidateRangeStart, rangeInit } from './mmu-notifier.ts';
 import type { Page } from './page.ts';
-import type { Pte } from './pte.ts';
+import { type Pte, pageEntry } from './pte.ts';
 import { flushTlbRange } from './tlb.ts';
 import type { Vma } from './vma.ts';
 
@@ -93,26 +93,13 @@ export function* doHugePmdAnonymousPage(mm: Mm, haddr: number, write: boolean): 
 
 function* hugeAnonymousFault(mm: Mm, haddr: number, write: boolean): Co<boolean | null> {
   const machine = mm.machine;
-  const entry = (writable: boolean) => (page: Page) => hugeEntry(page, writable);
+  const entry = (writable: boolean) => (page: Page) => pageEntry(page, writable, writable);
   if (!write) return yield* mapHugePmd(mm, haddr, machine.phys.hugeZero(), entry(false));
   const pages = yield* allocHugeFolio(machine);
   if (pages === null) return null;
   const ok = yield* mapHugePmd(mm, haddr, pages, entry(true));
   if (ok) for (const p of pages) machine.phys.lru.add(p);
   return ok;
-}
-
-function hugeEntry(page: Page, writable: boolean): Pte {
-  return {
-    kind: 'page',
-    page,
-    swap: 0,
-    pfn: 0,
-    readable: true,
-    writable,
-    dirty: writable,
-    accessed: true,
-  };
 }
 
 /** The pages of the huge mapping at `haddr`, if each is a present, exclusive anonymous page. */

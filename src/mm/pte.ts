@@ -55,3 +55,8 @@ export function pteHasRmap(pte: Pte): pte is Pte & { page: NonNullable<Pte['page
   const kind = pte.kind === 'page' || pte.kind === 'device' || pte.kind === 'exclusive';
   return kind && pte.page !== null && pte.page.kind !== 'zero';
 }
+
+/** A present entry for a frame, accessed (what a fault installs). */
+export function pageEntry(page: Page, writable: boolean, dirty: boolean): Pte {
+  return { kind: 'page', page, swap: 0, pfn: 0, readable: true, writable, dirty, accessed: true };
+}
