@@ -15,6 +15,7 @@ import {
   VM_NOHUGEPAGE,
 } from '../../src/mm/constants.ts';
 import { cpuReadU32, cpuWriteU32 } from '../../src/mm/cpu-access.ts';
+import { makeDeviceExclusive } from '../../src/mm/device-exclusive.ts';
 import { mmput } from '../../src/mm/exit.ts';
 import { fork } from '../../src/mm/fork.ts';
 import { getUserPages, unpinUserPages } from '../../src/mm/gup.ts';
@@ -22,6 +23,7 @@ import { hmmPfnMapOrder, hmmRange, hmmRangeFault } from '../../src/mm/hmm.ts';
 import type { Machine } from '../../src/mm/machine.ts';
 import { madvise } from '../../src/mm/madvise.ts';
 import type { Mm } from '../../src/mm/mm.ts';
+import { mmdrop, mmgrab } from '../../src/mm/mm-refs.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import {
   mmuIntervalNotifierInsert,
@@ -31,6 +33,8 @@ import { MmuIntervalNotifier } from '../../src/mm/mmu-interval-notifier-types.ts
 import { mprotect } from '../../src/mm/mprotect.ts';
 import { mremap } from '../../src/mm/mremap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
+import { oomReap } from '../../src/mm/oom-reaper.ts';
+import { unlockPage } from '../../src/mm/page.ts';
 import { shrinkMemory } from '../../src/mm/reclaim.ts';
 import { cmd, hmmTest, mirrorBuffer, ok } from '../acceptance/hmm-harness.ts';
 import { ANON, assertPaired, eventsOf, P, RW, runMm } from './helpers.ts';
@@ -331,5 +335,38 @@ test('with mm.thp-split-no-notify a device keeps the huge zero page after the sp
   ok(mirrored([]));
   const r = mirrored(['mm.thp-split-no-notify']);
   assert.equal(r.ok, false);
-  assert.match(r.bug?.message ?? '', /huge|pfn|stale|still/i);
+  assert.equal(r.bug?.rule, 'coherence');
+  assert.match(r.bug?.message ?? '', /still maps .* after the CPU entry was (cleared|changed)/);
+});
+
+test('the OOM reaper and exit drop huge mappings whole; make_device_exclusive splits the PMD it needs a PTE of', () => {
+  const r = runMm(function* (m: Machine) {
+    const mm = m.createMm();
+    const ptr = yield* thpRange(mm, 2);
+    const used = m.phys.usedFrames;
+    yield* cpuWriteU32(mm, ptr, 1);
+    yield* cpuReadU32(mm, ptr + PMD_SIZE);
+    assert.equal(mm.hugePmds.size, 2);
+    mmgrab(mm);
+    const reaped = yield* oomReap(mm);
+    assert.equal(reaped.reaped > 0, true);
+    assert.equal(mm.hugePmds.size, 0);
+    assert.equal(m.phys.usedFrames, used);
+    mmdrop(mm);
+    const other = m.createMm();
+    const q = yield* thpRange(other);
+    yield* cpuWriteU32(other, q + 7 * P, 70);
+    yield* other.mmapLock.downRead();
+    const page = yield* makeDeviceExclusive(other, q + 7 * P, null);
+    unlockPage(m, page);
+    m.phys.put(page);
+    other.mmapLock.upRead();
+    assert.equal(other.pmdHuge(q), false);
+    assert.equal(other.pte(q + 7 * P)?.kind, 'exclusive');
+    assert.equal(other.pte(q + 8 * P)?.kind, 'page');
+    assert.equal(yield* cpuReadU32(other, q + 7 * P), 70);
+    yield* mmput(other);
+    yield* mmput(mm);
+  });
+  assert.equal(r.ok, true, r.bug?.message);
 });
