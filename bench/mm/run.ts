@@ -1,24 +1,30 @@
 /**
  * mm benchmark: CPU fault throughput (anonymous first touch, COW after fork), mmap/touch/munmap
  * cycles, each against a bare JS loop doing the same data-structure work in the same process,
- * a reclaim scan over an LRU of pinned pages at two machine sizes (it must scale linearly), and
- * the heap of a 1,000,000-page address space with 250,000 resident frames. Every case but the
- * reclaim scan also runs the model without CPU TLBs (`cpuTlbs: false`, every access walks the page table, the
- * model before TLBs), so the tables give the cost of the TLB state as a ratio on / off.
+ * transparent huge page first touch (one write per 2 MiB PMD of a MADV_HUGEPAGE region, per
+ * 4 KiB page made present) against the model's own small-page first touch (target: cheaper per
+ * page, ratio < 1), a reclaim scan over an LRU of pinned pages at two machine sizes (it must
+ * scale linearly), and the heap of a 1,000,000-page address space with 250,000 resident frames.
+ * Every case but the reclaim scan also runs the model without CPU TLBs (`cpuTlbs: false`, every
+ * access walks the page table, the model before TLBs), so the tables give the cost of the TLB
+ * state as a ratio on / off.
  * `npm run bench:mm` (node --expose-gc). Options: `--reps 5`.
  *
  * One child process per timed case (`worker.ts`), so the cases never share JIT state or heap;
  * each child runs `reps` repetitions of the model with TLBs and without (alternating which goes
- * first), then the baseline, each on a fresh world after a full GC; every cell is the median.
+ * first), then the baseline, each on a fresh world after a full GC; every cell is the median
+ * (the THP case's baseline, itself a model run, goes first on odd repetitions and last on even
+ * ones).
  * The reclaim scan runs one child per machine size, the model once per repetition (no CPU TLB
  * is involved) then its baseline.
  * The heap is measured in two children, TLBs on and off. Tracing is off. Prints Markdown
  * tables and the targets.
  */
 
+import { HPAGE_PMD_NR } from '../../src/mm/constants.ts';
 import { CPU_TLB_ENTRIES } from '../../src/mm/tlb.ts';
 import { arg, fmt, median, printTable, progressLog, workerRunner } from '../common.ts';
-import type { HeapResult, ReclaimResult, SpeedResult } from './worker.ts';
+import type { HeapResult, ReclaimResult, SpeedResult, ThpResult } from './worker.ts';
 
 const GIB = 1024 ** 3;
 /** Machine sizes (frames) of the reclaim scan: the second 4× the first, to show it is linear. */
@@ -37,6 +43,8 @@ log('COW after fork');
 const cow = child<SpeedResult>(['cow', String(reps)]);
 log('mmap/munmap cycles');
 const cyc = child<SpeedResult>(['mmap', String(reps)]);
+log('THP first touch against small pages');
+const thp = child<ThpResult>(['thp', String(reps)]);
 const scans = RECLAIM_FRAMES.map((frames) => {
   log(`reclaim scan over an LRU of pinned pages, ${fmt(frames)} frames`);
   return child<ReclaimResult>(['reclaim', String(frames), String(reps)]);
@@ -140,6 +148,51 @@ printTable(
     fmt(r.off),
     `${(r.model / r.off).toFixed(2)}x`,
   ]),
+);
+
+// THP first touch: ns per page made present, against the model's small-page first touch.
+const nsThp = median(thp.model);
+const nsThpOff = median(thp.modelOff);
+const nsThpSmall = median(thp.small);
+const thpRatio = nsThp / nsThpSmall;
+const thpMet = thpRatio < 1;
+const thpSteps =
+  thp.steps === thp.stepsOff
+    ? fmt(thp.steps, 1)
+    : `${fmt(thp.steps, 1)} (off: ${fmt(thp.stepsOff, 1)})`;
+console.log();
+printTable(
+  [
+    'THP first touch (MADV_HUGEPAGE)',
+    'pages',
+    'rate',
+    'ns/page',
+    'steps/THP fault',
+    'baseline',
+    'ns/page small pages',
+    'ratio THP / small',
+    'ns/page TLBs off',
+    'TLBs on / off',
+    'target',
+  ],
+  [
+    [
+      `one write per 2 MiB PMD, each fault maps a ${HPAGE_PMD_NR}-page THP (${fmt(thp.pmds)} PMDs)`,
+      fmt(thp.pages),
+      `${fmt(perSec(nsThp))} pages/s`,
+      fmt(nsThp),
+      thpSteps,
+      `the model's small-page first touch of ${fmt(thp.pages)} pages, one write per page, no advice (${fmt(thp.smallSteps, 1)} steps/fault)`,
+      fmt(nsThpSmall),
+      `${thpRatio.toFixed(2)}x`,
+      fmt(nsThpOff),
+      `${(nsThp / nsThpOff).toFixed(2)}x`,
+      `ratio < 1: ${thpMet ? 'met' : 'NOT met'}`,
+    ],
+  ],
+);
+console.log(
+  `\nTHP first touch per page cheaper than small-page first touch (ratio < 1): ${thpRatio.toFixed(2)}x (${fmt(nsThp)} vs ${fmt(nsThpSmall)} ns/page): ${thpMet ? 'met' : 'NOT met'}`,
 );
 
 console.log();

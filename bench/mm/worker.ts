@@ -1,22 +1,28 @@
 /**
  * One mm benchmark child process: `worker.ts <case> <reps>` measures one case and prints one
  * JSON line. Cases: `anon` (first-touch faults, then the same writes without a fault, then as
- * many writes to the first 64 pages, which a TLB holds), `cow`
- * (COW faults after fork), `mmap` (mmap/touch/munmap cycles), `reclaim <frames> <reps>` (one
- * shrinkMemory() over an LRU of long-term pinned pages filling a machine of that many frames),
- * `heap <on|off>` (bytes of a 1,000,000-page address space with 250,000 resident frames, with
- * CPU TLBs or without). Each timed case runs the model with CPU TLBs (the default), the model
- * without (`cpuTlbs: false`, every access walks the page table) and its bare baseline, all in
- * the same process; `reclaim` runs the model only as built by default (no CPU TLB is involved).
+ * many writes to the first 64 pages, which a TLB holds), `cow` (COW faults after fork), `mmap`
+ * (mmap/touch/munmap cycles), `thp` (first-touch writes, one per 2 MiB PMD of a MADV_HUGEPAGE
+ * region, each mapping a 512-page THP, timed per page made present; its baseline is the model's
+ * small-page first touch of as many pages, and it throws unless every PMD became huge),
+ * `reclaim <frames> <reps>` (one shrinkMemory() over an LRU of long-term pinned pages filling a
+ * machine of that many frames), `heap <on|off>` (bytes of a 1,000,000-page address space with
+ * 250,000 resident frames, with CPU TLBs or without). Each timed case runs the model with CPU
+ * TLBs (the default), the model without (`cpuTlbs: false`, every access walks the page table)
+ * and its bare baseline (for `thp` the small-page model, TLBs on), all in the same process;
+ * `reclaim` runs the model only as built by default (no CPU TLB is involved).
  * Needs `node --expose-gc`. Tracing is off (no subscriber).
  */
 
 import { Kernel } from '../../src/kernel/kernel.ts';
 import type { Co } from '../../src/kernel/task.ts';
 import {
+  HPAGE_PMD_NR,
+  MADV_HUGEPAGE,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   PAGE_SIZE,
+  PMD_SIZE,
   PROT_READ,
   PROT_WRITE,
 } from '../../src/mm/constants.ts';
@@ -24,6 +30,7 @@ import { cpuWriteU32 } from '../../src/mm/cpu-access.ts';
 import { fork } from '../../src/mm/fork.ts';
 import { getUserPages } from '../../src/mm/gup.ts';
 import { Machine } from '../../src/mm/machine.ts';
+import { madvise } from '../../src/mm/madvise.ts';
 import type { Mm } from '../../src/mm/mm.ts';
 import { mmap } from '../../src/mm/mmap.ts';
 import { munmap } from '../../src/mm/munmap.ts';
@@ -37,6 +44,10 @@ const collect = gc;
 
 /** Pages touched per repetition of the fault cases. */
 const FAULT_PAGES = 100_000;
+/** PMDs the thp case faults in per repetition: 102,400 pages. */
+const THP_PMDS = 200;
+/** Frames of the thp case's machine beyond the pages it touches, so no THP falls back. */
+const THP_SPARE = 1024;
 /** mmap/touch/munmap cycles per repetition. */
 const MMAP_CYCLES = 20_000;
 /** The heap case: pages mapped, and every STRIDE-th one written. */
@@ -75,6 +86,29 @@ export interface SpeedResult {
   few?: number[];
   fewOff?: number[];
   fewBare?: number[];
+}
+
+/**
+ * The thp case, whose operation is one 4 KiB page made present: first-touch write faults in a
+ * MADV_HUGEPAGE region (one write per PMD, each maps a 512-page THP), against the model's own
+ * small-page first touch of as many pages (one write per page, no advice) as its baseline.
+ */
+export interface ThpResult {
+  /** PMDs faulted in per repetition of the THP variant. */
+  pmds: number;
+  /** Pages made present per repetition, in both variants (pmds × HPAGE_PMD_NR). */
+  pages: number;
+  /** ns per page of the THP first touch (CPU TLBs on, the default), one per repetition. */
+  model: number[];
+  /** The same with `cpuTlbs: false`. */
+  modelOff: number[];
+  /** ns per page of the small-page first touch (CPU TLBs on), one per repetition: the baseline. */
+  small: number[];
+  /** Kernel steps per THP fault (one per PMD, last repetition), TLBs on and off. */
+  steps: number;
+  stepsOff: number;
+  /** Kernel steps per small-page fault (last repetition). */
+  smallSteps: number;
 }
 
 /**
@@ -345,6 +379,66 @@ function mmapOnce(tlbs: boolean): { cycle: number; steps: number; vpn0: number }
 }
 
 /**
+ * The thp case's region: THP_PMDS + 1 PMDs of private anonymous memory, advised MADV_HUGEPAGE
+ * when `huge`; returns its start rounded up to PMD_SIZE, below which THP_PMDS whole PMDs lie
+ * inside the VMA.
+ */
+function* thpRegion(mm: Mm, huge: boolean): Co<number> {
+  const len = (THP_PMDS + 1) * PMD_SIZE;
+  const a = yield* mmap(mm, { len, ...ANON });
+  if (huge) yield* madvise(mm, a, len, MADV_HUGEPAGE);
+  return Math.ceil(a / PMD_SIZE) * PMD_SIZE;
+}
+
+/**
+ * THP first touch: one write at the start of each of THP_PMDS PMDs of a MADV_HUGEPAGE region,
+ * each a fault that maps a whole 512-page THP. Throws unless every PMD became huge, so a
+ * fallback to small pages is never what gets measured. Returns ns and steps per page.
+ */
+function thpOnce(tlbs: boolean): { ns: number; steps: number } {
+  const n = THP_PMDS * HPAGE_PMD_NR;
+  let ns = 0;
+  let steps = 0;
+  runWorld(n + THP_SPARE, tlbs, function* (m) {
+    const mm = m.createMm();
+    const h = yield* thpRegion(mm, true);
+    const s0 = m.kernel.steps;
+    const t0 = performance.now();
+    for (let i = 0; i < THP_PMDS; i++) yield* cpuWriteU32(mm, h + i * PMD_SIZE, i);
+    ns = nsPer(t0, n);
+    steps = (m.kernel.steps - s0) / THP_PMDS;
+    for (let i = 0; i < THP_PMDS; i++)
+      if (!mm.pmdHuge(h + i * PMD_SIZE)) throw new Error(`PMD ${i} fell back to small pages`);
+    if (m.phys.usedFrames !== n || mm.rss !== n)
+      throw new Error(`expected ${n} pages, ${m.phys.usedFrames} frames used, rss ${mm.rss}`);
+    checkTlbs(mm, tlbs);
+  });
+  return { ns, steps };
+}
+
+/**
+ * The thp case's baseline: the model's small-page first touch of as many pages, one write per
+ * page of the same region without MADV_HUGEPAGE, on a machine of the same size (TLBs on).
+ */
+function thpSmallOnce(): { ns: number; steps: number } {
+  const n = THP_PMDS * HPAGE_PMD_NR;
+  let ns = 0;
+  let steps = 0;
+  runWorld(n + THP_SPARE, true, function* (m) {
+    const mm = m.createMm();
+    const h = yield* thpRegion(mm, false);
+    const s0 = m.kernel.steps;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) yield* cpuWriteU32(mm, h + i * PAGE_SIZE, i);
+    ns = nsPer(t0, n);
+    steps = (m.kernel.steps - s0) / n;
+    if (mm.hugePmds.size !== 0) throw new Error('the small-page region got a THP');
+    if (m.phys.usedFrames !== n) throw new Error(`expected ${n} frames, ${m.phys.usedFrames}`);
+  });
+  return { ns, steps };
+}
+
+/**
  * A machine of `frames` frames, all but RECLAIM_SLACK held by anonymous pages faulted in and
  * long-term pinned by getUserPages (FOLL_LONGTERM|FOLL_WRITE, as ib_umem_get pins an MR), then
  * one timed shrinkMemory(machine, 32): every page is pinned, so it frees nothing and looks at
@@ -461,6 +555,42 @@ function speed(kind: 'anon' | 'cow' | 'mmap', reps: number): SpeedResult {
   return out;
 }
 
+/**
+ * The thp case: each repetition runs the THP first touch with TLBs and without (both()) and the
+ * small-page baseline, a full GC and a fresh world before each; the baseline goes last on even
+ * repetitions and first on odd ones, so it neither always runs on the warmest JIT nor always on
+ * the coldest.
+ */
+function thp(reps: number): ThpResult {
+  const out: ThpResult = {
+    pmds: THP_PMDS,
+    pages: THP_PMDS * HPAGE_PMD_NR,
+    model: [],
+    modelOff: [],
+    small: [],
+    steps: 0,
+    stepsOff: 0,
+    smallSteps: 0,
+  };
+  const small = () => {
+    collect();
+    const b = thpSmallOnce();
+    out.small.push(b.ns);
+    out.smallSteps = b.steps;
+  };
+  for (let r = 0; r < reps; r++) {
+    const offFirst = r % 2 === 1;
+    if (offFirst) small();
+    const x = both(thpOnce, offFirst);
+    out.model.push(x.on.ns);
+    out.modelOff.push(x.off.ns);
+    out.steps = x.on.steps;
+    out.stepsOff = x.off.steps;
+    if (!offFirst) small();
+  }
+  return out;
+}
+
 function reclaim(frames: number, reps: number): ReclaimResult {
   const out: ReclaimResult = { frames, pinned: 0, n: 0, model: [], bare: [], steps: 0, buildMs: 0 };
   const builds: number[] = [];
@@ -529,6 +659,7 @@ if (kind === 'heap') {
   if (!Number.isSafeInteger(frames) || frames <= RECLAIM_SLACK)
     throw new Error(`reclaim ${process.argv[3]}: expected a frame count above ${RECLAIM_SLACK}`);
   console.log(JSON.stringify(reclaim(frames, Number(process.argv[4] ?? '5'))));
-} else if (kind === 'anon' || kind === 'cow' || kind === 'mmap')
+} else if (kind === 'thp') console.log(JSON.stringify(thp(Number(process.argv[3] ?? '5'))));
+else if (kind === 'anon' || kind === 'cow' || kind === 'mmap')
   console.log(JSON.stringify(speed(kind, Number(process.argv[3] ?? '5'))));
-else throw new Error(`unknown case ${kind}: expected anon, cow, mmap, reclaim or heap`);
+else throw new Error(`unknown case ${kind}: expected anon, cow, mmap, thp, reclaim or heap`);

@@ -11,6 +11,7 @@ import { rdmaPinnedVsOdpScenario } from './rdma-pinned-vs-odp.ts';
 import type { Scenario, ScenarioParams } from './scenario.ts';
 import { svaScenario } from './sva.ts';
 import { swarmScenario } from './swarm/index.ts';
+import { thpRaceScenario } from './thp-race.ts';
 
 /** The scenario `odpsim run` runs when none is named. */
 export const DEFAULT_SCENARIO = 'default';
@@ -21,6 +22,7 @@ export const SCENARIOS: readonly Scenario[] = [
   kvmMirrorScenario,
   svaScenario,
   dmirrorRaceScenario,
+  thpRaceScenario,
   rdmaOdpScenario,
   rdmaPinnedVsOdpScenario,
   mmapIoUnplugScenario,
