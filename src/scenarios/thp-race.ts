@@ -63,9 +63,9 @@ export const thpRaceScenario: Scenario = {
     {
       name: 'frames',
       description:
-        'physical frames of the machine; below about 1,100 the THP (512 frames at once) or its copies may not fit, and faults fall back to small pages or reclaim',
+        'physical frames of the machine; below about 1,100 the THP (512 frames at once) or its copies may not fit, and faults fall back to small pages or reclaim; at least 600, as a device command over the PMD needs its 512 pages present at once',
       default: 2048,
-      min: 64,
+      min: 600,
       max: 1 << 20,
     },
     {
