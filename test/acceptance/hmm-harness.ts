@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { installOracles } from '../../src/check/oracles/install.ts';
 import { DmirrorDevice } from '../../src/drivers/dmirror/device.ts';
 import { Dmirror } from '../../src/drivers/dmirror/dmirror.ts';
-import type { HmmDmirrorCmd } from '../../src/drivers/dmirror/uapi.ts';
+import { HMM_DMIRROR_MIGRATE_TO_DEV, type HmmDmirrorCmd } from '../../src/drivers/dmirror/uapi.ts';
 import { type Co, Kernel, type KernelOptions, type RunResult } from '../../src/index.ts';
 import {
   MAP_ANONYMOUS,
@@ -159,4 +159,13 @@ export function ok(r: { ok: boolean; bug: { message: string } | null }): void {
 /** The kind of entry that maps each page of [addr, addr + n pages) ('none' for no entry). */
 export function kinds(mm: Mm, addr: number, n: number): string[] {
   return Array.from({ length: n }, (_, i) => mm.pte(addr + i * PAGE_SIZE)?.kind ?? 'none');
+}
+
+/** M2D(npages) at ptr → 0, cpages npages; returns the read-back. */
+export function* migrateToDevice(d: Dmirror, ptr: number, npages: number): Co<Uint8Array> {
+  const mirror = mirrorBuffer(npages);
+  const c = cmd(ptr, mirror, npages);
+  assert.equal(yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, c), 0);
+  assert.equal(c.cpages, npages);
+  return mirror;
 }

@@ -36,6 +36,7 @@ import {
   hmmTest,
   id,
   kinds,
+  migrateToDevice,
   mirrorBuffer,
   N,
   neg,
@@ -48,10 +49,7 @@ const P = PMD_SIZE / PAGE_SIZE;
 
 /** M2D(npages) at ptr → 0, cpages npages, and the read-back holds k. */
 function* migrateAll(d: Dmirror, ptr: number, npages: number): Co<Uint8Array> {
-  const mirror = mirrorBuffer(npages);
-  const c = cmd(ptr, mirror, npages);
-  assert.equal(yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, c), 0);
-  assert.equal(c.cpages, npages);
+  const mirror = yield* migrateToDevice(d, ptr, npages);
   assert.equal(firstMismatch(mirror, id), -1);
   return mirror;
 }

@@ -40,6 +40,7 @@ import {
   hmmTest,
   id,
   kinds,
+  migrateToDevice,
   mirrorBuffer,
   neg,
   ok,
@@ -55,15 +56,6 @@ function* thpRegion(f: Fixture, prot = RW, advice = MADV_HUGEPAGE): Co<number> {
   const ptr = region + PMD_SIZE - (region % PMD_SIZE);
   yield* madvise(f.mm, ptr, PMD_SIZE, advice);
   return ptr;
-}
-
-/** M2D(npages) at ptr → 0, cpages npages; returns the read-back. */
-function* migrate(d: Dmirror, ptr: number, npages: number): Co<Uint8Array> {
-  const mirror = mirrorBuffer(npages);
-  const c = cmd(ptr, mirror, npages);
-  assert.equal(yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, c), 0);
-  assert.equal(c.cpages, npages);
-  return mirror;
 }
 
 /** SNAPSHOT of `npages` at ptr: the distinct bytes it holds. */
@@ -84,7 +76,7 @@ for (const migrateFirst of [false, true]) {
         yield* cpuFillInts(f.mm, ptr, 0, P, id);
         assert.ok(huge(f.mm, ptr), 'the first write faulted in a THP');
         if (migrateFirst) {
-          assert.equal(firstMismatch(yield* migrate(f.dmirror, ptr, P), id), -1);
+          assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
           assert.deepEqual(new Set(kinds(f.mm, ptr, P)), new Set(['device']));
           assert.ok(huge(f.mm, ptr), 'a device THP, still mapped by one PMD');
         }
@@ -155,7 +147,7 @@ test('migrate_anon_huge: M2D of a THP moves it whole (device THP, SNAPSHOT 0x26)
       const ptr = yield* thpRegion(f);
       yield* cpuFillInts(f.mm, ptr, 0, P, id);
       assert.deepEqual(yield* snapshotBytes(f.dmirror, ptr, P), [0x06]);
-      assert.equal(firstMismatch(yield* migrate(f.dmirror, ptr, P), id), -1);
+      assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
       assert.deepEqual(yield* snapshotBytes(f.dmirror, ptr, P), [0x26]);
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, 1, id), -1);
       // One touch migrated the whole folio back, into a system THP.
@@ -173,7 +165,7 @@ test('migrate_anon_huge_fault_alloc: with FAIL_ALLOC a THP migrates as 512 small
       yield* cpuFillInts(f.mm, ptr, 0, P, id);
       const flags = cmd(ptr, mirrorBuffer(1), HMM_DMIRROR_FLAG_FAIL_ALLOC);
       assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_FLAGS, flags), 0);
-      assert.equal(firstMismatch(yield* migrate(f.dmirror, ptr, P), id), -1);
+      assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
       assert.equal(huge(f.mm, ptr), false);
       assert.deepEqual(yield* snapshotBytes(f.dmirror, ptr, P), [0x22]);
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, P, id), -1);
@@ -186,7 +178,7 @@ test('a device THP comes back as 512 small pages when FAIL_ALLOC fails the syste
     hmmTest(function* (f) {
       const ptr = yield* thpRegion(f);
       yield* cpuFillInts(f.mm, ptr, 0, P, id);
-      yield* migrate(f.dmirror, ptr, P);
+      yield* migrateToDevice(f.dmirror, ptr, P);
       const flags = cmd(ptr, mirrorBuffer(1), HMM_DMIRROR_FLAG_FAIL_ALLOC);
       assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_FLAGS, flags), 0);
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, 1, id), -1);
@@ -196,7 +188,7 @@ test('a device THP comes back as 512 small pages when FAIL_ALLOC fails the syste
       // A second THP region: to the device and back with MIGRATE_TO_SYS, whole both ways.
       const other = yield* thpRegion(f);
       yield* cpuFillInts(f.mm, other, 0, P, neg);
-      yield* migrate(f.dmirror, other, P);
+      yield* migrateToDevice(f.dmirror, other, P);
       const c = cmd(other, mirrorBuffer(P), P);
       assert.equal(yield* f.dmirror.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, c), 0);
       assert.equal(c.cpages, P);
@@ -214,7 +206,7 @@ for (const offset of [0, 128, 256]) {
         const ptr = yield* thpRegion(f);
         yield* cpuFillInts(f.mm, ptr, 0, P, id);
         assert.ok(huge(f.mm, ptr));
-        assert.equal(firstMismatch(yield* migrate(f.dmirror, ptr, P), id), -1);
+        assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
         yield* munmap(f.mm, ptr + offset * PAGE_SIZE, 256 * PAGE_SIZE);
         // The partial munmap split the device THP's PMD.
         assert.equal(huge(f.mm, ptr), false);
@@ -245,7 +237,7 @@ for (const before of [false, true])
             const move = () => mremap(mm, map, PMD_SIZE, PMD_SIZE, flags, target);
             let ptr = map;
             if (before) ptr = yield* move();
-            assert.equal(firstMismatch(yield* migrate(f.dmirror, ptr, P), id), -1);
+            assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
             if (!before) ptr = yield* move();
             assert.equal(ptr, target);
             // move_huge_pmd() kept the PMD whole only where the target is aligned.
