@@ -52,11 +52,11 @@ export function pmdNone(mm: Mm, haddr: number): boolean {
  * vma_alloc_folio(GFP_TRANSHUGE): 512 frames, or null. The model neither reclaims nor compacts
  * for a THP: without 512 free frames the fault falls back to small pages (thp_fault_fallback).
  */
-export function* allocHugeFolio(machine: Machine, kind: 'anon' = 'anon'): Co<Page[] | null> {
+export function* allocHugeFolio(machine: Machine): Co<Page[] | null> {
   yield;
   if (machine.phys.freeFrames < HPAGE_PMD_NR) return null;
   const pages: Page[] = [];
-  for (let i = 0; i < HPAGE_PMD_NR; i++) pages.push(machine.phys.alloc(kind)!);
+  for (let i = 0; i < HPAGE_PMD_NR; i++) pages.push(machine.phys.alloc('anon')!);
   charge('page.alloc');
   return pages;
 }
@@ -102,7 +102,7 @@ function* hugeAnonymousFault(mm: Mm, haddr: number, write: boolean): Co<boolean 
   return ok;
 }
 
-/** The pages of the huge mapping at `haddr`, if each is a present, exclusive anonymous page. */
+/** True when every page of the huge mapping at `haddr` is a present anonymous page mapped only there. */
 function exclusiveFolio(mm: Mm, haddr: number): boolean {
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const pte = mm.pte(haddr + i * PAGE_SIZE);

@@ -487,6 +487,9 @@ function* finalize(
       release(machine, page, faultPage);
     }
     if (fresh !== null) {
+      // A system page that now holds the data goes on the LRU (folio_add_lru()), so reclaim
+      // can find it; a device page never does.
+      if (moved && fresh.pgmap === null && fresh.mapcount > 0) machine.phys.lru.add(fresh);
       unlockPage(machine, fresh);
       machine.phys.put(fresh);
     }

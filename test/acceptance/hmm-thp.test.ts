@@ -150,9 +150,10 @@ test('migrate_anon_huge: M2D of a THP moves it whole (device THP, SNAPSHOT 0x26)
       assert.equal(firstMismatch(yield* migrateToDevice(f.dmirror, ptr, P), id), -1);
       assert.deepEqual(yield* snapshotBytes(f.dmirror, ptr, P), [0x26]);
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, 1, id), -1);
-      // One touch migrated the whole folio back, into a system THP.
+      // One touch migrated the whole folio back, into a system THP, whose pages reclaim can find.
       assert.deepEqual(new Set(kinds(f.mm, ptr, P)), new Set(['page']));
       assert.ok(huge(f.mm, ptr));
+      assert.ok(f.machine.phys.lru.has(f.mm.pte(ptr + 7 * PAGE_SIZE)!.page!));
       assert.equal(yield* cpuCheckInts(f.mm, ptr, 0, P, id), -1);
     }),
   );
