@@ -123,9 +123,10 @@ function* madviseFreeRange(vma: Vma, start: number, end: number): Co {
 /**
  * madvise(2) with MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE or MADV_NOHUGEPAGE over
  * [addr, addr + len). DONTNEED and FREE take mmap_lock for read, the THP advices for write
- * (they split VMAs: see {@link hugepageMadvise}). DONTNEED zaps each VMA's part (zap_page_range_single(), CLEAR): anonymous memory reads
- * back as zeros, file pages are re-read from the page cache. FREE marks private anonymous
- * pages lazyfree (see {@link madviseFreeRange}).
+ * (they split VMAs: see {@link hugepageMadvise}). DONTNEED zaps each VMA's part
+ * (zap_page_range_single(), CLEAR): anonymous memory reads back as zeros, file pages are
+ * re-read from the page cache. FREE marks private anonymous pages lazyfree (see
+ * {@link madviseFreeRange}).
  *
  * Errors: EINVAL for an unaligned address, a bad length or an advice the model does not
  * implement (nothing changed); EINVAL when a VMA in range is VM_LOCKED or VM_PFNMAP, or, for
@@ -139,35 +140,34 @@ export function* madvise(mm: Mm, addr: number, len: number, advice: number): Co 
     throw new Errno('EINVAL', `madvise: advice ${String(advice)} is unknown or not modelled`);
   const end = checkUserRange('madvise', addr, len, null);
   if (len === 0) return;
-  if (advice === MADV_HUGEPAGE || advice === MADV_NOHUGEPAGE) {
-    yield* mm.mmapLock.downWrite();
-    try {
-      yield* hugepageMadvise(mm, addr, end, advice);
-      if (!mm.covered(addr, end))
-        throw new Errno('ENOMEM', `madvise: [${hex(addr)}, ${hex(end)}) has unmapped holes`);
-    } finally {
-      mm.mmapLock.upWrite();
-    }
-    return;
-  }
-  yield* mm.mmapLock.downRead();
+  // madvise_need_mmap_write(): the THP advices change VMA flags (and split VMAs).
+  const thp = advice === MADV_HUGEPAGE || advice === MADV_NOHUGEPAGE;
+  if (thp) yield* mm.mmapLock.downWrite();
+  else yield* mm.mmapLock.downRead();
   try {
-    const vmas = mm.vmasIn(addr, end);
-    for (const vma of vmas) {
-      const why = refusal(vma, advice);
-      if (why !== null) throw new Errno('EINVAL', `madvise: ${why}`);
-    }
-    for (const vma of vmas) {
-      const s = Math.max(addr, vma.start);
-      const e = Math.min(end, vma.end);
-      if (advice === MADV_DONTNEED)
-        yield* mmPath('madvise_dontneed_single_vma', mm, zapRange(mm, [vma], s, e, 'CLEAR'));
-      else yield* mmPath('madvise_free_single_vma', mm, madviseFreeRange(vma, s, e));
-    }
-    tlbRevoked(mm, addr, end, 'madvise');
+    if (thp) yield* hugepageMadvise(mm, addr, end, advice);
+    else yield* dropPages(mm, addr, end, advice);
     if (!mm.covered(addr, end))
       throw new Errno('ENOMEM', `madvise: [${hex(addr)}, ${hex(end)}) has unmapped holes`);
   } finally {
-    mm.mmapLock.upRead();
+    if (thp) mm.mmapLock.upWrite();
+    else mm.mmapLock.upRead();
   }
+}
+
+/** MADV_DONTNEED / MADV_FREE on each VMA's part of [addr, end), once every VMA accepts it. */
+function* dropPages(mm: Mm, addr: number, end: number, advice: number): Co {
+  const vmas = mm.vmasIn(addr, end);
+  for (const vma of vmas) {
+    const why = refusal(vma, advice);
+    if (why !== null) throw new Errno('EINVAL', `madvise: ${why}`);
+  }
+  for (const vma of vmas) {
+    const s = Math.max(addr, vma.start);
+    const e = Math.min(end, vma.end);
+    if (advice === MADV_DONTNEED)
+      yield* mmPath('madvise_dontneed_single_vma', mm, zapRange(mm, [vma], s, e, 'CLEAR'));
+    else yield* mmPath('madvise_free_single_vma', mm, madviseFreeRange(vma, s, e));
+  }
+  tlbRevoked(mm, addr, end, 'madvise');
 }

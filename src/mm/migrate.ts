@@ -138,7 +138,7 @@ function* migratePageBody(machine: Machine, page: Page): Co<boolean> {
 export function* unmapAll(machine: Machine, page: Page, sites: MigrationSite[]): Co {
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     // TTU_SPLIT_HUGE_PMD: one page of a huge mapping is unmapped on its own.
-    yield* splitHugePmd(mm, addr);
+    if (mm.pmdHuge(addr)) yield* splitHugePmd(mm, addr);
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();

@@ -127,8 +127,7 @@ function* movePageTables(
   // move_huge_pmd() moves a huge mapping whole when the destination is PMD-aligned too; any
   // other is split first (Linux inside the range, the model just before it).
   yield* splitPartialPmds(mm, oldAddr, oldEnd);
-  const huge = hugePmdsIn(mm, oldAddr, oldEnd);
-  for (const haddr of huge)
+  for (const haddr of hugePmdsIn(mm, oldAddr, oldEnd))
     if ((newAddr + haddr - oldAddr) % PMD_SIZE !== 0) yield* splitHugePmd(mm, haddr);
   const range = rangeInit(mm, 'UNMAP', oldAddr, oldEnd);
   yield* invalidateRangeStart(range);

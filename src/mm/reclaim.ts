@@ -33,7 +33,7 @@ function* tryToUnmapBody(machine: Machine, page: Page, swapSlot: number | null):
   yield* rmapWalk(page, function* (mm: Mm, addr: number) {
     if (redirtied) return;
     // TTU_SPLIT_HUGE_PMD: one page of a huge mapping is unmapped on its own.
-    yield* splitHugePmd(mm, addr);
+    if (mm.pmdHuge(addr)) yield* splitHugePmd(mm, addr);
     const range = rangeInit(mm, 'CLEAR', addr, addr + PAGE_SIZE);
     yield* invalidateRangeStart(range);
     yield* mm.ptl.lock();

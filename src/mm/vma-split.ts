@@ -11,7 +11,7 @@ import { Vma } from './vma.ts';
  */
 export function* splitVma(vma: Vma, addr: number): Co<Vma> {
   // vma_adjust_trans_huge(): a huge PMD may not straddle two VMAs.
-  if (addr % PMD_SIZE !== 0) yield* splitHugePmd(vma.mm, addr);
+  if (addr % PMD_SIZE !== 0 && vma.mm.pmdHuge(addr)) yield* splitHugePmd(vma.mm, addr);
   const upper = new Vma(
     vma.mm,
     addr,

@@ -83,7 +83,7 @@ export function* zapRange(
 ): Co {
   // zap_pmd_range() splits a huge PMD the range covers in part (Linux inside the range, the
   // model just before it: the split has its own invalidation either way).
-  if (!details.onlyFilePages)
+  if (mm.hugePmds.size > 0 && !details.onlyFilePages)
     for (const vma of vmas)
       yield* splitPartialPmds(mm, Math.max(start, vma.start), Math.min(end, vma.end));
   const gather = new MmuGather(mm);

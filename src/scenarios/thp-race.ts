@@ -85,6 +85,7 @@ export const thpRaceScenario: Scenario = {
 function buildThpRace(k: Kernel, zero: boolean, frames: number, migrate: boolean): void {
   const machine = new Machine(k, { frames });
   installOracles(k, machine);
+  const device = new DmirrorDevice(machine, 0);
   const mm = machine.createMm();
   const initial = (p: number) => (zero ? 0 : p + 1);
   const values = new PageValues(k, N, initial);
@@ -98,14 +99,6 @@ function buildThpRace(k: Kernel, zero: boolean, frames: number, migrate: boolean
     cpages: 0,
     faults: 0,
   });
-  /** A CPU access that may meet ENOMEM when the frames run out (VM_FAULT_OOM). */
-  const tolerant = function* (co: Co<unknown>) {
-    try {
-      yield* co;
-    } catch (e) {
-      if (!isErrno(e, 'ENOMEM')) throw e;
-    }
-  };
   const thread = (name: string, body: () => Co) =>
     k.spawn(name, function* () {
       yield* ready.wait();
@@ -124,13 +117,11 @@ function buildThpRace(k: Kernel, zero: boolean, frames: number, migrate: boolean
     }),
     thread('cpu', function* () {
       values.allow(CPU_PAGE, CPU_VALUE);
-      yield* tolerant(cpuWrite(mm, at(CPU_PAGE), pageOf(CPU_VALUE)));
+      yield* tolerateOom(() => cpuWrite(mm, at(CPU_PAGE), pageOf(CPU_VALUE)));
       const far = N - 2;
-      yield* tolerant(
-        (function* () {
-          values.check('CPU read', far, yield* cpuRead(mm, at(far), PAGE_SIZE), 0);
-        })(),
-      );
+      yield* tolerateOom(function* () {
+        values.check('CPU read', far, yield* cpuRead(mm, at(far), PAGE_SIZE), 0);
+      });
     }),
     thread('mutator', function* () {
       yield* mprotect(mm, at(PROTECTED.first), PROTECTED.count * PAGE_SIZE, PROT_READ);
@@ -157,7 +148,6 @@ function buildThpRace(k: Kernel, zero: boolean, frames: number, migrate: boolean
         yield* d.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, cmd(0, buf));
       }),
     );
-  const device = new DmirrorDevice(machine, 0);
   k.spawn('process', function* () {
     world.base = yield* mapThpRegion(mm);
     if (zero) yield* cpuRead(mm, at(0), PAGE_SIZE);
@@ -176,11 +166,18 @@ function buildThpRace(k: Kernel, zero: boolean, frames: number, migrate: boolean
  * (COW: the parent must never see it) and exits.
  */
 function* childLife(child: Mm, values: PageValues, addr: number, page: number): Co {
-  try {
+  yield* tolerateOom(function* () {
     values.check('forked child', page, yield* cpuRead(child, addr, PAGE_SIZE), 0);
     yield* cpuWrite(child, addr, pageOf(-1 - page));
+  });
+  yield* mmput(child);
+}
+
+/** Runs CPU accesses that may meet ENOMEM when the frames run out (VM_FAULT_OOM). */
+function* tolerateOom(body: () => Co<unknown>): Co {
+  try {
+    yield* body();
   } catch (e) {
     if (!isErrno(e, 'ENOMEM')) throw e;
   }
-  yield* mmput(child);
 }
